@@ -1,0 +1,50 @@
+# fireforge: every target depends on `setup`, so a fresh clone needs nothing but `make`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.fireforge-setup
+# torch is installed on its own, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+# Debian packages the simulations need (installed when run as root).
+DEB_PACKAGES := iverilog
+# pytest workers: both cores by default.
+JOBS ?= 2
+RUNS ?= runs
+
+.PHONY: setup test test-all demo lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@set -e; missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "setup: installing Debian packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	      >/dev/null || { echo "setup: apt-get failed; run: apt-get install -y$$missing"; exit 1; }; \
+	  else \
+	    echo "setup: missing Debian packages; run: sudo apt-get install -y$$missing"; \
+	  fi; \
+	fi
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+test: setup
+	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) tests
+
+test-all: setup
+	$(BIN)/python -m pytest -n $(JOBS) tests
+
+demo: setup
+	$(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
+
+lint: setup
+	$(BIN)/ruff check hw sw sim boards tests
+
+clean:
+	rm -rf build $(RUNS) sim_build .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

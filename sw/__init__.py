@@ -1,0 +1,1 @@
+"""The PyTorch side of fireforge: models, data, training, compression, golden model, compiler."""

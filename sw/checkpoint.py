@@ -1,0 +1,101 @@
+"""A checkpoint directory: weights plus everything needed to rebuild and feed the model.
+
+Layout::
+
+    DIR/model.pt          state_dict (torchvision key layout)
+    DIR/checkpoint.json   {"format", "version", "preset", "config", "data", "classes",
+                           "mean", "std", "masks"?, "codebooks"?}
+    DIR/metrics.json      written by the command that produced the checkpoint
+
+The model config is stored in full, so a checkpoint loads without knowing its preset.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .errors import FireforgeError
+from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked
+
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
+
+FORMAT = "fireforge-checkpoint"
+VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A model with its input preprocessing and provenance."""
+
+    model: SqueezeNet
+    preset: str | None
+    data: str
+    classes: tuple[str, ...]
+    mean: list[float]
+    std: list[float]
+    #: extra JSON-serializable facts (compression settings, ...)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def config(self) -> SqueezeNetConfig:
+        return self.model.config
+
+
+def write_json(path: Path, obj) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
+
+
+def save_checkpoint(ckpt: Checkpoint, out: str | Path) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save(ckpt.model.state_dict(), out / "model.pt")
+    write_json(out / "checkpoint.json", {
+        "format": FORMAT,
+        "version": VERSION,
+        "preset": ckpt.preset,
+        "config": ckpt.config.to_dict(),
+        "data": ckpt.data,
+        "classes": list(ckpt.classes),
+        "mean": ckpt.mean,
+        "std": ckpt.std,
+        **ckpt.extra,
+    })
+    return out
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Load a checkpoint directory written by :func:`save_checkpoint`."""
+    path = Path(path)
+    meta_path, weights_path = path / "checkpoint.json", path / "model.pt"
+    if not path.is_dir():
+        raise FireforgeError(f"checkpoint {path} is not a directory (expected the --out folder "
+                             f"of `fireforge train` or `fireforge compress`)")
+    if not meta_path.is_file() or not weights_path.is_file():
+        raise FireforgeError(f"checkpoint {path} lacks checkpoint.json or model.pt")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as e:
+        raise FireforgeError(f"{meta_path} is not valid JSON: {e}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise FireforgeError(f"{meta_path} is not a fireforge checkpoint")
+    if meta.get("version") != VERSION:
+        raise FireforgeError(f"{meta_path} has format version {meta.get('version')}; this "
+                             f"fireforge reads version {VERSION}")
+    try:
+        config = SqueezeNetConfig.from_dict(meta["config"])
+        data, classes, mean, std = meta["data"], meta["classes"], meta["mean"], meta["std"]
+    except KeyError as e:
+        raise FireforgeError(f"{meta_path} lacks the key {e}") from None
+    model = SqueezeNet(config)
+    try:
+        state = torch.load(weights_path, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise FireforgeError(f"cannot read {weights_path}: {e}") from None
+    load_state_dict_checked(model, state, source=str(weights_path))
+    known = {"format", "version", "preset", "config", "data", "classes", "mean", "std"}
+    extra = {k: v for k, v in meta.items() if k not in known}
+    return Checkpoint(model.eval(), meta.get("preset"), data, tuple(classes), mean, std, extra)
