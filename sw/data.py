@@ -56,11 +56,16 @@ class Dataset:
         return self.x_train.shape[2]
 
     def mean_std(self) -> tuple[list[float], list[float]]:
-        """Per-channel mean and std of the training images in [0, 1] units."""
+        """Normalization of the training images in [0, 1] units, one value for all channels.
+
+        The mean lies on the pixel grid (``k / 255``), so the pixel that normalizes to 0 is the
+        integer ``k``: the accelerator pads its input with exactly that value. One value for all
+        channels keeps the fold of normalization into the first convolution a uniform scale.
+        """
         x = self.x_train.astype(np.float64) / 255.0
-        mean = x.mean(axis=(0, 2, 3))
-        std = np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
-        return [float(v) for v in mean], [float(v) for v in std]
+        mean = round(float(x.mean()) * 255.0) / 255.0
+        std = max(float(x.std()), 1e-3)
+        return [mean] * self.channels, [std] * self.channels
 
 
 def normalize(x: np.ndarray | torch.Tensor, mean, std) -> torch.Tensor:

@@ -64,10 +64,9 @@ class FireSpec:
     def __post_init__(self):
         for name in ("squeeze", "expand1x1", "expand3x3"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 0:
-                raise FireforgeError(f"Fire {name} must be a non-negative int, not {value!r}")
-        if self.squeeze == 0 or self.expand1x1 + self.expand3x3 == 0:
-            raise FireforgeError(f"Fire module {self} has no channels")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FireforgeError(f"Fire {name} must be a positive int, not {value!r} (a Fire "
+                                     f"module needs a squeeze and both expands)")
 
     @property
     def out_channels(self) -> int:
@@ -206,6 +205,9 @@ def metaparameters(base_e: int = 128, incr_e: int = 128, pct_3x3: float = 0.5, f
         e = base_e + incr_e * (i // freq)
         e3 = int(round(e * pct_3x3))
         s = int(round(sr * e))
+        if not 0 < e3 < e:
+            raise FireforgeError(f"pct_3x3={pct_3x3} leaves Fire module {i} with {e3} of {e} "
+                                 f"expand filters in 3x3: both expands need at least one")
         fires.append(FireSpec(max(s, 1), e - e3, e3))
     return tuple(fires)
 
@@ -285,6 +287,26 @@ class Fire(nn.Module):
         return y
 
 
+class ClassifierReLU(nn.ReLU):
+    """ReLU whose forward is exact, but whose gradient leaks ``leak`` for negative inputs while
+    training.
+
+    A class whose classifier output is negative at every position and for every image gets no
+    gradient through a plain ReLU and never recovers (a "dead class", measured here: 87-89% on
+    digits instead of 98%). The forward value, and so the inference contract, is unchanged.
+    """
+
+    def __init__(self, leak: float = 0.01):
+        super().__init__(inplace=False)
+        self.leak = leak
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(x)
+        if self.training and self.leak:
+            y = y + self.leak * torch.where(x < 0, x - x.detach(), torch.zeros_like(x))
+        return y
+
+
 class SqueezeNet(nn.Module):
     """A SqueezeNet-family network built from a :class:`SqueezeNetConfig`.
 
@@ -313,7 +335,7 @@ class SqueezeNet(nn.Module):
         self.features = nn.Sequential(*layers)
         final_conv = nn.Conv2d(channels, c.num_classes, kernel_size=1)
         self.classifier = nn.Sequential(
-            nn.Dropout(p=c.dropout), final_conv, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d((1, 1))
+            nn.Dropout(p=c.dropout), final_conv, ClassifierReLU(), nn.AdaptiveAvgPool2d((1, 1))
         )
         # torchvision's initialisation: small final layer, Kaiming elsewhere.
         for m in self.modules():

@@ -131,8 +131,10 @@ def test_overrides_and_errors():
         create_model("squeezenet1_0", input_size=16)
     with pytest.raises(FireforgeError, match="takes \\(N, 1, 32, 32\\).*gray"):
         model(torch.zeros(1, 3, 32, 32))
-    with pytest.raises(FireforgeError, match="no channels"):
+    with pytest.raises(FireforgeError, match="squeeze must be a positive int"):
         FireSpec(0, 4, 4)
+    with pytest.raises(FireforgeError, match="both expands need at least one"):
+        metaparameters(pct_3x3=1.0)
 
 
 def test_config_round_trips_through_dict():
