@@ -1,0 +1,239 @@
+"""The accelerator's instruction set and numeric contract, defined once.
+
+The compiler packs these layouts, the golden model decodes and executes them, and the gateware's
+sequencer decodes them: every one of them imports this module, none re-types a field or a width.
+
+Memory model
+------------
+Activations live in one byte-addressed activation memory. A tensor of ``C`` channels and
+``H x W`` pixels is stored pixel-major (HWC): the value of channel ``c`` at pixel ``(y, x)`` of a
+tensor placed at ``addr`` with pixel stride ``stride`` and channel offset ``offset`` is at
+``addr + (y * W + x) * stride + offset + c``. Both Fire expands write into one tensor with
+``stride = e1x1 + e3x3`` and offsets ``0`` and ``e1x1``, so the concat costs nothing.
+
+Weights are codebook indices of ``w_bits`` bits (index 0 is the pruned weight 0), decoded through
+the layer's int8 codebook. A layer's indices are stored in the order the array consumes them:
+output channels in groups of ``group`` (the array's columns, recorded in the manifest), then
+``ky, kx, ci`` (the HWC reduction order), then the output channel within the group; missing output
+channels of the last group are padded with index 0. Indices are packed little-endian, ``w_bits``
+each, into bytes; each layer starts on a byte boundary.
+
+Per output channel, :data:`ChannelParams` holds the int32 bias (already in accumulator units)
+and the unsigned requantization multiplier.
+
+Arithmetic
+----------
+:func:`requantize` and :func:`add_requantize` are *the* definitions of rounding, shifting and
+saturation; the golden model calls them and the gateware is tested against them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data, enum
+
+__all__ = [
+    "Op",
+    "WeightEncoding",
+    "Descriptor",
+    "ChannelParams",
+    "DESCRIPTOR_BYTES",
+    "CHANNEL_PARAMS_BYTES",
+    "ACT_BITS",
+    "ACT_MAX",
+    "WEIGHT_BITS",
+    "ACC_BITS",
+    "MULT_BITS",
+    "MAX_SHIFT",
+    "CODEBOOK_ENTRIES",
+    "SUPPORTED_KERNELS",
+    "SUPPORTED_STRIDES",
+    "requantize",
+    "add_requantize",
+    "pack_descriptor",
+    "unpack_descriptor",
+    "pack_channel_params",
+    "unpack_channel_params",
+    "pack_indices",
+    "unpack_indices",
+    "identity_codebook",
+]
+
+#: unsigned activation width: every activation is 0..ACT_MAX
+ACT_BITS = 8
+ACT_MAX = (1 << ACT_BITS) - 1
+#: signed weight width: decoded codebook entries are -2**(WEIGHT_BITS-1) .. 2**(WEIGHT_BITS-1)-1
+WEIGHT_BITS = 8
+#: accumulator width; the compiler proves every layer's worst case fits
+ACC_BITS = 32
+#: unsigned requantization multiplier width (per output channel, and the two ADD multipliers)
+MULT_BITS = 16
+#: the largest requantization shift a descriptor can hold
+MAX_SHIFT = 63
+#: a codebook has at most this many int8 entries (8-bit indices)
+CODEBOOK_ENTRIES = 256
+SUPPORTED_KERNELS = (1, 3)
+SUPPORTED_STRIDES = (1, 2)
+
+
+class Op(enum.Enum, shape=4):
+    """What one descriptor does."""
+
+    #: convolution (kernel 1 or 3) + bias + requantization + ReLU (the clamp at 0)
+    CONV = 0
+    #: 3x3 stride-2 max pool, ceil mode (output size given by the descriptor)
+    MAXPOOL = 1
+    #: global sum over the map per channel; int32 sums to the result memory at ``out_addr``
+    AVGPOOL = 2
+    #: bypass: ``clamp((x1 * mult1 + x2 * mult2 + round) >> shift, 0, 255)``
+    ADD = 3
+
+
+class WeightEncoding(enum.Enum, shape=2):
+    """How a layer's codebook indices are stored in the weight image."""
+
+    #: every weight has an index (pruned weights are index 0)
+    DENSE = 0
+    #: reserved: nonzero indices with zero-run lengths (Deep Compression's relative indexing)
+    ZERO_RUN = 1
+
+
+#: One layer of the Program. Unused fields are 0.
+Descriptor = data.StructLayout({
+    "op": Op,
+    "kernel": unsigned(2),
+    "stride": unsigned(2),
+    "pad": unsigned(2),
+    #: value of padded input pixels (the input's zero point for the first layer, else 0)
+    "pad_value": unsigned(ACT_BITS),
+    "in_c": unsigned(12),
+    "in_h": unsigned(10),
+    "in_w": unsigned(10),
+    "out_c": unsigned(12),
+    "out_h": unsigned(10),
+    "out_w": unsigned(10),
+    "in_addr": unsigned(20),
+    "in_stride": unsigned(12),
+    "in_offset": unsigned(12),
+    #: ADD: second operand, same shape, stride ``in2_stride``
+    "in2_addr": unsigned(20),
+    "in2_stride": unsigned(12),
+    "out_addr": unsigned(20),
+    "out_stride": unsigned(12),
+    "out_offset": unsigned(12),
+    #: byte offset of the layer's index stream in the weight image
+    "w_addr": unsigned(24),
+    "w_bits": unsigned(4),
+    "w_encoding": WeightEncoding,
+    #: first entry of the layer's codebook in the codebook image
+    "cb_addr": unsigned(16),
+    #: first entry of the layer's per-channel params in the params image
+    "param_addr": unsigned(16),
+    "shift": unsigned(6),
+    "mult1": unsigned(MULT_BITS),
+    "mult2": unsigned(MULT_BITS),
+})
+
+#: Per output channel: int32 bias in accumulator units and the requantization multiplier.
+ChannelParams = data.StructLayout({
+    "bias": signed(ACC_BITS),
+    "mult": unsigned(MULT_BITS),
+    "reserved": unsigned(64 - ACC_BITS - MULT_BITS),
+})
+
+DESCRIPTOR_BYTES = 40
+CHANNEL_PARAMS_BYTES = ChannelParams.size // 8
+assert Descriptor.size <= DESCRIPTOR_BYTES * 8, Descriptor.size
+assert ChannelParams.size % 8 == 0
+
+
+# ---------------------------------------------------------------------------- arithmetic
+def requantize(acc: np.ndarray, mult: np.ndarray | int, shift: int) -> np.ndarray:
+    """``clamp((acc * mult + 2**(shift-1)) >> shift, 0, ACT_MAX)`` with an arithmetic shift.
+
+    ``acc`` is the signed accumulator (bias included), ``mult`` the unsigned multiplier (broadcast
+    per channel), ``shift`` >= 0. Round half up; the clamp at 0 is the ReLU.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    prod = acc * np.asarray(mult, dtype=np.int64)
+    if shift > 0:
+        prod = (prod + (1 << (shift - 1))) >> shift
+    return np.clip(prod, 0, ACT_MAX).astype(np.uint8)
+
+
+def add_requantize(x1: np.ndarray, x2: np.ndarray, mult1: int, mult2: int,
+                   shift: int) -> np.ndarray:
+    """The bypass add: ``clamp((x1 * mult1 + x2 * mult2 + 2**(shift-1)) >> shift, 0, ACT_MAX)``."""
+    acc = np.asarray(x1, np.int64) * mult1 + np.asarray(x2, np.int64) * mult2
+    return requantize(acc, 1, shift)
+
+
+# ---------------------------------------------------------------------------- packing
+def _layout_fields(layout: data.StructLayout) -> set[str]:
+    return {name for name, _ in layout}
+
+
+def pack_descriptor(**fields) -> bytes:
+    """Pack one descriptor (unnamed fields are 0) into :data:`DESCRIPTOR_BYTES` bytes."""
+    unknown = set(fields) - _layout_fields(Descriptor)
+    if unknown:
+        raise ValueError(f"unknown descriptor fields {sorted(unknown)}")
+    for name, field in Descriptor:
+        if name in fields and not isinstance(fields[name], enum.Enum):
+            value = int(fields[name])
+            if not 0 <= value < (1 << field.width):
+                raise ValueError(f"descriptor field {name}={value} does not fit in "
+                                 f"{field.width} bits")
+    bits = Descriptor.const(fields).as_value().value
+    return bits.to_bytes(DESCRIPTOR_BYTES, "little")
+
+
+def unpack_descriptor(raw: bytes) -> data.Const:
+    """Decode one descriptor; fields are attributes (``d.op``, ``d.in_c``, ...)."""
+    if len(raw) != DESCRIPTOR_BYTES:
+        raise ValueError(f"a descriptor is {DESCRIPTOR_BYTES} bytes, not {len(raw)}")
+    return Descriptor.from_bits(int.from_bytes(raw, "little"))
+
+
+def pack_channel_params(bias: np.ndarray, mult: np.ndarray) -> bytes:
+    bias = np.asarray(bias, np.int64)
+    mult = np.asarray(mult, np.int64)
+    lo, hi = -(1 << (ACC_BITS - 1)), (1 << (ACC_BITS - 1)) - 1
+    if bias.size and (bias.min() < lo or bias.max() > hi):
+        raise ValueError("bias does not fit in int32")
+    if mult.size and (mult.min() < 0 or mult.max() >= 1 << MULT_BITS):
+        raise ValueError(f"multiplier does not fit in {MULT_BITS} bits")
+    out = np.zeros(len(bias), dtype=[("bias", "<i4"), ("mult", "<u2"), ("reserved", "<u2")])
+    out["bias"], out["mult"] = bias, mult
+    return out.tobytes()
+
+
+def unpack_channel_params(raw: bytes) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.frombuffer(raw, dtype=[("bias", "<i4"), ("mult", "<u2"), ("reserved", "<u2")])
+    return arr["bias"].astype(np.int64), arr["mult"].astype(np.int64)
+
+
+def pack_indices(indices: np.ndarray, bits: int) -> bytes:
+    """Pack unsigned ``indices`` (< 2**bits) little-endian, ``bits`` each, into bytes."""
+    idx = np.asarray(indices, dtype=np.uint64).ravel()
+    if idx.size and int(idx.max()) >= 1 << bits:
+        raise ValueError(f"an index does not fit in {bits} bits")
+    bitmat = ((idx[:, None] >> np.arange(bits, dtype=np.uint64)) & 1).astype(np.uint8)
+    return np.packbits(bitmat.ravel(), bitorder="little").tobytes()
+
+
+def unpack_indices(raw: bytes, bits: int, count: int) -> np.ndarray:
+    """Inverse of :func:`pack_indices`: the first ``count`` indices."""
+    need = (count * bits + 7) // 8
+    if len(raw) < need:
+        raise ValueError(f"{count} indices of {bits} bits need {need} bytes, got {len(raw)}")
+    bitvec = np.unpackbits(np.frombuffer(raw[:need], np.uint8), bitorder="little")
+    bitmat = bitvec[:count * bits].reshape(count, bits).astype(np.int64)
+    return (bitmat << np.arange(bits)).sum(axis=1)
+
+
+def identity_codebook() -> np.ndarray:
+    """The 8-bit codebook of an unshared layer: index ``i`` decodes to ``int8(i)``, so index 0
+    still means 0 and every int8 weight has an index."""
+    return np.arange(CODEBOOK_ENTRIES, dtype=np.uint8).view(np.int8).copy()
