@@ -4,7 +4,9 @@ Layout::
 
     DIR/model.pt          state_dict (torchvision key layout)
     DIR/checkpoint.json   {"format", "version", "preset", "config", "data", "classes",
-                           "mean", "std", "masks"?, "codebooks"?}
+                           "mean", "std", "compression"?}
+    DIR/compression.npz   after Deep Compression: per convolution its codebook indices,
+                          codebook and per-channel scale (model.pt holds the decoded weights)
     DIR/metrics.json      written by the command that produced the checkpoint
 
 The model config is stored in full, so a checkpoint loads without knowing its preset.
@@ -16,8 +18,10 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from .compress import SharedLayer
 from .errors import FireforgeError
 from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked
 
@@ -39,6 +43,8 @@ class Checkpoint:
     std: list[float]
     #: extra JSON-serializable facts (compression settings, ...)
     extra: dict = field(default_factory=dict)
+    #: weight sharing of every convolution, after Deep Compression
+    shared: dict[str, SharedLayer] | None = None
 
     @property
     def config(self) -> SqueezeNetConfig:
@@ -64,7 +70,41 @@ def save_checkpoint(ckpt: Checkpoint, out: str | Path) -> Path:
         "std": ckpt.std,
         **ckpt.extra,
     })
+    npz = out / "compression.npz"
+    if ckpt.shared:
+        arrays = {}
+        for i, (name, layer) in enumerate(ckpt.shared.items()):
+            arrays[f"{i}.name"] = np.array(name)
+            arrays[f"{i}.bits"] = np.array(layer.bits)
+            arrays[f"{i}.indices"] = layer.indices
+            arrays[f"{i}.codebook"] = layer.codebook
+            arrays[f"{i}.scale"] = layer.scale
+        np.savez_compressed(npz, **arrays)
+    elif npz.exists():
+        npz.unlink()
     return out
+
+
+def _load_shared(path: Path, model: SqueezeNet) -> dict[str, SharedLayer]:
+    try:
+        with np.load(path) as z:
+            count = len({k.split(".")[0] for k in z.files})
+            shared = {}
+            for i in range(count):
+                name = str(z[f"{i}.name"])
+                shared[name] = SharedLayer(name, int(z[f"{i}.bits"]), z[f"{i}.indices"],
+                                           z[f"{i}.codebook"], z[f"{i}.scale"])
+    except Exception as e:
+        raise FireforgeError(f"cannot read {path}: {e}") from None
+    convs = dict(model.convs())
+    if set(shared) != set(convs):
+        raise FireforgeError(f"{path} does not cover the model's convolutions")
+    for name, layer in shared.items():
+        w = convs[name].weight.detach().numpy()
+        if layer.indices.shape != w.shape or not np.allclose(layer.weight(), w, atol=1e-6):
+            raise FireforgeError(f"{path}: layer {name} does not match model.pt (one of the two "
+                                 f"files was replaced); recompress")
+    return shared
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:
@@ -98,4 +138,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     load_state_dict_checked(model, state, source=str(weights_path))
     known = {"format", "version", "preset", "config", "data", "classes", "mean", "std"}
     extra = {k: v for k, v in meta.items() if k not in known}
-    return Checkpoint(model.eval(), meta.get("preset"), data, tuple(classes), mean, std, extra)
+    npz = path / "compression.npz"
+    shared = _load_shared(npz, model) if npz.is_file() else None
+    if "compression" in extra and shared is None:
+        raise FireforgeError(f"checkpoint {path} is compressed but compression.npz is missing")
+    return Checkpoint(model.eval(), meta.get("preset"), data, tuple(classes), mean, std, extra,
+                      shared)

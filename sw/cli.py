@@ -151,7 +151,236 @@ def _setup_train(p):
     p.add_argument("--out", required=True, metavar="DIR", help="checkpoint directory to write")
 
 
-_SETUP = {"model": _setup_model, "train": _setup_train}
+# --------------------------------------------------------------------------------------------
+def _load_data_for(ckpt, name: str | None):
+    from .data import load_dataset
+
+    return load_dataset(name or ckpt.data, ckpt.config.input_size, ckpt.config.in_channels)
+
+
+@command("compress", "Deep Compression: prune and retrain, k-means weight sharing, size report")
+def _cmd_compress(args) -> dict:
+    import time
+
+    from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_json
+    from .compress import (
+        check_density_bits,
+        density_of,
+        finetune_codebooks,
+        prune_and_retrain,
+        share_weights,
+    )
+    from .huffman import format_size_table, size_report, totals
+    from .train import TrainConfig, evaluate, recipe
+
+    check_density_bits(args.density, args.bits)
+    say = Reporter(args.json)
+    ckpt = load_checkpoint(args.checkpoint)
+    if ckpt.shared:
+        raise FireforgeError(f"checkpoint {args.checkpoint} is already compressed; compress the "
+                             f"float checkpoint it came from")
+    data = _load_data_for(ckpt, args.data)
+    base = recipe(ckpt.preset, seed=args.seed)
+    per_step = args.epochs_per_step or max(2, base.epochs // 4)
+    ft_epochs = args.finetune_epochs or max(2, base.epochs // 4)
+    model = ckpt.model
+    start = time.perf_counter()
+    acc_before = evaluate(model, data.x_test, data.y_test, ckpt.mean, ckpt.std)
+    say(f"compressing {args.checkpoint} ({ckpt.preset}) on {data.name}: float accuracy "
+        f"{acc_before * 100:.2f}%; target density {args.density}, {args.bits}-bit codebooks")
+    masks = prune_and_retrain(model, data, ckpt.mean, ckpt.std, args.density, args.steps,
+                              per_step, base, log=say)
+    acc_pruned = evaluate(model, data.x_test, data.y_test, ckpt.mean, ckpt.std)
+    shared = share_weights(model, args.bits)
+    acc_shared = evaluate(model, data.x_test, data.y_test, ckpt.mean, ckpt.std)
+    say(f"weight sharing ({args.bits} bits): {acc_shared * 100:.2f}% before fine-tuning")
+    ft = finetune_codebooks(model, shared, data, ckpt.mean, ckpt.std, TrainConfig(
+        epochs=ft_epochs, batch_size=base.batch_size, lr=base.lr / 4, shift=base.shift,
+        seed=base.seed, threads=base.threads))
+    acc_after = ft["test_accuracy"]
+    rows = size_report({n: (s.indices, s.bits, s.scale.size) for n, s in shared.items()})
+    tot = totals(rows)
+    say(format_size_table(rows))
+    info = {"density": density_of(masks), "target_density": args.density, "bits": args.bits,
+            "source": str(args.checkpoint)}
+    out = save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
+                                     ckpt.std, {"compression": info}, shared), args.out)
+    metrics = {
+        "preset": ckpt.preset, "data": data.name, "accuracy_before": acc_before,
+        "accuracy_pruned": acc_pruned, "accuracy_shared": acc_shared,
+        "accuracy_after": acc_after, "density": info["density"], "bits": args.bits,
+        "layers": [r.to_dict() for r in rows],
+        "total_bytes": tot["compressed_bytes"], "dense_index_bytes": tot["dense_bytes"],
+        "float_bytes": tot["float_bytes"], "compression_ratio": tot["ratio"],
+        "seconds": round(time.perf_counter() - start, 1), "checkpoint": str(out),
+    }
+    write_json(out / "metrics.json", metrics)
+    say(f"accuracy {acc_before * 100:.2f}% -> {acc_after * 100:.2f}% at density "
+        f"{info['density']:.3f}, {args.bits} bits: {tot['compressed_bytes'] / 1e3:.1f} KB "
+        f"({tot['ratio']:.1f}x smaller); checkpoint in {out}")
+    return metrics
+
+
+def _setup_compress(p):
+    p.add_argument("--checkpoint", required=True, metavar="DIR")
+    p.add_argument("--density", type=float, required=True,
+                   help="fraction of weights kept, e.g. 0.33")
+    p.add_argument("--bits", type=int, required=True, help="codebook index bits (1..8)")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="NAME|PATH",
+                   help="retraining data (default: what the checkpoint was trained on)")
+    p.add_argument("--steps", type=_positive_int, default=3, help="prune-and-retrain stages")
+    p.add_argument("--epochs-per-step", type=_positive_int,
+                   help="retraining epochs per stage (default: a quarter of the recipe)")
+    p.add_argument("--finetune-epochs", type=_positive_int,
+                   help="codebook fine-tuning epochs (default: a quarter of the recipe)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+@command("sensitivity", "prune each layer alone to several densities and plot the accuracy")
+def _cmd_sensitivity(args) -> dict:
+    from .checkpoint import load_checkpoint, write_json
+    from .compress import plot_sensitivity, sensitivity
+
+    say = Reporter(args.json)
+    ckpt = load_checkpoint(args.checkpoint)
+    data = _load_data_for(ckpt, args.data)
+    result = sensitivity(ckpt.model, data, ckpt.mean, ckpt.std)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sensitivity.json", result)
+    plot_sensitivity(result, out / "sensitivity.png")
+    ds = result["densities"]
+    say(f"{'layer':<26} {'weights':>8} " + " ".join(f"{d * 100:>5.0f}%" for d in ds))
+    for name, row in result["layers"].items():
+        say(f"{name:<26} {row['weights']:>8,} " + " ".join(
+            f"{row['accuracy'][str(d)] * 100:>6.1f}" for d in ds))
+    say(f"dense accuracy {result['baseline_accuracy'] * 100:.2f}%; plot: "
+        f"{out / 'sensitivity.png'}")
+    result["plot"] = str(out / "sensitivity.png")
+    return result
+
+
+def _setup_sensitivity(p):
+    p.add_argument("--checkpoint", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="NAME|PATH")
+
+
+def _budget(args):
+    from .compiler import Budget
+
+    if args.board and args.budget_kib:
+        raise FireforgeError("give --board or --budget-kib, not both")
+    if args.board:
+        from ..boards.devices import device_for
+
+        dev = device_for(args.board)
+        return Budget(dev.memory_bytes, f"{args.board} ({dev.name})")
+    if args.budget_kib:
+        return Budget(int(args.budget_kib * 1024), f"a budget of {args.budget_kib:g} KiB")
+    return None
+
+
+@command("compile", "lower a checkpoint to the accelerator's Program and memory images")
+def _cmd_compile(args) -> dict:
+    from .checkpoint import load_checkpoint
+    from .compiler import compile_checkpoint, fit_message, format_fit
+
+    say = Reporter(args.json)
+    ckpt = load_checkpoint(args.checkpoint)
+    data = _load_data_for(ckpt, args.data)
+    budget = _budget(args)
+    calib = data.x_train[:args.calibration]
+    manifest = compile_checkpoint(ckpt, calib, args.out, budget, args.group, ckpt.shared,
+                                  source=str(args.checkpoint))
+    fit = manifest["fit"]
+    if fit.get("fits") is False:
+        raise FireforgeError(fit_message(fit) + f" (program written to {args.out} anyway)")
+    layers = manifest["layers"]
+    say(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'acc bits':>8} "
+        f"{'shift':>5}")
+    for layer in layers:
+        shape = "x".join(map(str, layer["out_shape"]))
+        bits = layer.get("bits", "")
+        dens = f"{layer['density'] * 100:.0f}%" if "density" in layer else ""
+        say(f"{layer['name']:<26} {layer['op']:<8} {shape:>12} {bits!s:>4} {dens:>7} "
+            f"{layer['acc_bits']:>8} {layer['shift']:>5}")
+    say(format_fit(fit))
+    say(f"model {manifest['model_hash'][:16]}: {len(layers)} operations, program in {args.out}")
+    return {"program": str(args.out), "model_hash": manifest["model_hash"],
+            "layers": len(layers), "act_bytes": manifest["act_bytes"],
+            "weight_bytes": manifest["files"]["weights.bin"]["bytes"], "fit": fit}
+
+
+def _setup_compile(p):
+    p.add_argument("--checkpoint", required=True, metavar="DIR")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--board", metavar="NAME", help="check the fit against this board's memory")
+    p.add_argument("--budget-kib", type=float, metavar="N", help="or against N KiB")
+    p.add_argument("--data", metavar="NAME|PATH", help="calibration data (default: the "
+                   "checkpoint's training set)")
+    p.add_argument("--calibration", type=_positive_int, default=500,
+                   help="calibration images (default 500)")
+    p.add_argument("--group", type=_positive_int, default=8,
+                   help="output channels per weight word: the array's columns (default 8)")
+
+
+@command("golden", "run the bit-exact integer golden model on a data set's test images")
+def _cmd_golden(args) -> dict:
+    import numpy as np
+
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+    from .golden import run_golden
+    from .program import load_program
+    from .train import predict
+
+    say = Reporter(args.json)
+    program = load_program(args.program)
+    c, size, _ = program.input_shape
+    name = args.data or program.manifest["data"]
+    data = load_dataset(name, size, c)
+    x, y = data.x_test, data.y_test
+    if args.count:
+        x, y = x[:args.count], y[:args.count]
+    result = run_golden(program, x)
+    ckpt = load_checkpoint(program.path / "float")
+    float_scores = predict(ckpt.model, x, ckpt.mean, ckpt.std)
+    pred = result.predictions
+    float_pred = float_scores.argmax(1)
+    err = np.abs(result.logits - float_scores)
+    files = program.manifest["files"]
+    weight_bytes = sum(files[f]["bytes"] for f in ("weights.bin", "codebooks.bin",
+                                                   "params.bin"))
+    out = {
+        "program": str(args.program), "model_hash": program.model_hash, "data": name,
+        "images": int(len(x)), "accuracy": float((pred == y).mean()),
+        "float_accuracy": float((float_pred == y).mean()),
+        "top1_agreement": float((pred == float_pred).mean()),
+        "logit_mean_abs_error": float(err.mean()),
+        "logit_scale_of_float": float(np.abs(float_scores).mean()),
+        "weight_bytes": weight_bytes, "program_bytes": files["program.bin"]["bytes"],
+        "act_bytes": program.manifest["act_bytes"],
+        "predictions": pred.tolist(),
+    }
+    say(f"golden model of {args.program} on {len(x)} {name} test images: accuracy "
+        f"{out['accuracy'] * 100:.2f}% (float {out['float_accuracy'] * 100:.2f}%), top-1 "
+        f"agreement {out['top1_agreement'] * 100:.2f}%; logits off by {err.mean():.4f} on "
+        f"average (float logits average {out['logit_scale_of_float']:.3f})")
+    say(f"on-chip: weights+codebooks+params {weight_bytes:,} B, activations "
+        f"{out['act_bytes']:,} B, program {out['program_bytes']:,} B")
+    return out
+
+
+def _setup_golden(p):
+    p.add_argument("--program", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="NAME|PATH", help="default: the program's data set")
+    p.add_argument("--count", type=_positive_int, help="only the first N test images")
+
+
+_SETUP = {"model": _setup_model, "train": _setup_train, "compress": _setup_compress,
+          "sensitivity": _setup_sensitivity, "compile": _setup_compile, "golden": _setup_golden}
 
 
 def build_parser() -> argparse.ArgumentParser:

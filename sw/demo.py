@@ -4,7 +4,10 @@ It runs the flow as far as the project goes today, each step through the real ``
 command, and leaves every artifact under ``--runs`` (default ``runs/``):
 
 1. ``fireforge model``: the per-layer table of the default preset;
-2. ``fireforge train``: the preset on scikit-learn's digits (skipped when the checkpoint exists).
+2. ``fireforge train``: the preset on scikit-learn's digits (skipped when the checkpoint exists);
+3. ``fireforge compress``: Deep Compression to 40% density with 4-bit codebooks;
+4. ``fireforge compile``: the Program and memory images, checked against the default board;
+5. ``fireforge golden``: the bit-exact integer model on the test digits, against the float one.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from .cli import main as fireforge
 
 PRESET = "squeezenet_tiny"
 DATA = "digits"
+BOARD = "icebreaker"
+DENSITY, BITS = "0.4", "4"
 
 
 def _step(title: str, argv: list[str]) -> None:
@@ -39,6 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     else:
         _step("training on real handwritten digits",
               ["train", "--preset", PRESET, "--data", DATA, "--out", str(ckpt)])
+    compressed = runs / f"{PRESET}-{DATA}-d{DENSITY}-b{BITS}"
+    _step("Deep Compression: prune + retrain, k-means weight sharing, Huffman size report",
+          ["compress", "--checkpoint", str(ckpt), "--density", DENSITY, "--bits", BITS,
+           "--out", str(compressed)])
+    program = runs / f"{PRESET}-{BOARD}-program"
+    _step(f"compile to the accelerator's Program, fit-checked for {BOARD}",
+          ["compile", "--checkpoint", str(compressed), "--board", BOARD, "--out", str(program)])
+    _step("the bit-exact integer golden model on the test digits",
+          ["golden", "--program", str(program)])
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {runs}/")
     return 0
 

@@ -1,0 +1,312 @@
+"""The compiler: a (compressed) checkpoint to a Program directory (see :mod:`.program`).
+
+Steps: lower the network (:func:`.quant.lower`), calibrate activation scales, quantize, plan the
+activation memory (liveness-based first fit, so Fire squeeze outputs and dead tensors share
+space), pack descriptors and memory images (:mod:`fireforge.hw.isa`), and write the manifest
+with a fit report against a memory budget.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..hw.isa import (
+    CHANNEL_PARAMS_BYTES,
+    DESCRIPTOR_BYTES,
+    Descriptor,
+    Op,
+    WeightEncoding,
+    pack_channel_params,
+    pack_descriptor,
+    pack_indices,
+)
+from .checkpoint import Checkpoint, write_json
+from .compress import SharedLayer
+from .errors import FireforgeError
+from .program import FORMAT, IMAGE_FILES, VERSION, model_hash, sha256
+from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, quantize
+
+__all__ = ["compile_checkpoint", "plan_memory", "MemoryPlan", "Budget", "fit_report",
+           "footprint", "DEFAULT_GROUP"]
+
+#: output channels per weight word (the array's columns); the manifest records the value used
+DEFAULT_GROUP = 8
+#: tensor base addresses are multiples of this many bytes
+ALIGN = 16
+CALIBRATION_IMAGES = 500
+
+
+@dataclass
+class MemoryPlan:
+    addr: dict[str, int]  #: tensor -> byte address in activation memory
+    size: dict[str, int]
+    peak: int  #: activation memory bytes needed
+
+
+def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIGN) -> MemoryPlan:
+    """Placement of every activation tensor over its lifetime (in node steps): largest first,
+    each at the lowest address free of the tensors whose lifetimes overlap its own.
+
+    A tensor lives from the step that first writes it (the input: before step 0) to the last
+    step that reads it, inclusive, so an operation never writes over its own input.
+    """
+    first: dict[str, int] = {INPUT: -1}
+    last: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        first.setdefault(n.output, i)
+        for t in n.inputs:
+            last[t] = i
+    size = {t: math.prod(tensors[t].shape) for t in first if t != LOGITS}
+    names = sorted(size, key=lambda t: (-size[t], first[t], t))
+    placed: list[tuple[int, int, int, int]] = []  # (addr, end, first, last)
+    addr = {}
+    for t in names:
+        lo, hi = first[t], last.get(t, first[t])
+        busy = sorted((a, e) for a, e, f, l in placed if not (l < lo or f > hi))
+        cand = 0
+        for a, e in busy:
+            if cand + size[t] <= a:
+                break
+            cand = max(cand, -(-e // align) * align)
+        addr[t] = cand
+        placed.append((cand, cand + size[t], lo, hi))
+    peak = max((e for _, e, _, _ in placed), default=0)
+    return MemoryPlan(addr, size, peak)
+
+
+def _weight_stream(indices: np.ndarray, group: int) -> np.ndarray:
+    """Indices ``(out, in, k, k)`` in the array's order: groups of ``group`` output channels,
+    then ky, kx, ci, then the channel within the group (missing channels: index 0)."""
+    out_c = indices.shape[0]
+    groups = -(-out_c // group)
+    padded = np.zeros((groups * group,) + indices.shape[1:], dtype=np.int64)
+    padded[:out_c] = indices
+    # (g, j, ci, ky, kx) -> (g, ky, kx, ci, j)
+    return padded.reshape(groups, group, *indices.shape[1:]).transpose(0, 3, 4, 2, 1).ravel()
+
+
+@dataclass(frozen=True)
+class Budget:
+    """On-chip bytes available for the program and maps, and where the number came from."""
+
+    bytes: int
+    source: str
+
+
+def footprint(images: dict[str, bytes], act_bytes: int, num_classes: int) -> dict[str, int]:
+    out = {"activations": act_bytes, "weights": len(images["weights.bin"]),
+           "codebooks": len(images["codebooks.bin"]), "params": len(images["params.bin"]),
+           "program": len(images["program.bin"]), "results": 4 * num_classes}
+    out["total"] = sum(out.values())
+    return out
+
+
+def _estimate(config, bits: int, group: int) -> int:
+    """Total on-chip bytes of a dense-index program of ``config`` at ``bits`` (shapes only)."""
+    from .model import SqueezeNet
+
+    with torch.device("meta"):
+        model = SqueezeNet(config)
+    nodes, tensors = lower(model)
+    plan = plan_memory(nodes, tensors)
+    weights = codebooks = params = 0
+    for n in nodes:
+        if n.op is Op.CONV:
+            c = n.conv
+            weights += (-(-c.out_channels // group) * group * c.in_channels * n.kernel ** 2
+                        * bits + 7) // 8
+            codebooks += 1 << bits
+            params += c.out_channels * CHANNEL_PARAMS_BYTES
+    return (plan.peak + weights + codebooks + params + len(nodes) * DESCRIPTOR_BYTES
+            + 4 * config.num_classes)
+
+
+def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: int = 8,
+               group: int = DEFAULT_GROUP, sparse_weight_bytes: int | None = None) -> dict:
+    """Does the program fit ``budget``; if not, by how much, and what would."""
+    if budget is None:
+        return {"budget": None, "fits": None, "use": use}
+    report = {"budget": budget.bytes, "budget_source": budget.source, "use": use,
+              "fits": use["total"] <= budget.bytes, "margin": budget.bytes - use["total"]}
+    if report["fits"] or config is None:
+        return report
+    from .model import list_models, preset_config
+    from .summary import summarize
+
+    ideas = []
+    for b in (6, 4, 3, 2):
+        if b < bits:
+            total = _estimate(config, b, group)
+            ideas.append({"change": f"--bits {b}", "total": total, "fits": total <= budget.bytes})
+    if sparse_weight_bytes is not None:
+        total = use["total"] - use["weights"] + sparse_weight_bytes
+        ideas.append({"change": "zero-run weight encoding at the present density (reserved in "
+                      "the ISA, not yet in the gateware)", "total": total,
+                      "fits": total <= budget.bytes})
+    macs = summarize(config).macs
+    for name in list_models():
+        pc = preset_config(name, in_channels=config.in_channels,
+                           num_classes=config.num_classes)
+        if summarize(pc).macs >= macs:
+            continue
+        for b in sorted({bits, 4}, reverse=True):
+            total = _estimate(pc, b, group)
+            ideas.append({"change": f"preset {name} ({pc.input_size}x{pc.input_size} input) at "
+                          f"{b} bits", "total": total, "fits": total <= budget.bytes})
+    report["suggestions"] = ideas
+    return report
+
+
+def format_fit(report: dict) -> str:
+    use = report["use"]
+    parts = ", ".join(f"{k} {v:,}" for k, v in use.items() if k != "total")
+    lines = [f"on-chip memory: {use['total']:,} B ({parts})"]
+    if report.get("budget") is None:
+        lines.append("no budget given (--board NAME or --budget-kib N): fit not checked")
+        return "\n".join(lines)
+    if report["fits"]:
+        lines.append(f"fits {report['budget_source']}: {use['total']:,} of {report['budget']:,} B "
+                     f"({report['margin']:,} B spare)")
+    else:
+        lines.append(f"DOES NOT FIT {report['budget_source']}: needs {use['total']:,} B, has "
+                     f"{report['budget']:,} B, short by {-report['margin']:,} B")
+        fitting = [s for s in report.get("suggestions", []) if s["fits"]]
+        for s in fitting[:6]:
+            lines.append(f"  would fit: {s['change']} ({s['total']:,} B)")
+        if not fitting:
+            lines.append("  nothing tried fits: a larger device, or external memory")
+    return "\n".join(lines)
+
+
+def fit_message(report: dict) -> str:
+    """One line for an error: what overflows, by how much, what would fit."""
+    fitting = [s["change"] for s in report.get("suggestions", []) if s["fits"]]
+    hint = f"; would fit: {', '.join(fitting[:4])}" if fitting else "; nothing tried fits"
+    return (f"the program needs {report['use']['total']:,} B of on-chip memory but "
+            f"{report['budget_source']} has {report['budget']:,} B (short by "
+            f"{-report['margin']:,} B){hint}")
+
+
+def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, bytes], list[dict]]:
+    tensors = net.tensors
+    program, weights, codebooks, params = bytearray(), bytearray(), bytearray(), bytearray()
+    layers = []
+    n_codebook = n_params = 0
+    for q in net.nodes:
+        n = q.node
+        src = tensors[n.inputs[0]]
+        c, h, w = src.shape
+        oc, oh, ow = n.out_shape
+        fields = dict(op=n.op, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh, out_w=ow,
+                      in_addr=plan.addr[src.name], in_stride=c)
+        if n.op is not Op.AVGPOOL:
+            fields.update(out_addr=plan.addr[n.output], out_stride=tensors[n.output].shape[0],
+                          out_offset=n.out_offset)
+        layer = {"name": n.name, "op": n.op.name, "inputs": n.inputs, "output": n.output,
+                 "in_shape": [c, h, w], "out_shape": [oc, oh, ow], "out_offset": n.out_offset,
+                 "acc_bits": q.acc_bits, "shift": q.shift}
+        if n.op is Op.CONV:
+            fields.update(kernel=n.kernel, stride=n.stride, pad=n.pad, pad_value=q.pad_value,
+                          w_addr=len(weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
+                          cb_addr=n_codebook, param_addr=n_params, shift=q.shift)
+            stream = _weight_stream(q.indices, group)
+            weights += pack_indices(stream, q.bits)
+            codebooks += q.codebook.astype(np.int8).tobytes()
+            params += pack_channel_params(q.bias, q.mult)
+            n_codebook += len(q.codebook)
+            n_params += oc
+            layer.update(kernel=n.kernel, stride=n.stride, pad=n.pad, bits=q.bits,
+                         density=round(q.density, 5), weights=int(q.weights.size),
+                         macs=int(q.weights[0].size * oc * oh * ow), **q.info)
+        elif n.op is Op.MAXPOOL:
+            fields.update(kernel=3, stride=2)
+        elif n.op is Op.ADD:
+            src2 = tensors[n.inputs[1]]
+            fields.update(in2_addr=plan.addr[src2.name], in2_stride=src2.shape[0],
+                          mult1=int(q.mult[0]), mult2=int(q.mult[1]), shift=q.shift)
+            layer.update(mult1=int(q.mult[0]), mult2=int(q.mult[1]))
+        elif n.op is Op.AVGPOOL:
+            fields.update(out_addr=0)
+        try:
+            program += pack_descriptor(**fields)
+        except ValueError as e:
+            raise FireforgeError(f"layer {n.name} does not fit the descriptor format: {e} "
+                                 f"(the accelerator's limits; a smaller network would fit)"
+                                 ) from None
+        layers.append(layer)
+    images = {"program.bin": bytes(program), "weights.bin": bytes(weights),
+              "codebooks.bin": bytes(codebooks), "params.bin": bytes(params)}
+    return images, layers
+
+
+def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Path,
+                       budget: Budget | None = None, group: int = DEFAULT_GROUP,
+                       shared: dict[str, SharedLayer] | None = None,
+                       source: str | None = None) -> dict:
+    """Compile ``ckpt`` into the directory ``out``; returns the manifest."""
+    if group < 1 or group > 256:
+        raise FireforgeError("group (output channels per weight word) must be 1..256")
+    model = ckpt.model.eval()
+    nodes, tensors = lower(model)
+    calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
+    net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared)
+    plan = plan_memory(nodes, tensors)
+    images, layers = _pack(net, plan, group)
+    use = footprint(images, plan.peak, ckpt.config.num_classes)
+    bits = max(q.bits for q in net.nodes if q.node.op is Op.CONV)
+    sparse = None
+    if shared:
+        from .huffman import relative_index_streams
+
+        sparse = sum((len(relative_index_streams(q.indices)[0]) * (q.bits + 4) + 7) // 8
+                     for q in net.nodes if q.node.op is Op.CONV)
+    fit = fit_report(use, budget, ckpt.config, bits, group, sparse)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, blob in images.items():
+        (out / name).write_bytes(blob)
+    float_dir = out / "float"
+    if float_dir.exists():
+        shutil.rmtree(float_dir)
+    from .checkpoint import save_checkpoint
+
+    save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean, ckpt.std,
+                               {k: v for k, v in ckpt.extra.items() if k != "compression"}),
+                    float_dir)
+    logits = tensors[LOGITS]
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "model_hash": model_hash(images),
+        "preset": ckpt.preset,
+        "source": source,
+        "config": ckpt.config.to_dict(),
+        "data": ckpt.data,
+        "classes": list(ckpt.classes),
+        "num_classes": ckpt.config.num_classes,
+        "input": {"channels": ckpt.config.in_channels, "size": ckpt.config.input_size,
+                  "pad_value": net.pad_value, "mean": ckpt.mean, "std": ckpt.std,
+                  "layout": "HWC uint8 pixels"},
+        "group": group,
+        "descriptor_bytes": DESCRIPTOR_BYTES,
+        "descriptor_bits": Descriptor.size,
+        "act_bytes": plan.peak,
+        "logit_scale": logits.scale,
+        "bits": bits,
+        "compressed": bool(shared),
+        "files": {name: {"bytes": len(blob), "sha256": sha256(blob)}
+                  for name, blob in images.items()},
+        "tensors": {t: {"addr": plan.addr[t], "shape": list(tensors[t].shape),
+                        "scale": tensors[t].scale} for t in plan.addr},
+        "layers": layers,
+        "fit": fit,
+    }
+    assert list(manifest["files"]) == list(IMAGE_FILES)
+    write_json(out / "manifest.json", manifest)
+    return manifest

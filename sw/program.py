@@ -1,0 +1,127 @@
+"""The compiled Program on disk: descriptors, memory images and the manifest that binds them.
+
+A program directory holds::
+
+    program.bin     one packed hw.isa.Descriptor per operation
+    weights.bin     codebook indices, per layer, in the array's consumption order
+    codebooks.bin   int8 codebook entries, per layer
+    params.bin      hw.isa.ChannelParams per output channel (bias, multiplier)
+    manifest.json   format, model hash, sizes and SHA-256 of every file, tensor placement,
+                    scales, per-layer facts, input preprocessing, fit report
+    float/          the float checkpoint the program was compiled from
+
+:func:`load_program` checks all of it before anything runs: an edited, truncated or foreign
+file is refused with the name of the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..hw.isa import DESCRIPTOR_BYTES, unpack_descriptor
+from .errors import FireforgeError
+
+__all__ = ["Program", "load_program", "IMAGE_FILES", "FORMAT", "VERSION", "model_hash",
+           "sha256"]
+
+FORMAT = "fireforge-program"
+VERSION = 1
+#: the memory images, in the order the model hash covers them
+IMAGE_FILES = ("program.bin", "weights.bin", "codebooks.bin", "params.bin")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def model_hash(images: dict[str, bytes]) -> str:
+    """The identity of a compiled model: SHA-256 over the images, each prefixed by its name and
+    length (so moving bytes between files changes it)."""
+    h = hashlib.sha256()
+    for name in IMAGE_FILES:
+        blob = images[name]
+        h.update(f"{name}:{len(blob)}:".encode())
+        h.update(blob)
+    return h.hexdigest()
+
+
+@dataclass
+class Program:
+    path: Path
+    manifest: dict
+    images: dict[str, bytes]
+
+    @property
+    def descriptors(self) -> list:
+        raw = self.images["program.bin"]
+        return [unpack_descriptor(raw[i:i + DESCRIPTOR_BYTES])
+                for i in range(0, len(raw), DESCRIPTOR_BYTES)]
+
+    @property
+    def model_hash(self) -> str:
+        return self.manifest["model_hash"]
+
+    @property
+    def layers(self) -> list[dict]:
+        return self.manifest["layers"]
+
+    @property
+    def num_classes(self) -> int:
+        return self.manifest["num_classes"]
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        i = self.manifest["input"]
+        return i["channels"], i["size"], i["size"]
+
+
+def load_program(path: str | Path) -> Program:
+    """Load and validate a program directory written by ``fireforge compile``."""
+    path = Path(path)
+    mpath = path / "manifest.json"
+    if not mpath.is_file():
+        raise FireforgeError(f"{path} is not a compiled program (no manifest.json); make one "
+                             f"with `fireforge compile --checkpoint DIR --out {path}`")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as e:
+        raise FireforgeError(f"{mpath} is not valid JSON ({e}): the manifest was edited or "
+                             f"truncated; recompile") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise FireforgeError(f"{mpath} is not a fireforge program manifest")
+    if manifest.get("version") != VERSION:
+        raise FireforgeError(f"{mpath} has program format {manifest.get('version')}; this "
+                             f"fireforge reads {VERSION}: recompile")
+    files = manifest.get("files")
+    required = ("model_hash", "layers", "tensors", "input", "num_classes", "group", "act_bytes")
+    missing = [k for k in required if k not in manifest]
+    if not isinstance(files, dict) or missing:
+        raise FireforgeError(f"{mpath} lacks {missing or ['files']}: recompile")
+    images = {}
+    for name in IMAGE_FILES:
+        fpath = path / name
+        entry = files.get(name)
+        if entry is None:
+            raise FireforgeError(f"{mpath} does not list {name}: recompile")
+        if not fpath.is_file():
+            raise FireforgeError(f"{fpath} is missing")
+        blob = fpath.read_bytes()
+        if len(blob) != entry.get("bytes"):
+            raise FireforgeError(f"{fpath} has {len(blob)} bytes, the manifest says "
+                                 f"{entry.get('bytes')}: the file is truncated or belongs to "
+                                 f"another program")
+        if sha256(blob) != entry.get("sha256"):
+            raise FireforgeError(f"{fpath} does not match its SHA-256 in the manifest: it was "
+                                 f"edited or belongs to another program")
+        images[name] = blob
+    if model_hash(images) != manifest["model_hash"]:
+        raise FireforgeError(f"{mpath}: model_hash does not match the images (the manifest was "
+                             f"edited); recompile")
+    n_desc = len(images["program.bin"]) // DESCRIPTOR_BYTES
+    if len(images["program.bin"]) % DESCRIPTOR_BYTES or n_desc != len(manifest["layers"]):
+        raise FireforgeError(f"{path}: program.bin holds {n_desc} descriptors for "
+                             f"{len(manifest['layers'])} layers in the manifest")
+    return Program(path, manifest, images)

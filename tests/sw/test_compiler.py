@@ -1,0 +1,163 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from fireforge.hw.isa import ACC_BITS, Op
+from fireforge.sw.compiler import Budget, compile_checkpoint, fit_message, plan_memory
+from fireforge.sw.errors import FireforgeError
+from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig, create_model
+from fireforge.sw.program import load_program
+from fireforge.sw.quant import lower
+from torch import nn
+
+from .test_golden import _random_checkpoint
+
+SMALL = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(4, 8, 8), FireSpec(4, 8, 8)), (0, 1),
+                         num_classes=4, in_channels=1, input_size=16, bypass="complex")
+
+
+@pytest.fixture
+def program_dir(tmp_path):
+    ckpt = _random_checkpoint(SMALL, 1, 4)
+    rng = np.random.default_rng(0)
+    compile_checkpoint(ckpt, rng.integers(0, 256, (8, 1, 16, 16), dtype=np.uint8),
+                       tmp_path / "p", shared=ckpt.shared)
+    return tmp_path / "p"
+
+
+def test_manifest_records_what_the_hardware_needs(program_dir):
+    program = load_program(program_dir)
+    m = program.manifest
+    assert len(m["model_hash"]) == 64 and m["group"] == 8 and m["bits"] == 4
+    assert [layer["op"] for layer in m["layers"]].count("ADD") == 2
+    assert all(layer["acc_bits"] <= ACC_BITS for layer in m["layers"])
+    assert m["input"]["pad_value"] == round(0.3 * 255)
+    assert (program_dir / "float" / "model.pt").is_file()
+
+
+def test_edited_truncated_or_foreign_files_are_refused(program_dir, tmp_path):
+    def copy():
+        dst = tmp_path / f"copy{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(program_dir, dst)
+        return dst
+
+    d = copy()
+    (d / "weights.bin").write_bytes((d / "weights.bin").read_bytes()[:-3])
+    with pytest.raises(FireforgeError, match="weights.bin has .* bytes.*truncated"):
+        load_program(d)
+    d = copy()
+    blob = bytearray((d / "params.bin").read_bytes())
+    blob[5] ^= 1
+    (d / "params.bin").write_bytes(bytes(blob))
+    with pytest.raises(FireforgeError, match="params.bin does not match its SHA-256"):
+        load_program(d)
+    d = copy()
+    manifest = json.loads((d / "manifest.json").read_text())
+    manifest["group"] = 4
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    load_program(d)  # the group is not part of the images; the hash guards the images
+    manifest["model_hash"] = "0" * 64
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FireforgeError, match="model_hash does not match"):
+        load_program(d)
+    # an image from another program (same size, other weights)
+    other = _random_checkpoint(SMALL, 2, 4)
+    compile_checkpoint(other, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "other",
+                       shared=other.shared)
+    d = copy()
+    shutil.copy(tmp_path / "other" / "weights.bin", d / "weights.bin")
+    with pytest.raises(FireforgeError, match="weights.bin does not match"):
+        load_program(d)
+    d = copy()
+    (d / "manifest.json").write_text("{ truncated")
+    with pytest.raises(FireforgeError, match="not valid JSON"):
+        load_program(d)
+    with pytest.raises(FireforgeError, match="no manifest.json"):
+        load_program(tmp_path / "nothing")
+
+
+def test_unsupported_layers_are_named():
+    with pytest.raises(FireforgeError, match="layer features.0 .*kernel \\(7, 7\\).*not supp"):
+        lower(create_model("squeezenet1_0"))
+    model = create_model("squeezenet_tiny")
+    model.features[1] = nn.BatchNorm2d(16)
+    with pytest.raises(FireforgeError, match="features.0 \\(Conv2d\\) is not followed by ReLU"):
+        lower(model)
+    model = create_model("squeezenet_tiny")
+    model.features[2] = nn.AvgPool2d(2)
+    with pytest.raises(FireforgeError, match="layer features.2 \\(AvgPool2d\\) is not supported"):
+        lower(model)
+    with pytest.raises(FireforgeError, match="takes a fireforge SqueezeNet"):
+        lower(nn.Sequential(nn.Conv2d(1, 1, 1)))
+
+
+@pytest.mark.parametrize("preset", ["squeezenet_tiny", "squeezenet1_1_cifar_w50",
+                                    "squeezenet1_1", "squeezenet1_1_cifar"])
+def test_memory_plan_never_overlaps_live_tensors(preset):
+    for bypass in ("none", "complex"):
+        with torch.device("meta"):
+            model = create_model(preset, bypass=bypass)
+        nodes, tensors = lower(model)
+        plan = plan_memory(nodes, tensors)
+        first, last = {"input": -1}, {}
+        for i, n in enumerate(nodes):
+            first.setdefault(n.output, i)
+            for t in n.inputs:
+                last[t] = i
+        live = [(t, first[t], last.get(t, first[t])) for t in plan.addr]
+        for a, fa, la in live:
+            assert plan.addr[a] % 16 == 0 and plan.addr[a] + plan.size[a] <= plan.peak
+            for b, fb, lb in live:
+                if a < b and not (la < fb or lb < fa):
+                    ra = range(plan.addr[a], plan.addr[a] + plan.size[a])
+                    rb = range(plan.addr[b], plan.addr[b] + plan.size[b])
+                    assert not set(ra) & set(rb), (a, b)
+        biggest = max(plan.size.values())
+        assert biggest <= plan.peak <= sum(plan.size.values())
+
+
+def test_accumulator_width_is_proven(program_dir):
+    program = load_program(program_dir)
+    from fireforge.sw.golden import _channel_params, decode_weights
+
+    for layer, d in zip(program.layers, program.descriptors, strict=True):
+        if d.op != Op.CONV:
+            continue
+        w = decode_weights(program, d)
+        bias, _ = _channel_params(program, d)
+        bound = (np.abs(w).reshape(len(w), -1).sum(1) * 255 + np.abs(bias)).max()
+        assert layer["acc_bound"] == bound
+        assert layer["acc_bits"] == int(bound).bit_length() + 1
+
+
+def test_fit_report_on_boards(tmp_path):
+    ckpt = _random_checkpoint(SMALL, 1, None)
+    m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "a",
+                           budget=Budget(1 << 20, "a big board"))
+    assert m["fit"]["fits"] and m["fit"]["margin"] > 0
+    m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "b",
+                           budget=Budget(4000, "a tiny board"))
+    fit = m["fit"]
+    assert fit["fits"] is False and fit["margin"] < 0
+    assert any(s["change"] == "--bits 4" for s in fit["suggestions"])
+    msg = fit_message(fit)
+    assert "a tiny board has 4,000 B" in msg and f"short by {-fit['margin']:,} B" in msg
+
+
+def test_full_squeezenet_on_icebreaker_does_not_fit(tmp_path, capsys):
+    from fireforge.sw.checkpoint import Checkpoint, save_checkpoint
+    from fireforge.sw.cli import main
+
+    model = SqueezeNet(SqueezeNetConfig(64, 3, 2, 0, create_model("squeezenet1_1").config.fires,
+                                        (0, 2, 4)))
+    save_checkpoint(Checkpoint(model, "squeezenet1_1", "digits", tuple("0123456789") + tuple(
+        str(i) for i in range(10, 1000)), [0.4] * 3, [0.3] * 3), tmp_path / "ck")
+    (tmp_path / "img").mkdir()
+    assert main(["compile", "--checkpoint", str(tmp_path / "ck"), "--board", "icebreaker",
+                 "--out", str(tmp_path / "p"), "--calibration", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "icebreaker (iCE40UP5K) has 146,432 B (short by" in err[0]
+    assert "would fit: preset squeezenet_tiny" in err[0]
