@@ -1,0 +1,113 @@
+"""The one frozen configuration of the accelerator, and its named variants.
+
+Board variants are made with :func:`dataclasses.replace`; ``__post_init__`` rejects anything the
+generator cannot build, saying what was given and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..sw.errors import FireforgeError
+from .isa import CODEBOOK_ENTRIES, WEIGHT_BITS
+
+__all__ = ["AcceleratorConfig", "CONFIGS", "config_by_name"]
+
+
+@dataclass(frozen=True)
+class AcceleratorConfig:
+    """Generator parameters.
+
+    Parameters
+    ----------
+    columns
+        Output channels computed in parallel (the array's columns); also the number of output
+        channels per weight word, so programs must be compiled with ``group == columns``.
+    rows
+        Input-channel lanes per column (the array's rows): MACs = ``rows * columns``.
+        The convolution engine drives one lane today.
+    codebook_bits
+        Widest codebook the decoder holds in registers (``2**codebook_bits`` int8 entries). Layers
+        with 8-bit indices must use the identity codebook (uncompressed int8 weights).
+    act_bytes, weight_bytes, param_entries, codebook_entries, program_entries
+        Depths of the on-chip memories.
+    multiplier
+        ``"dsp"`` (hardware multipliers) or ``"lut"`` (logic).
+    weight_memory
+        ``"bram"`` or ``"spram"`` (iCE40 UltraPlus single-port RAM).
+    fifo_depth
+        Finished output groups buffered between the array and requantization.
+    """
+
+    columns: int = 8
+    rows: int = 1
+    codebook_bits: int = 4
+    act_bytes: int = 32 * 1024
+    weight_bytes: int = 64 * 1024
+    param_entries: int = 1024
+    codebook_entries: int = 1024
+    program_entries: int = 64
+    result_entries: int = 16
+    multiplier: str = "dsp"
+    weight_memory: str = "bram"
+    fifo_depth: int = 4
+
+    def __post_init__(self):
+        def positive(name):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise FireforgeError(f"AcceleratorConfig.{name} must be a positive int, not "
+                                     f"{value!r}")
+
+        for f in dataclasses.fields(self):
+            if f.type == "int":
+                positive(f.name)
+        if self.columns > 256 or self.columns & (self.columns - 1):
+            raise FireforgeError(f"columns={self.columns}: a power of two up to 256")
+        if self.rows != 1:
+            raise FireforgeError(f"rows={self.rows}: the convolution engine drives one input "
+                                 f"lane today (rows=1); use more columns for more MACs")
+        if not 1 <= self.codebook_bits <= WEIGHT_BITS:
+            raise FireforgeError(f"codebook_bits={self.codebook_bits}: allowed 1..{WEIGHT_BITS}")
+        if self.multiplier not in ("dsp", "lut"):
+            raise FireforgeError(f"multiplier={self.multiplier!r}: 'dsp' or 'lut'")
+        if self.weight_memory not in ("bram", "spram"):
+            raise FireforgeError(f"weight_memory={self.weight_memory!r}: 'bram' or 'spram'")
+        if self.weight_bytes % self.columns:
+            raise FireforgeError(f"weight_bytes={self.weight_bytes} must be a multiple of the "
+                                 f"weight word ({self.columns} bytes)")
+        if self.fifo_depth < 2:
+            raise FireforgeError("fifo_depth must be at least 2 (one group in the array, one "
+                                 "being requantized)")
+        assert CODEBOOK_ENTRIES == 1 << WEIGHT_BITS
+
+    @property
+    def macs(self) -> int:
+        return self.rows * self.columns
+
+    @property
+    def word_bytes(self) -> int:
+        """Bytes per weight-memory word: one 8-bit index per column (narrower indices pack)."""
+        return self.columns
+
+    def replace(self, **changes) -> AcceleratorConfig:
+        return dataclasses.replace(self, **changes)
+
+
+CONFIGS: dict[str, AcceleratorConfig] = {
+    # iCE40 UltraPlus: 8 SB_MAC16, weights in SPRAM, maps in SPRAM/EBR.
+    "up5k": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
+                              weight_memory="spram"),
+    # ECP5: 64 MULT18X18D columns for the CIFAR presets.
+    "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,
+                              param_entries=4096, codebook_entries=2048, program_entries=128),
+}
+
+
+def config_by_name(name: str) -> AcceleratorConfig:
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise FireforgeError(f"unknown accelerator configuration {name!r}; known: "
+                             f"{', '.join(CONFIGS)}") from None

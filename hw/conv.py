@@ -1,0 +1,299 @@
+"""The convolution engine: runs one CONV descriptor on the MAC array.
+
+Loop nest (output-stationary, ``C = columns`` output channels at a time)::
+
+    for oy, ox:                      # output pixels, raster order
+        for g in range(ceil(out_c / C)):
+            for ky, kx, ci:          # one reduction step per cycle
+                acc[j] += act[iy, ix, ci] * w[g*C + j, ci, ky, kx]
+            requantize acc[0..C) -> out[oy, ox, g*C + j]
+
+Stages, one step per cycle with no stall inside a group:
+
+* **address generator**: counters with incremental addresses (no multiplier in the loop), the
+  padding test, the weight word and sub-word of the step, and ``first``/``last`` flags;
+* **fetch** (1 cycle, synchronous memories) and **decode**: the padded pixel value or the
+  activation byte, and ``C`` indices of ``w_bits`` bits out of the weight word, turned into int8
+  through the codebook registers (or taken as int8 when the layer is uncompressed 8-bit);
+* the :class:`~.array.MACArray`;
+* a FIFO of finished groups, then one :class:`~.requant.Requantizer` that writes one byte per
+  cycle. Credits (one per FIFO entry) hold the address generator back before a group's first
+  step, so nothing ever stalls mid-pipeline. A group of fewer than ``C + 4`` steps therefore
+  waits for requantization: that, and output channels that do not fill the last group, is where
+  utilization goes.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, wiring
+from amaranth.lib.wiring import In, Out
+
+from .array import MACArray
+from .config import AcceleratorConfig
+from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor
+from .requant import Requantizer
+
+__all__ = ["ConvEngine"]
+
+
+class ConvEngine(wiring.Component):
+    """Runs the CONV descriptor ``desc`` after a ``start`` pulse; pulses ``done`` at the end.
+
+    Memory ports are synchronous-read (data one cycle after the address). ``busy_mac`` counts
+    the cycles that issued a reduction step (for utilization).
+    """
+
+    def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int):
+        self.config = config
+        c = config.columns
+        self._aw = act_aw
+        super().__init__({
+            "start": In(1),
+            "done": Out(1),
+            "desc": In(Descriptor),
+            "act_raddr": Out(act_aw),
+            "act_rdata": In(ACT_BITS),
+            "act_waddr": Out(act_aw),
+            "act_wdata": Out(ACT_BITS),
+            "act_we": Out(1),
+            "w_raddr": Out(w_aw),
+            "w_rdata": In(c * 8),
+            "p_raddr": Out(p_aw),
+            "p_rdata": In(ChannelParams),
+            "cb_raddr": Out(cb_aw),
+            "cb_rdata": In(signed(WEIGHT_BITS)),
+            "steps": Out(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        C = cfg.columns
+        clog = C.bit_length() - 1
+        d = self.desc
+        aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
+
+        # ---------------------------------------------------------------- layer constants
+        k3 = Signal()
+        in_c, out_c = Signal(12), Signal(12)
+        H, W, OH, OW = Signal(10), Signal(10), Signal(10), Signal(10)
+        stride2, pad = Signal(), Signal()
+        stride, rowstride = Signal(signed(aw)), Signal(signed(aw))
+        groups = Signal(12)
+        bits = Signal(4)
+        spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
+        use_cb = Signal()
+        w_base, param_base, cb_base = Signal(24), Signal(16), Signal(16)
+        out_stride, shift, pad_value = Signal(12), Signal(6), Signal(8)
+        cb_count = Signal(9)
+
+        # ---------------------------------------------------------------- codebook registers
+        cb_regs = Array(Signal(signed(WEIGHT_BITS), name=f"cb{i}")
+                        for i in range(1 << cfg.codebook_bits))
+
+        # ---------------------------------------------------------------- address generator
+        oy, ox, g = Signal(10), Signal(10), Signal(12)
+        ky, kx, ci = Signal(2), Signal(2), Signal(12)
+        iy0, ix0 = Signal(signed(12)), Signal(signed(12))
+        orow, opix, krow, kaddr = (Signal(signed(aw), name=n) for n in
+                                   ("orow", "opix", "krow", "kaddr"))
+        wpos = Signal(24)
+        outpix = Signal(self._aw + 1)
+        credits = Signal(range(cfg.fifo_depth + 1))
+        issuing = Signal()
+
+        kmax = Mux(k3, 2, 0)
+        first = (ky == 0) & (kx == 0) & (ci == 0)
+        last = (ky == kmax) & (kx == kmax) & (ci == in_c - 1)
+        iy, ix = iy0 + ky, ix0 + kx
+        is_pad = (iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)
+        can_issue = ~first | (credits != 0)
+        step = Signal()
+        m.d.comb += step.eq(issuing & can_issue)
+
+        # Stage-1 registers (memory data arrives with them).
+        s1_valid, s1_first, s1_last, s1_pad = Signal(), Signal(), Signal(), Signal()
+        s1_sub = Signal(3)
+        meta = data.StructLayout({"addr": self._aw + 1, "count": range(C + 1), "param": 16})
+        s1_meta = Signal(meta)
+        g_base = Signal(12)
+        m.d.comb += g_base.eq(g << clog)
+        remaining = Signal(13)
+        m.d.comb += remaining.eq(out_c - g_base)
+
+        m.d.comb += [
+            self.act_raddr.eq((kaddr + ci)[:self._aw]),
+            self.w_raddr.eq(w_base[clog:] + (wpos >> spw_log)),
+        ]
+        m.d.sync += [
+            s1_valid.eq(step), s1_first.eq(first), s1_last.eq(last), s1_pad.eq(is_pad),
+            s1_sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
+            s1_meta.addr.eq(outpix + g_base),
+            s1_meta.count.eq(Mux(remaining > C, C, remaining)),
+            s1_meta.param.eq(param_base + g_base),
+        ]
+        with m.If(step):
+            m.d.sync += self.steps.eq(self.steps + 1)
+
+        # ---------------------------------------------------------------- decode (stage 1)
+        m.submodules.array = array = MACArray(C)
+        act = Mux(s1_pad, pad_value, self.act_rdata)
+        for j in range(C):
+            idx = Signal(8, name=f"idx{j}")
+            with m.Switch(bits):
+                for b in (1, 2, 4, 8):
+                    with m.Case(b):
+                        m.d.comb += idx.eq(self.w_rdata.word_select(
+                            (s1_sub << clog) + j, b) if b < 8 else
+                            self.w_rdata.word_select(j, 8))
+            wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
+            m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed()))
+            m.d.sync += array.weights[j].eq(wj)
+        a_meta = Signal(meta)
+        m.d.sync += [array.valid.eq(s1_valid), array.first.eq(s1_first),
+                     array.last.eq(s1_last), array.act.eq(act), a_meta.eq(s1_meta)]
+        # The array's result appears two cycles after its last step: delay the metadata.
+        p_meta, o_meta = Signal(meta), Signal(meta)
+        m.d.sync += [p_meta.eq(a_meta), o_meta.eq(p_meta)]
+
+        # ---------------------------------------------------------------- group FIFO
+        entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C), "meta": meta})
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=entry.size, depth=cfg.fifo_depth)
+        m.d.comb += [q.w_en.eq(array.out_valid),
+                     q.w_data.eq(Cat(array.sums.as_value(), o_meta.as_value()))]
+        head = data.View(entry, q.r_data)
+
+        # ---------------------------------------------------------------- requantization
+        m.submodules.rq = rq = Requantizer(tag_bits=self._aw + 1)
+        ser_busy = Signal()
+        j = Signal(range(C + 1))
+        r_valid, r_j = Signal(), Signal(range(C))
+        r_last = Signal()
+        popped = Signal()
+        m.d.comb += [self.p_raddr.eq(head.meta.param + j), popped.eq(0)]
+        m.d.sync += [r_valid.eq(0), r_last.eq(0)]
+        with m.If(~ser_busy):
+            with m.If(q.r_rdy & ~r_valid):
+                m.d.sync += [ser_busy.eq(1), j.eq(0)]
+        with m.Else():
+            m.d.sync += [r_valid.eq(1), r_j.eq(j), r_last.eq(j == head.meta.count - 1),
+                         j.eq(j + 1)]
+            with m.If(j == head.meta.count - 1):
+                m.d.sync += ser_busy.eq(0)
+        sums = Array(head.sums[i] for i in range(C))
+        m.d.comb += [
+            rq.i_valid.eq(r_valid),
+            rq.acc.eq(sums[r_j]),
+            rq.bias.eq(self.p_rdata.bias),
+            rq.mult.eq(self.p_rdata.mult),
+            rq.shift.eq(shift),
+            rq.tag.eq(head.meta.addr + r_j),
+            q.r_en.eq(r_valid & r_last),
+            popped.eq(r_valid & r_last),
+            self.act_we.eq(rq.o_valid),
+            self.act_waddr.eq(rq.o_tag[:self._aw]),
+            self.act_wdata.eq(rq.y),
+        ]
+        credit_take = step & first
+        with m.If(credit_take & ~popped):
+            m.d.sync += credits.eq(credits - 1)
+        with m.Elif(popped & ~credit_take):
+            m.d.sync += credits.eq(credits + 1)
+
+        # ---------------------------------------------------------------- control
+        pipe_busy = Signal()
+        m.d.comb += pipe_busy.eq(s1_valid | array.valid | array.out_valid | r_valid | rq.busy
+                                 | ser_busy | q.r_rdy | (credits != cfg.fifo_depth))
+        m.d.comb += self.done.eq(0)
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    k3_d = d.kernel == 3
+                    m.d.sync += [
+                        k3.eq(k3_d), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),
+                        W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
+                        pad.eq(d.pad != 0), stride.eq(d.in_stride),
+                        rowstride.eq(d.in_w * d.in_stride),
+                        groups.eq((d.out_c + C - 1) >> clog), bits.eq(d.w_bits),
+                        spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2,
+                                                              Mux(d.w_bits == 4, 1, 0)))),
+                        use_cb.eq(d.w_bits <= cfg.codebook_bits),
+                        w_base.eq(d.w_addr), param_base.eq(d.param_addr), cb_base.eq(d.cb_addr),
+                        out_stride.eq(d.out_stride), shift.eq(d.shift),
+                        pad_value.eq(d.pad_value),
+                        cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
+                        credits.eq(cfg.fifo_depth), self.steps.eq(0),
+                    ]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                # Window origin of the first output pixel: (-pad, -pad).
+                origin = (d.in_addr + d.in_offset) - Mux(pad, rowstride + stride, 0)
+                m.d.sync += [
+                    oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
+                    iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
+                    krow.eq(origin), kaddr.eq(origin),
+                    outpix.eq(d.out_addr + d.out_offset), j.eq(0),
+                ]
+                m.next = "CODEBOOK"
+            with m.State("CODEBOOK"):
+                # One entry per cycle: address in this cycle, data (and write) in the next.
+                cb_i, cb_d = Signal(9), Signal(9)
+                cb_v = Signal()
+                m.d.comb += self.cb_raddr.eq(cb_base + cb_i)
+                m.d.sync += [cb_v.eq(cb_i < cb_count), cb_d.eq(cb_i)]
+                with m.If(cb_i < cb_count):
+                    m.d.sync += cb_i.eq(cb_i + 1)
+                with m.If(cb_v):
+                    m.d.sync += cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
+                with m.If((cb_i >= cb_count) & ~cb_v):
+                    m.d.sync += [cb_i.eq(0), issuing.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(step):
+                    self._advance(m, ci, kx, ky, g, ox, oy, in_c, kmax, groups, OW, OH, kaddr,
+                                  krow, opix, orow, stride, rowstride, stride2, iy0, ix0, pad,
+                                  wpos, outpix, out_stride, issuing)
+                with m.If(~issuing):
+                    m.next = "DRAIN"
+            with m.State("DRAIN"):
+                with m.If(~pipe_busy):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+    def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, kmax, groups, OW, OH, kaddr, krow, opix,
+                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, outpix, out_stride,
+                 issuing):
+        """Counter and address updates after one issued step."""
+        sstride = Mux(stride2, stride << 1, stride)
+        srow = Mux(stride2, rowstride << 1, rowstride)
+        m.d.sync += wpos.eq(wpos + 1)
+        with m.If(ci + 1 < in_c):
+            m.d.sync += ci.eq(ci + 1)
+        with m.Else():
+            m.d.sync += ci.eq(0)
+            with m.If(kx != kmax):
+                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+            with m.Else():
+                m.d.sync += kx.eq(0)
+                with m.If(ky != kmax):
+                    m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
+                                 kaddr.eq(krow + rowstride)]
+                with m.Else():
+                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
+                    with m.If(g + 1 < groups):
+                        m.d.sync += g.eq(g + 1)
+                    with m.Else():
+                        m.d.sync += [g.eq(0), wpos.eq(0), outpix.eq(outpix + out_stride)]
+                        with m.If(ox + 1 < OW):
+                            nxt = opix + sstride
+                            m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
+                                         kaddr.eq(nxt), ix0.eq(ix0 + Mux(stride2, 2, 1))]
+                        with m.Else():
+                            nxt = orow + srow
+                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
+                                         krow.eq(nxt), kaddr.eq(nxt), ix0.eq(-pad),
+                                         iy0.eq(iy0 + Mux(stride2, 2, 1))]
+                            with m.If(oy + 1 == OH):
+                                m.d.sync += issuing.eq(0)

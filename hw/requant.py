@@ -1,0 +1,67 @@
+"""Requantization in gateware: the contract's ``clamp((x * M + 2**(S-1)) >> S, 0, 255)``.
+
+:func:`round_shift_clamp` is the one gateware expression of :func:`fireforge.hw.isa.requantize`
+(round half up, arithmetic shift, clamp at 0 and 255); the convolution's requantizer and the
+bypass add both use it, and the unit tests compare it with the isa function.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .isa import ACC_BITS, ACT_BITS, ACT_MAX, MAX_SHIFT, MULT_BITS
+
+__all__ = ["Requantizer", "round_shift_clamp", "SHIFT_BITS"]
+
+SHIFT_BITS = MAX_SHIFT.bit_length()
+
+
+def round_shift_clamp(value: Value, shift: Value) -> Value:
+    """``clamp((value + 2**(shift-1)) >> shift, 0, ACT_MAX)``; no rounding term when shift is 0.
+    ``value`` is signed."""
+    width = len(value) + 1
+    rnd = Mux(shift == 0, 0, Const(1, unsigned(width)) << (shift - 1)[:len(shift)])
+    shifted = (value.as_signed() + rnd.as_signed()) >> shift
+    return Mux(shifted < 0, 0, Mux(shifted > ACT_MAX, ACT_MAX, shifted))
+
+
+class Requantizer(wiring.Component):
+    """Three-stage pipeline: ``acc + bias``, times ``mult``, round-shift-clamp.
+
+    Each input beat (``i_valid``) gives one output byte ``y`` three cycles later with ``o_valid``
+    and the ``tag`` it came with (the output address). ``busy`` while any beat is in flight.
+    """
+
+    def __init__(self, tag_bits: int):
+        super().__init__({
+            "i_valid": In(1),
+            "acc": In(signed(ACC_BITS)),
+            "bias": In(signed(ACC_BITS)),
+            "mult": In(unsigned(MULT_BITS)),
+            "shift": In(unsigned(SHIFT_BITS)),
+            "tag": In(tag_bits),
+            "o_valid": Out(1),
+            "y": Out(unsigned(ACT_BITS)),
+            "o_tag": Out(tag_bits),
+            "busy": Out(1),
+        })
+        self.tag_bits = tag_bits
+
+    def elaborate(self, platform):
+        m = Module()
+        total = Signal(signed(ACC_BITS + 1), reset_less=True)
+        prod = Signal(signed(ACC_BITS + 1 + MULT_BITS + 1), reset_less=True)
+        v1, v2 = Signal(), Signal()
+        t1, t2 = Signal(self.tag_bits), Signal(self.tag_bits)
+        s1, s2 = Signal(SHIFT_BITS), Signal(SHIFT_BITS)
+        mult1 = Signal(signed(MULT_BITS + 1))
+        m.d.sync += [
+            total.eq(self.acc + self.bias), mult1.eq(self.mult), v1.eq(self.i_valid),
+            t1.eq(self.tag), s1.eq(self.shift),
+            prod.eq(total * mult1), v2.eq(v1), t2.eq(t1), s2.eq(s1),
+            self.y.eq(round_shift_clamp(prod, s2)), self.o_valid.eq(v2), self.o_tag.eq(t2),
+        ]
+        m.d.comb += self.busy.eq(self.i_valid | v1 | v2 | self.o_valid)
+        return m

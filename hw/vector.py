@@ -1,0 +1,206 @@
+"""The element-wise units: max pool, global sum (average pool) and the bypass add.
+
+They work on the activation memory one byte per cycle (the add: two reads per element) and
+need no multiplier in their address arithmetic: every address moves by a stride. They are not
+counted in MAC-array utilization.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor
+from .requant import round_shift_clamp
+
+__all__ = ["MaxPool", "GlobalSum", "BypassAdd"]
+
+
+def _ports(aw: int, extra: dict | None = None) -> dict:
+    return {"start": In(1), "done": Out(1), "desc": In(Descriptor),
+            "act_raddr": Out(aw), "act_rdata": In(ACT_BITS),
+            "act_waddr": Out(aw), "act_wdata": Out(ACT_BITS), "act_we": Out(1),
+            **(extra or {})}
+
+
+class MaxPool(wiring.Component):
+    """3x3 stride-2 max pool, ceil mode: window positions past the edge are skipped (reading as
+    0, which cannot win over unsigned values). Ten cycles per output byte."""
+
+    def __init__(self, aw: int):
+        self._aw = aw
+        super().__init__(_ports(aw))
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.desc
+        aw = self._aw + 2
+        oy, ox, c = Signal(10), Signal(10), Signal(12)
+        ky, kx = Signal(2), Signal(2)
+        stride, rowstride = Signal(aw), Signal(aw)
+        orow, opix, krow, kaddr = (Signal(aw, name=n) for n in ("orow", "opix", "krow", "kaddr"))
+        outpix = Signal(aw)
+        running = Signal()
+        # issue stage -> data stage
+        v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
+        waddr1 = Signal(aw)
+        best = Signal(ACT_BITS)
+        iy, ix = (oy << 1) + ky, (ox << 1) + kx
+        inb = (iy < d.in_h) & (ix < d.in_w)
+        first = (ky == 0) & (kx == 0)
+        last = (ky == 2) & (kx == 2)
+        m.d.comb += self.act_raddr.eq((kaddr + c)[:self._aw])
+        m.d.sync += [v1.eq(running), first1.eq(first), last1.eq(last), inb1.eq(inb),
+                     waddr1.eq(outpix + c)]
+        value = Mux(inb1, self.act_rdata, 0)
+        cur = Mux(first1, value, Mux(value > best, value, best))
+        with m.If(v1):
+            m.d.sync += best.eq(cur)
+        m.d.comb += [self.act_we.eq(v1 & last1), self.act_waddr.eq(waddr1[:self._aw]),
+                     self.act_wdata.eq(cur), self.done.eq(0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    base = d.in_addr + d.in_offset
+                    m.d.sync += [stride.eq(d.in_stride), rowstride.eq(d.in_w * d.in_stride),
+                                 oy.eq(0), ox.eq(0), c.eq(0), ky.eq(0), kx.eq(0),
+                                 orow.eq(base), opix.eq(base), krow.eq(base), kaddr.eq(base),
+                                 outpix.eq(d.out_addr + d.out_offset), running.eq(1)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(running):
+                    with m.If(kx != 2):
+                        m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+                    with m.Else():
+                        m.d.sync += kx.eq(0)
+                        with m.If(ky != 2):
+                            m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
+                                         kaddr.eq(krow + rowstride)]
+                        with m.Else():
+                            m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
+                            with m.If(c + 1 < d.in_c):
+                                m.d.sync += c.eq(c + 1)
+                            with m.Else():
+                                m.d.sync += [c.eq(0), outpix.eq(outpix + d.out_stride)]
+                                with m.If(ox + 1 < d.out_w):
+                                    nxt = opix + (stride << 1)
+                                    m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
+                                                 kaddr.eq(nxt)]
+                                with m.Else():
+                                    nxt = orow + (rowstride << 1)
+                                    m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt),
+                                                 opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
+                                    with m.If(oy + 1 == d.out_h):
+                                        m.d.sync += running.eq(0)
+                with m.Elif(~v1):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+
+class GlobalSum(wiring.Component):
+    """Per channel, the sum of the map (int32) into the result memory at ``out_addr + c``."""
+
+    def __init__(self, aw: int, res_aw: int):
+        self._aw = aw
+        super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
+                                     "res_we": Out(1)}))
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.desc
+        c, pix = Signal(12), Signal(20)
+        addr = Signal(self._aw + 1)
+        running = Signal()
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        c1 = Signal(12)
+        acc = Signal(signed(ACC_BITS))
+        npix = Signal(20)
+        first, last = pix == 0, pix + 1 == npix
+        m.d.comb += self.act_raddr.eq(addr[:self._aw])
+        m.d.sync += [v1.eq(running), first1.eq(first), last1.eq(last), c1.eq(c)]
+        total = Mux(first1, 0, acc) + self.act_rdata
+        with m.If(v1):
+            m.d.sync += acc.eq(total)
+        m.d.comb += [self.res_we.eq(v1 & last1), self.res_waddr.eq(d.out_addr + c1),
+                     self.res_wdata.eq(total), self.done.eq(0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [npix.eq(d.in_h * d.in_w), c.eq(0), pix.eq(0),
+                                 addr.eq(d.in_addr + d.in_offset)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.sync += running.eq(1)
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(running):
+                    with m.If(~last):
+                        m.d.sync += [pix.eq(pix + 1), addr.eq(addr + d.in_stride)]
+                    with m.Else():
+                        m.d.sync += [pix.eq(0), c.eq(c + 1),
+                                     addr.eq(d.in_addr + d.in_offset + c + 1)]
+                        with m.If(c + 1 == d.in_c):
+                            m.d.sync += running.eq(0)
+                with m.Elif(~v1):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
+
+
+class BypassAdd(wiring.Component):
+    """``clamp((x1 * mult1 + x2 * mult2 + 2**(shift-1)) >> shift, 0, 255)`` per element; two
+    reads (one port) per element."""
+
+    def __init__(self, aw: int):
+        self._aw = aw
+        super().__init__(_ports(aw))
+
+    def elaborate(self, platform):
+        m = Module()
+        d = self.desc
+        pix, c = Signal(20), Signal(12)
+        a1, a2, ao = Signal(self._aw + 1), Signal(self._aw + 1), Signal(self._aw + 1)
+        phase = Signal()  # 0: read x1, 1: read x2
+        running = Signal()
+        npix = Signal(20)
+        v1, ph1 = Signal(), Signal()
+        o1, o2 = Signal(self._aw + 1), Signal(self._aw + 1)
+        x1 = Signal(ACT_BITS)
+        sum_v, sum_o = Signal(), Signal(self._aw + 1)
+        total = Signal(signed(ACT_BITS + MULT_BITS + 2))
+        m.d.comb += self.act_raddr.eq(Mux(phase, a2 + c, a1 + c)[:self._aw])
+        m.d.sync += [v1.eq(running), ph1.eq(phase), o1.eq(ao + c)]
+        with m.If(v1 & ~ph1):
+            m.d.sync += [x1.eq(self.act_rdata), o2.eq(o1)]
+        m.d.sync += sum_v.eq(v1 & ph1)
+        with m.If(v1 & ph1):
+            m.d.sync += [total.eq(x1 * d.mult1 + self.act_rdata * d.mult2), sum_o.eq(o2)]
+        m.d.comb += [self.act_we.eq(sum_v), self.act_waddr.eq(sum_o[:self._aw]),
+                     self.act_wdata.eq(round_shift_clamp(total, d.shift)), self.done.eq(0)]
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.start):
+                    m.d.sync += [npix.eq(d.out_h * d.out_w), pix.eq(0), c.eq(0), phase.eq(0),
+                                 a1.eq(d.in_addr + d.in_offset), a2.eq(d.in2_addr),
+                                 ao.eq(d.out_addr + d.out_offset)]
+                    m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.sync += running.eq(1)
+                m.next = "RUN"
+            with m.State("RUN"):
+                with m.If(running):
+                    m.d.sync += phase.eq(~phase)
+                    with m.If(phase):
+                        with m.If(c + 1 < d.out_c):
+                            m.d.sync += c.eq(c + 1)
+                        with m.Else():
+                            m.d.sync += [c.eq(0), pix.eq(pix + 1), a1.eq(a1 + d.in_stride),
+                                         a2.eq(a2 + d.in2_stride), ao.eq(ao + d.out_stride)]
+                            with m.If(pix + 1 == npix):
+                                m.d.sync += running.eq(0)
+                with m.Elif(~v1 & ~sum_v):
+                    m.d.comb += self.done.eq(1)
+                    m.next = "IDLE"
+        return m
