@@ -12,7 +12,12 @@ DEB_PACKAGES := iverilog
 JOBS ?= 2
 RUNS ?= runs
 
-.PHONY: setup test test-all demo lint clean
+PROGRAM ?= $(RUNS)/squeezenet_tiny-icebreaker-program
+SIM ?= verilator
+CONFIG ?= up5k
+IMAGES ?= 4
+
+.PHONY: setup test test-all demo sim bench lint clean
 
 setup: $(STAMP)
 
@@ -41,6 +46,22 @@ test-all: setup
 
 demo: setup
 	$(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
+
+# cocotb on the generated Verilog: the unit and random-network testbenches, then the full
+# network of PROGRAM (default: what `make demo` compiled) on IMAGES test images, every layer.
+sim: setup
+	$(BIN)/python -m pytest -n $(JOBS) tests/sim tests/hw
+	@test -f $(PROGRAM)/manifest.json || $(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
+	$(BIN)/fireforge sim --program $(PROGRAM) --simulator $(SIM) --config $(CONFIG) \
+	  --images $(IMAGES)
+
+# Benchmarks: cycles, utilization and simulator speed, as JSON in bench/ (compare run to run).
+bench: setup
+	@test -f $(PROGRAM)/manifest.json || $(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
+	@mkdir -p bench
+	$(BIN)/fireforge sim --program $(PROGRAM) --simulator verilator --config $(CONFIG) \
+	  --images $(IMAGES) --no-layer-check --json > bench/sim-$(CONFIG).json
+	@echo "wrote bench/sim-$(CONFIG).json"
 
 lint: setup
 	$(BIN)/ruff check hw sw sim boards tests

@@ -292,8 +292,11 @@ def _cmd_compile(args) -> dict:
     data = _load_data_for(ckpt, args.data)
     budget = _budget(args)
     calib = data.x_train[:args.calibration]
-    manifest = compile_checkpoint(ckpt, calib, args.out, budget, args.group, ckpt.shared,
-                                  source=str(args.checkpoint))
+    from ..hw.config import config_by_name
+
+    accel = config_by_name(args.config)
+    manifest = compile_checkpoint(ckpt, calib, args.out, budget, accel.columns, ckpt.shared,
+                                  source=str(args.checkpoint), accelerator=args.config)
     fit = manifest["fit"]
     if fit.get("fits") is False:
         raise FireforgeError(fit_message(fit) + f" (program written to {args.out} anyway)")
@@ -322,8 +325,10 @@ def _setup_compile(p):
                    "checkpoint's training set)")
     p.add_argument("--calibration", type=_positive_int, default=500,
                    help="calibration images (default 500)")
-    p.add_argument("--group", type=_positive_int, default=8,
-                   help="output channels per weight word: the array's columns (default 8)")
+    from ..hw.config import CONFIGS
+
+    p.add_argument("--config", choices=list(CONFIGS), default="up5k",
+                   help="accelerator configuration the program is laid out for (default up5k)")
 
 
 @command("golden", "run the bit-exact integer golden model on a data set's test images")
@@ -379,7 +384,96 @@ def _setup_golden(p):
     p.add_argument("--count", type=_positive_int, help="only the first N test images")
 
 
-_SETUP = {"model": _setup_model, "train": _setup_train, "compress": _setup_compress,
+@command("sim", "run a compiled program on real images in the RTL simulation (cocotb)")
+def _cmd_sim(args) -> dict:
+    import numpy as np
+
+    from ..hw.config import config_by_name
+    from ..sim.runner import run_rtl
+    from .data import load_dataset
+    from .program import load_program
+
+    say = Reporter(args.json)
+    program = load_program(args.program)
+    config = config_by_name(args.config)
+    c, size, _ = program.input_shape
+    name = args.data or program.manifest["data"]
+    data = load_dataset(name, size, c)
+    images, labels = data.x_test[:args.images], data.y_test[:args.images]
+    checked = "" if args.no_layer_check else ", every layer checked"
+    say(f"simulating {args.program} on {len(images)} {name} test images with {args.simulator} "
+        f"({args.config}: {config.macs} MACs){checked}")
+    result = run_rtl(program, config, images, args.simulator, not args.no_layer_check,
+                     args.trace, Path(args.build_dir), log=say)
+    records = result["images"]
+    cycles = np.array([r["layer_cycles"] for r in records], dtype=np.int64).mean(axis=0)
+    layers, conv_macs, conv_cycles = [], 0, 0
+    for layer, cyc in zip(program.layers, cycles.tolist(), strict=True):
+        row = {"name": layer["name"], "op": layer["op"], "cycles": round(cyc, 1)}
+        if layer["op"] == "CONV":
+            row["macs"] = layer["macs"]
+            row["utilization"] = layer["macs"] / (config.macs * cyc)
+            conv_macs += layer["macs"]
+            conv_cycles += cyc
+        layers.append(row)
+    total = float(np.mean([r["total_cycles"] for r in records]))
+    pool_cycles = sum(r["cycles"] for r in layers if r["op"] in ("MAXPOOL", "AVGPOOL"))
+    bit_exact = all(r["bit_exact"] for r in records)
+    mismatch = next((r["first_mismatch"] | {"image": r["image"]} for r in records
+                     if not r["bit_exact"]), None)
+    preds = [r["prediction"] for r in records]
+    sim_cycles = sum(r["total_cycles"] for r in records)
+    out = {
+        "program": str(args.program), "model_hash": program.model_hash, "config": args.config,
+        "simulator": args.simulator, "bit_exact": bit_exact, "first_mismatch": mismatch,
+        "layers_checked": not args.no_layer_check, "images": len(records),
+        "cycles_per_inference": total,
+        "mac_utilization": conv_macs / (config.macs * conv_cycles) if conv_cycles else None,
+        "mac_utilization_excluding_pooling": conv_macs / (config.macs * (total - pool_cycles)),
+        "mac_utilization_whole": conv_macs / (config.macs * total),
+        "macs": conv_macs, "pes": config.macs, "layers": layers, "predictions": preds,
+        "golden_predictions": [r["golden_prediction"] for r in records],
+        "accuracy": float((np.array(preds) == labels).mean()),
+        "sim_cycles_per_second": sim_cycles / result["sim_seconds"]
+        if result["sim_seconds"] else None,
+        "seconds": {k: result[k] for k in ("generate_seconds", "build_seconds", "run_seconds")},
+    }
+    if result.get("trace"):
+        out["trace"] = result["trace"]
+    say(f"{'layer':<26} {'op':<8} {'cycles':>9} {'MACs':>10} {'util':>6}")
+    for row in layers:
+        util = f"{row['utilization'] * 100:5.1f}%" if "utilization" in row else ""
+        say(f"{row['name']:<26} {row['op']:<8} {row['cycles']:>9,.0f} {row.get('macs', ''):>10}"
+            f" {util:>6}")
+    say(f"bit-exact: {'yes' if bit_exact else 'NO, first mismatch ' + json.dumps(mismatch)}")
+    say(f"cycles per inference {total:,.0f}; MAC utilization {out['mac_utilization'] * 100:.1f}% "
+        f"over convolutions, {out['mac_utilization_excluding_pooling'] * 100:.1f}% excluding "
+        f"pooling, {out['mac_utilization_whole'] * 100:.1f}% of all cycles; simulator "
+        f"{out['sim_cycles_per_second'] or 0:,.0f} cycles/s")
+    say(f"predictions {preds} (labels {labels.tolist()}); accuracy {out['accuracy'] * 100:.1f}%")
+    if not bit_exact:
+        raise FireforgeError(f"the RTL differs from the golden model: {json.dumps(mismatch)}")
+    return out
+
+
+def _setup_sim(p):
+    from ..hw.config import CONFIGS
+    from ..sim.runner import SIMULATORS
+
+    p.add_argument("--program", required=True, metavar="DIR")
+    p.add_argument("--data", metavar="NAME|PATH", help="default: the program's data set")
+    p.add_argument("--images", type=_positive_int, default=1, help="test images (default 1)")
+    p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
+    p.add_argument("--config", choices=list(CONFIGS), default="up5k",
+                   help="accelerator configuration (default up5k)")
+    p.add_argument("--trace", metavar="FILE.vcd", help="write a waveform")
+    p.add_argument("--no-layer-check", action="store_true",
+                   help="run freely; compare only the final sums")
+    p.add_argument("--build-dir", default="build/sim", metavar="DIR")
+
+
+_SETUP = {"model": _setup_model, "sim": _setup_sim, "train": _setup_train,
+          "compress": _setup_compress,
           "sensitivity": _setup_sensitivity, "compile": _setup_compile, "golden": _setup_golden}
 
 

@@ -217,6 +217,8 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
                           cb_addr=n_codebook, param_addr=n_params, shift=q.shift)
             stream = _weight_stream(q.indices, group)
             weights += pack_indices(stream, q.bits)
+            # Every layer starts on a weight word (``group`` bytes: one 8-bit index per column).
+            weights += bytes(-len(weights) % group)
             codebooks += q.codebook.astype(np.int8).tobytes()
             params += pack_channel_params(q.bias, q.mult)
             n_codebook += len(q.codebook)
@@ -248,7 +250,7 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
 def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Path,
                        budget: Budget | None = None, group: int = DEFAULT_GROUP,
                        shared: dict[str, SharedLayer] | None = None,
-                       source: str | None = None) -> dict:
+                       source: str | None = None, accelerator: str | None = None) -> dict:
     """Compile ``ckpt`` into the directory ``out``; returns the manifest."""
     if group < 1 or group > 256:
         raise FireforgeError("group (output channels per weight word) must be 1..256")
@@ -294,6 +296,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
                   "pad_value": net.pad_value, "mean": ckpt.mean, "std": ckpt.std,
                   "layout": "HWC uint8 pixels"},
         "group": group,
+        "accelerator": accelerator,
         "descriptor_bytes": DESCRIPTOR_BYTES,
         "descriptor_bits": Descriptor.size,
         "act_bytes": plan.peak,

@@ -86,7 +86,8 @@ def test_hand_computed_bypass_add():
 
 # ------------------------------------------------------------------------------ random networks
 @st.composite
-def networks(draw):
+def networks(draw, bits=(None, 3, 8)):
+    """(config, seed, codebook bits or None for uncompressed int8) of a random Fire network."""
     stem_k = draw(st.sampled_from([1, 3]))
     stem_s = draw(st.sampled_from([1, 2]))
     stem_p = draw(st.sampled_from([0, 1])) if stem_k == 3 else 0
@@ -104,7 +105,7 @@ def networks(draw):
             bypass=draw(st.sampled_from(["none", "simple", "complex"])))
     except FireforgeError:  # pools shrank the map to nothing
         assume(False)
-    return config, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from([None, 3, 8]))
+    return config, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(list(bits)))
 
 
 def _random_checkpoint(config, seed, bits):

