@@ -102,17 +102,28 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
         t1 = time.perf_counter()
         if log:
             log(f"building {simulator} model in {sim_build}")
-        runner.build(verilog_sources=[verilog_path], hdl_toplevel=TOP, build_dir=sim_build,
-                     build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
-                     log_file=sim_build / "build.log")
+        try:
+            runner.build(verilog_sources=[verilog_path], hdl_toplevel=TOP, build_dir=sim_build,
+                         build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
+                         log_file=sim_build / "build.log")
+        except (SystemExit, RuntimeError) as e:
+            log_text = (sim_build / "build.log").read_text()[-1500:] if (
+                sim_build / "build.log").exists() else ""
+            raise FireforgeError(f"building the {simulator} model failed ({e}); see "
+                                 f"{sim_build / 'build.log'}:\n{log_text}") from None
         build_s = time.perf_counter() - t1
         extra_env = {"FIREFORGE_JOB": str(job_dir / "job.json"),
                      "PYTHONPATH": os.pathsep.join(sys.path)}
         t2 = time.perf_counter()
-        runner.test(test_module="fireforge.sim.tb_accelerator", hdl_toplevel=TOP,
-                    build_dir=sim_build, test_dir=job_dir, extra_env=extra_env,
-                    timescale=("1ns", "1ps"), waves=bool(trace),
-                    log_file=job_dir / "sim.log")
+        try:
+            runner.test(test_module="fireforge.sim.tb_accelerator", hdl_toplevel=TOP,
+                        build_dir=sim_build, test_dir=job_dir, extra_env=extra_env,
+                        timescale=("1ns", "1ps"), waves=bool(trace),
+                        log_file=job_dir / "sim.log")
+        except SystemExit:
+            # cocotb exits non-zero when the testbench's final assertion fails; the result
+            # file (with the first mismatch) is what the caller needs, so read it below.
+            pass
         run_s = time.perf_counter() - t2
     finally:
         for k, v in saved.items():
