@@ -140,9 +140,13 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
                   build_seconds=round(build_s, 2), run_seconds=round(run_s, 2),
                   verilog=str(verilog_path))
     if trace:
-        waves = sorted(sim_build.glob("*.vcd")) + sorted(job_dir.glob("*.vcd")) + sorted(
-            sim_build.glob("*.fst"))
-        if waves:
-            shutil.copy(waves[-1], trace)
-            result["trace"] = str(trace)
+        waves = [p for d in (job_dir, sim_build) for p in d.glob("*") if p.suffix in
+                 (".vcd", ".fst")]
+        if not waves:
+            raise FireforgeError(f"the {simulator} run wrote no waveform")
+        wave = max(waves, key=lambda p: p.stat().st_mtime)
+        # Keep the simulator's format (Icarus writes FST, Verilator VCD) under the asked name.
+        dest = Path(trace).with_suffix(wave.suffix)
+        shutil.copy(wave, dest)
+        result["trace"] = str(dest)
     return result

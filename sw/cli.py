@@ -466,7 +466,8 @@ def _setup_sim(p):
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
     p.add_argument("--config", choices=list(CONFIGS), default="up5k",
                    help="accelerator configuration (default up5k)")
-    p.add_argument("--trace", metavar="FILE.vcd", help="write a waveform")
+    p.add_argument("--trace", metavar="FILE.vcd", help="write a waveform (Icarus writes FST: "
+                   "the file gets the .fst suffix)")
     p.add_argument("--no-layer-check", action="store_true",
                    help="run freely; compare only the final sums")
     p.add_argument("--build-dir", default="build/sim", metavar="DIR")

@@ -128,3 +128,16 @@ def test_unsupported_program_named_before_simulation(tmp_path):
 
     with pytest.raises(FireforgeError, match="3-bit codebook indices"):
         run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")
+
+
+@needs_icarus
+def test_trace_is_written_in_the_simulators_format(tmp_path):
+    from fireforge.sw.model import FireSpec, SqueezeNetConfig
+
+    config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
+                              in_channels=1, input_size=8)
+    program, x = compile_random(config, 5, 2, tmp_path / "p", images=1)
+    result = run_rtl(program, TEST_CONFIG, x, "icarus", trace=str(tmp_path / "w.vcd"),
+                     build_dir=tmp_path / "b")
+    assert result["trace"] == str(tmp_path / "w.fst")  # Icarus writes FST
+    assert (tmp_path / "w.fst").stat().st_size > 1000
