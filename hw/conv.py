@@ -16,11 +16,11 @@ Stages, one step per cycle with no stall inside a group:
   activation byte, and ``C`` indices of ``w_bits`` bits out of the weight word, turned into int8
   through the codebook registers (or taken as int8 when the layer is uncompressed 8-bit);
 * the :class:`~.array.MACArray`;
-* a FIFO of finished groups, then one :class:`~.requant.Requantizer` that writes one byte per
-  cycle. Credits (one per FIFO entry) hold the address generator back before a group's first
-  step, so nothing ever stalls mid-pipeline. A group of fewer than ``C + 4`` steps therefore
-  waits for requantization: that, and output channels that do not fill the last group, is where
-  utilization goes.
+* a FIFO of finished groups, then one :class:`~.requant.Requantizer` that takes one element
+  per cycle, back to back across groups. Credits (one per FIFO entry) hold the address generator
+  back before a group's first step, so nothing ever stalls mid-pipeline. A group of fewer steps
+  than it has output channels therefore waits for requantization: that, and output channels
+  that do not fill the last group, is where utilization goes.
 """
 
 from __future__ import annotations
@@ -159,38 +159,34 @@ class ConvEngine(wiring.Component):
 
         # ---------------------------------------------------------------- group FIFO
         entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C), "meta": meta})
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=entry.size, depth=cfg.fifo_depth)
+        m.submodules.fifo = q = fifo.SyncFIFO(width=entry.size, depth=cfg.fifo_depth)
         m.d.comb += [q.w_en.eq(array.out_valid),
                      q.w_data.eq(Cat(array.sums.as_value(), o_meta.as_value()))]
         head = data.View(entry, q.r_data)
 
         # ---------------------------------------------------------------- requantization
+        # One element of the head group per cycle; the group leaves the FIFO with its last
+        # element, and the next group's first element follows in the next cycle.
         m.submodules.rq = rq = Requantizer(tag_bits=self._aw + 1)
-        ser_busy = Signal()
-        j = Signal(range(C + 1))
-        r_valid, r_j = Signal(), Signal(range(C))
-        r_last = Signal()
+        j = Signal(range(C))
+        issue = Signal()
         popped = Signal()
-        m.d.comb += [self.p_raddr.eq(head.meta.param + j), popped.eq(0)]
-        m.d.sync += [r_valid.eq(0), r_last.eq(0)]
-        with m.If(~ser_busy):
-            with m.If(q.r_rdy & ~r_valid):
-                m.d.sync += [ser_busy.eq(1), j.eq(0)]
-        with m.Else():
-            m.d.sync += [r_valid.eq(1), r_j.eq(j), r_last.eq(j == head.meta.count - 1),
-                         j.eq(j + 1)]
-            with m.If(j == head.meta.count - 1):
-                m.d.sync += ser_busy.eq(0)
+        r_valid = Signal()
+        r_acc = Signal(signed(ACC_BITS))
+        r_tag = Signal(self._aw + 1)
         sums = Array(head.sums[i] for i in range(C))
+        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head.meta.count - 1)),
+                     self.p_raddr.eq(head.meta.param + j), q.r_en.eq(popped)]
+        m.d.sync += [r_valid.eq(issue), r_acc.eq(sums[j]), r_tag.eq(head.meta.addr + j)]
+        with m.If(issue):
+            m.d.sync += j.eq(Mux(popped, 0, j + 1))
         m.d.comb += [
             rq.i_valid.eq(r_valid),
-            rq.acc.eq(sums[r_j]),
+            rq.acc.eq(r_acc),
             rq.bias.eq(self.p_rdata.bias),
             rq.mult.eq(self.p_rdata.mult),
             rq.shift.eq(shift),
-            rq.tag.eq(head.meta.addr + r_j),
-            q.r_en.eq(r_valid & r_last),
-            popped.eq(r_valid & r_last),
+            rq.tag.eq(r_tag),
             self.act_we.eq(rq.o_valid),
             self.act_waddr.eq(rq.o_tag[:self._aw]),
             self.act_wdata.eq(rq.y),
@@ -204,7 +200,7 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- control
         pipe_busy = Signal()
         m.d.comb += pipe_busy.eq(s1_valid | array.valid | array.out_valid | r_valid | rq.busy
-                                 | ser_busy | q.r_rdy | (credits != cfg.fifo_depth))
+                                 | q.r_rdy | (credits != cfg.fifo_depth))
         m.d.comb += self.done.eq(0)
         with m.FSM():
             with m.State("IDLE"):
@@ -233,7 +229,7 @@ class ConvEngine(wiring.Component):
                     oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
-                    outpix.eq(d.out_addr + d.out_offset), j.eq(0),
+                    outpix.eq(d.out_addr + d.out_offset),
                 ]
                 m.next = "CODEBOOK"
             with m.State("CODEBOOK"):

@@ -7,7 +7,9 @@ command, and leaves every artifact under ``--runs`` (default ``runs/``):
 2. ``fireforge train``: the preset on scikit-learn's digits (skipped when the checkpoint exists);
 3. ``fireforge compress``: Deep Compression to 40% density with 4-bit codebooks;
 4. ``fireforge compile``: the Program and memory images, checked against the default board;
-5. ``fireforge golden``: the bit-exact integer model on the test digits, against the float one.
+5. ``fireforge golden``: the bit-exact integer model on the test digits, against the float one;
+6. ``fireforge sim``: the accelerator's generated Verilog (Verilator) on test digits, every
+   layer compared with the golden model; cycles and MAC-array utilization.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ PRESET = "squeezenet_tiny"
 DATA = "digits"
 BOARD = "icebreaker"
 DENSITY, BITS = "0.4", "4"
+CONFIG = "up5k"
+SIM_IMAGES = "3"
 
 
 def _step(title: str, argv: list[str]) -> None:
@@ -50,9 +54,13 @@ def main(argv: list[str] | None = None) -> int:
            "--out", str(compressed)])
     program = runs / f"{PRESET}-{BOARD}-program"
     _step(f"compile to the accelerator's Program, fit-checked for {BOARD}",
-          ["compile", "--checkpoint", str(compressed), "--board", BOARD, "--out", str(program)])
+          ["compile", "--checkpoint", str(compressed), "--board", BOARD, "--config", CONFIG,
+           "--out", str(program)])
     _step("the bit-exact integer golden model on the test digits",
           ["golden", "--program", str(program)])
+    _step(f"the accelerator's RTL ({CONFIG}, Verilator) on test digits, every layer vs golden",
+          ["sim", "--program", str(program), "--config", CONFIG, "--simulator", "verilator",
+           "--images", SIM_IMAGES, "--build-dir", str(runs / "sim")])
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {runs}/")
     return 0
 
