@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.errors import FireforgeError
 from .config import AcceleratorConfig
-from .conv import ConvEngine
+from .conv import SUPPORTED_INDEX_BITS, ConvEngine
 from .isa import (
     ACC_BITS,
     ACT_BITS,
@@ -39,10 +39,7 @@ from .isa import (
 )
 from .vector import BypassAdd, GlobalSum, MaxPool
 
-__all__ = ["Accelerator", "check_program", "SUPPORTED_INDEX_BITS"]
-
-#: index widths the weight decoder unpacks (a power of two divides the 8-bit-per-column word)
-SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
+__all__ = ["Accelerator", "check_program"]
 
 
 def _aw(depth: int) -> int:

@@ -34,14 +34,17 @@ from .config import AcceleratorConfig
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor
 from .requant import Requantizer
 
-__all__ = ["ConvEngine"]
+__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS"]
+
+#: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
+#: holds a whole number of steps
+SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
 
 
 class ConvEngine(wiring.Component):
     """Runs the CONV descriptor ``desc`` after a ``start`` pulse; pulses ``done`` at the end.
 
-    Memory ports are synchronous-read (data one cycle after the address). ``busy_mac`` counts
-    the cycles that issued a reduction step (for utilization).
+    Memory ports are synchronous-read (data one cycle after the address).
     """
 
     def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int):
@@ -63,7 +66,6 @@ class ConvEngine(wiring.Component):
             "p_rdata": In(ChannelParams),
             "cb_raddr": Out(cb_aw),
             "cb_rdata": In(signed(WEIGHT_BITS)),
-            "steps": Out(32),
         })
 
     def elaborate(self, platform):
@@ -133,8 +135,6 @@ class ConvEngine(wiring.Component):
             s1_meta.count.eq(Mux(remaining > C, C, remaining)),
             s1_meta.param.eq(param_base + g_base),
         ]
-        with m.If(step):
-            m.d.sync += self.steps.eq(self.steps + 1)
 
         # ---------------------------------------------------------------- decode (stage 1)
         m.submodules.array = array = MACArray(C)
@@ -142,11 +142,9 @@ class ConvEngine(wiring.Component):
         for j in range(C):
             idx = Signal(8, name=f"idx{j}")
             with m.Switch(bits):
-                for b in (1, 2, 4, 8):
+                for b in SUPPORTED_INDEX_BITS:
                     with m.Case(b):
-                        m.d.comb += idx.eq(self.w_rdata.word_select(
-                            (s1_sub << clog) + j, b) if b < 8 else
-                            self.w_rdata.word_select(j, 8))
+                        m.d.comb += idx.eq(self.w_rdata.word_select((s1_sub << clog) + j, b))
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed()))
             m.d.sync += array.weights[j].eq(wj)
@@ -219,7 +217,7 @@ class ConvEngine(wiring.Component):
                         out_stride.eq(d.out_stride), shift.eq(d.shift),
                         pad_value.eq(d.pad_value),
                         cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
-                        credits.eq(cfg.fifo_depth), self.steps.eq(0),
+                        credits.eq(cfg.fifo_depth),
                     ]
                     m.next = "SETUP"
             with m.State("SETUP"):
