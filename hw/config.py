@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..sw.errors import FireforgeError
 from .isa import CODEBOOK_ENTRIES, WEIGHT_BITS
 
-__all__ = ["AcceleratorConfig", "CONFIGS", "config_by_name"]
+__all__ = ["AcceleratorConfig", "CONFIGS", "DEFAULT_CONFIG", "config_by_name"]
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,10 @@ CONFIGS: dict[str, AcceleratorConfig] = {
     "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,
                               param_entries=4096, codebook_entries=2048, program_entries=128),
 }
+
+
+#: what the commands and the demo use unless told otherwise
+DEFAULT_CONFIG = "up5k"
 
 
 def config_by_name(name: str) -> AcceleratorConfig:

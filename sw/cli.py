@@ -325,10 +325,11 @@ def _setup_compile(p):
                    "checkpoint's training set)")
     p.add_argument("--calibration", type=_positive_int, default=500,
                    help="calibration images (default 500)")
-    from ..hw.config import CONFIGS
+    from ..hw.config import CONFIGS, DEFAULT_CONFIG
 
-    p.add_argument("--config", choices=list(CONFIGS), default="up5k",
-                   help="accelerator configuration the program is laid out for (default up5k)")
+    p.add_argument("--config", choices=list(CONFIGS), default=DEFAULT_CONFIG,
+                   help="accelerator configuration the program is laid out for (default "
+                   f"{DEFAULT_CONFIG})")
 
 
 @command("golden", "run the bit-exact integer golden model on a data set's test images")
@@ -457,15 +458,15 @@ def _cmd_sim(args) -> dict:
 
 
 def _setup_sim(p):
-    from ..hw.config import CONFIGS
+    from ..hw.config import CONFIGS, DEFAULT_CONFIG
     from ..sim.runner import SIMULATORS
 
     p.add_argument("--program", required=True, metavar="DIR")
     p.add_argument("--data", metavar="NAME|PATH", help="default: the program's data set")
     p.add_argument("--images", type=_positive_int, default=1, help="test images (default 1)")
     p.add_argument("--simulator", choices=SIMULATORS, default="icarus")
-    p.add_argument("--config", choices=list(CONFIGS), default="up5k",
-                   help="accelerator configuration (default up5k)")
+    p.add_argument("--config", choices=list(CONFIGS), default=DEFAULT_CONFIG,
+                   help=f"accelerator configuration (default {DEFAULT_CONFIG})")
     p.add_argument("--trace", metavar="FILE.vcd", help="write a waveform (Icarus writes FST: "
                    "the file gets the .fst suffix)")
     p.add_argument("--no-layer-check", action="store_true",

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..hw.config import CONFIGS, DEFAULT_CONFIG
 from ..hw.isa import (
     CHANNEL_PARAMS_BYTES,
     DESCRIPTOR_BYTES,
@@ -35,8 +36,9 @@ from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, qu
 __all__ = ["compile_checkpoint", "plan_memory", "MemoryPlan", "Budget", "fit_report",
            "footprint", "DEFAULT_GROUP"]
 
-#: output channels per weight word (the array's columns); the manifest records the value used
-DEFAULT_GROUP = 8
+#: output channels per weight word: the default configuration's columns (the manifest records
+#: the value used)
+DEFAULT_GROUP = CONFIGS[DEFAULT_CONFIG].columns
 #: tensor base addresses are multiples of this many bytes
 ALIGN = 16
 CALIBRATION_IMAGES = 500

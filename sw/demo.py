@@ -19,13 +19,14 @@ import sys
 import time
 from pathlib import Path
 
+from ..hw.config import DEFAULT_CONFIG
 from .cli import main as fireforge
 
 PRESET = "squeezenet_tiny"
 DATA = "digits"
 BOARD = "icebreaker"
 DENSITY, BITS = "0.4", "4"
-CONFIG = "up5k"
+CONFIG = DEFAULT_CONFIG
 SIM_IMAGES = "3"
 
 
