@@ -297,6 +297,10 @@ def _cmd_compile(args) -> dict:
     accel = config_by_name(args.config)
     manifest = compile_checkpoint(ckpt, calib, args.out, budget, accel.columns, ckpt.shared,
                                   source=str(args.checkpoint), accelerator=args.config)
+    from ..hw.perf import estimate
+    from .program import load_program
+
+    perf = estimate(accel, load_program(args.out))
     fit = manifest["fit"]
     if fit.get("fits") is False:
         raise FireforgeError(fit_message(fit) + f" (program written to {args.out} anyway)")
@@ -310,10 +314,14 @@ def _cmd_compile(args) -> dict:
         say(f"{layer['name']:<26} {layer['op']:<8} {shape:>12} {bits!s:>4} {dens:>7} "
             f"{layer['acc_bits']:>8} {layer['shift']:>5}")
     say(format_fit(fit))
+    say(f"cycle model ({args.config}, {accel.macs} MACs): {perf['cycles_per_inference']:,} cycles "
+        f"per inference, MAC utilization {perf['mac_utilization'] * 100:.1f}% over convolutions")
     say(f"model {manifest['model_hash'][:16]}: {len(layers)} operations, program in {args.out}")
     return {"program": str(args.out), "model_hash": manifest["model_hash"],
             "layers": len(layers), "act_bytes": manifest["act_bytes"],
-            "weight_bytes": manifest["files"]["weights.bin"]["bytes"], "fit": fit}
+            "weight_bytes": manifest["files"]["weights.bin"]["bytes"], "fit": fit,
+            "config": args.config, "cycles_per_inference": perf["cycles_per_inference"],
+            "mac_utilization": perf["mac_utilization"]}
 
 
 def _setup_compile(p):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
+from fireforge.hw.perf import estimate
 from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
 from fireforge.sw.errors import FireforgeError
@@ -38,7 +39,10 @@ def test_random_networks_bit_exact(tmp_path_factory, net):
     got = simulate(TEST_CONFIG, program, x)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
     assert (got.layer_cycles > 0).all()
-    assert got.total_cycles[0] >= got.layer_cycles[0].sum()
+    # The cycle model (exact on the presets) stays within 2% on odd little networks, where
+    # groups of different sizes share FIFO credits.
+    model = estimate(TEST_CONFIG, program)
+    assert model["cycles_per_inference"] == pytest.approx(got.total_cycles[0], rel=0.02)
 
 
 def test_stride2_stem_complex_bypass_pools(tmp_path):

@@ -73,6 +73,15 @@ def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys)
     assert result["predictions"] == result["golden_predictions"]
     assert len(result["layers"]) == 24
     assert result["mac_utilization"] >= 0.80
+    # The cycle model is exact on the preset: every layer, and the whole inference.
+    from fireforge.hw.config import config_by_name
+    from fireforge.hw.perf import estimate
+    from fireforge.sw.program import load_program
+
+    model = estimate(config_by_name("up5k"), load_program(quick_tiny_program))
+    assert [row["cycles"] for row in model["layers"]] == [row["cycles"] for row in
+                                                         result["layers"]]
+    assert model["cycles_per_inference"] == result["cycles_per_inference"]
 
 
 @pytest.mark.slow

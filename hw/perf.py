@@ -1,0 +1,66 @@
+"""The engine's cycle model: cycles per layer and per inference, from the descriptors alone.
+
+Cycles do not depend on the data, so the model can be exact. The tests hold it to the RTL's
+own per-layer counters. Convolution: one reduction step per cycle, except that a group of
+``c`` output channels with fewer than ``c`` steps waits for requantization (one channel per
+cycle); a fixed tail drains the pipeline, and the codebook load comes first.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .config import AcceleratorConfig
+from .isa import Op
+
+__all__ = ["layer_cycles", "estimate", "SEQUENCER_CYCLES_PER_LAYER"]
+
+#: fetch and latch of each descriptor (not in the per-layer counters)
+SEQUENCER_CYCLES_PER_LAYER = 2
+#: pipeline drain after the last step: fetch, decode, product, accumulate, FIFO, requantizer
+_CONV_TAIL = 12
+#: cycles from a group's first step to its credit's return, beyond its steps and channels
+_CREDIT_LATENCY = 4
+_MAXPOOL_TAIL = 3
+_SUM_TAIL = 4
+_ADD_TAIL = 5
+
+
+def layer_cycles(config: AcceleratorConfig, d) -> int:
+    """Cycles the per-layer counter records for descriptor ``d``."""
+    if d.op == Op.CONV:
+        C = config.columns
+        steps = d.kernel * d.kernel * d.in_c
+        counts = [min(C, d.out_c - g * C) for g in range(math.ceil(d.out_c / C))]
+
+        def per_group(c):  # steps, requantization, or credits (fifo_depth in flight)
+            return max(steps, c, (steps + c + _CREDIT_LATENCY) / config.fifo_depth)
+
+        work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
+        last = counts[-1]
+        codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
+        return round(work - (per_group(last) - steps) + _CONV_TAIL + last + codebook)
+    if d.op == Op.MAXPOOL:
+        return d.out_h * d.out_w * d.out_c * 9 + _MAXPOOL_TAIL
+    if d.op == Op.AVGPOOL:
+        return d.in_h * d.in_w * d.in_c + _SUM_TAIL
+    if d.op == Op.ADD:
+        return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL
+    raise ValueError(f"unknown opcode {d.op}")
+
+
+def estimate(config: AcceleratorConfig, program) -> dict:
+    """Per-layer cycles, cycles per inference and MAC-array utilization of ``program``."""
+    layers = []
+    conv_macs = conv_cycles = 0
+    for layer, d in zip(program.layers, program.descriptors, strict=True):
+        cycles = layer_cycles(config, d)
+        row = {"name": layer["name"], "op": layer["op"], "cycles": cycles}
+        if d.op == Op.CONV:
+            row["utilization"] = layer["macs"] / (config.macs * cycles)
+            conv_macs += layer["macs"]
+            conv_cycles += cycles
+        layers.append(row)
+    total = sum(r["cycles"] for r in layers) + SEQUENCER_CYCLES_PER_LAYER * len(layers)
+    return {"layers": layers, "cycles_per_inference": total, "macs": conv_macs,
+            "mac_utilization": conv_macs / (config.macs * conv_cycles) if conv_cycles else None}
