@@ -24,6 +24,33 @@ def _ports(aw: int, extra: dict | None = None) -> dict:
             **(extra or {})}
 
 
+def _control(m: Module, unit, running: Signal, drained, load: list, step, setup: bool = True):
+    """The element units' control: on ``start``, the ``load`` statements (layer constants and
+    counters); ``running`` rises then (``setup=False``) or a cycle later, when constants derived
+    in ``load`` are ready; ``step()`` emits one cycle's counter updates while ``running`` (it
+    clears ``running`` after the last element); ``done`` pulses once ``drained``."""
+    m.d.comb += unit.done.eq(0)
+    with m.FSM():
+        with m.State("IDLE"):
+            with m.If(unit.start):
+                m.d.sync += load
+                if setup:
+                    m.next = "SETUP"
+                else:
+                    m.d.sync += running.eq(1)
+                    m.next = "RUN"
+        if setup:
+            with m.State("SETUP"):
+                m.d.sync += running.eq(1)
+                m.next = "RUN"
+        with m.State("RUN"):
+            with m.If(running):
+                step()
+            with m.Elif(drained):
+                m.d.comb += unit.done.eq(1)
+                m.next = "IDLE"
+
+
 class MaxPool(wiring.Component):
     """3x3 stride-2 max pool, ceil mode: window positions past the edge are skipped (reading as
     0, which cannot win over unsigned values). Ten cycles per output byte."""
@@ -58,44 +85,38 @@ class MaxPool(wiring.Component):
         with m.If(v1):
             m.d.sync += best.eq(cur)
         m.d.comb += [self.act_we.eq(v1 & last1), self.act_waddr.eq(waddr1[:self._aw]),
-                     self.act_wdata.eq(cur), self.done.eq(0)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    base = d.in_addr + d.in_offset
-                    m.d.sync += [stride.eq(d.in_stride), rowstride.eq(d.in_w * d.in_stride),
-                                 oy.eq(0), ox.eq(0), c.eq(0), ky.eq(0), kx.eq(0),
-                                 orow.eq(base), opix.eq(base), krow.eq(base), kaddr.eq(base),
-                                 outpix.eq(d.out_addr + d.out_offset), running.eq(1)]
-                    m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(running):
-                    with m.If(kx != 2):
-                        m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+                     self.act_wdata.eq(cur)]
+        base = d.in_addr + d.in_offset
+        load = [stride.eq(d.in_stride), rowstride.eq(d.in_w * d.in_stride), oy.eq(0), ox.eq(0),
+                c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
+                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset)]
+
+        def step():
+            with m.If(kx != 2):
+                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+            with m.Else():
+                m.d.sync += kx.eq(0)
+                with m.If(ky != 2):
+                    m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
+                                 kaddr.eq(krow + rowstride)]
+                with m.Else():
+                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
+                    with m.If(c + 1 < d.in_c):
+                        m.d.sync += c.eq(c + 1)
                     with m.Else():
-                        m.d.sync += kx.eq(0)
-                        with m.If(ky != 2):
-                            m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
-                                         kaddr.eq(krow + rowstride)]
+                        m.d.sync += [c.eq(0), outpix.eq(outpix + d.out_stride)]
+                        with m.If(ox + 1 < d.out_w):
+                            nxt = opix + (stride << 1)
+                            m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
+                                         kaddr.eq(nxt)]
                         with m.Else():
-                            m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
-                            with m.If(c + 1 < d.in_c):
-                                m.d.sync += c.eq(c + 1)
-                            with m.Else():
-                                m.d.sync += [c.eq(0), outpix.eq(outpix + d.out_stride)]
-                                with m.If(ox + 1 < d.out_w):
-                                    nxt = opix + (stride << 1)
-                                    m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
-                                                 kaddr.eq(nxt)]
-                                with m.Else():
-                                    nxt = orow + (rowstride << 1)
-                                    m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt),
-                                                 opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
-                                    with m.If(oy + 1 == d.out_h):
-                                        m.d.sync += running.eq(0)
-                with m.Elif(~v1):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
+                            nxt = orow + (rowstride << 1)
+                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
+                                         krow.eq(nxt), kaddr.eq(nxt)]
+                            with m.If(oy + 1 == d.out_h):
+                                m.d.sync += running.eq(0)
+
+        _control(m, self, running, ~v1, load, step, setup=False)
         return m
 
 
@@ -124,28 +145,18 @@ class GlobalSum(wiring.Component):
         with m.If(v1):
             m.d.sync += acc.eq(total)
         m.d.comb += [self.res_we.eq(v1 & last1), self.res_waddr.eq(d.out_addr + c1),
-                     self.res_wdata.eq(total), self.done.eq(0)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [npix.eq(d.in_h * d.in_w), c.eq(0), pix.eq(0),
-                                 addr.eq(d.in_addr + d.in_offset)]
-                    m.next = "SETUP"
-            with m.State("SETUP"):
-                m.d.sync += running.eq(1)
-                m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(running):
-                    with m.If(~last):
-                        m.d.sync += [pix.eq(pix + 1), addr.eq(addr + d.in_stride)]
-                    with m.Else():
-                        m.d.sync += [pix.eq(0), c.eq(c + 1),
-                                     addr.eq(d.in_addr + d.in_offset + c + 1)]
-                        with m.If(c + 1 == d.in_c):
-                            m.d.sync += running.eq(0)
-                with m.Elif(~v1):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
+                     self.res_wdata.eq(total)]
+        load = [npix.eq(d.in_h * d.in_w), c.eq(0), pix.eq(0), addr.eq(d.in_addr + d.in_offset)]
+
+        def step():
+            with m.If(~last):
+                m.d.sync += [pix.eq(pix + 1), addr.eq(addr + d.in_stride)]
+            with m.Else():
+                m.d.sync += [pix.eq(0), c.eq(c + 1), addr.eq(d.in_addr + d.in_offset + c + 1)]
+                with m.If(c + 1 == d.in_c):
+                    m.d.sync += running.eq(0)
+
+        _control(m, self, running, ~v1, load, step)
         return m
 
 
@@ -178,29 +189,21 @@ class BypassAdd(wiring.Component):
         with m.If(v1 & ph1):
             m.d.sync += [total.eq(x1 * d.mult1 + self.act_rdata * d.mult2), sum_o.eq(o2)]
         m.d.comb += [self.act_we.eq(sum_v), self.act_waddr.eq(sum_o[:self._aw]),
-                     self.act_wdata.eq(round_shift_clamp(total, d.shift)), self.done.eq(0)]
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [npix.eq(d.out_h * d.out_w), pix.eq(0), c.eq(0), phase.eq(0),
-                                 a1.eq(d.in_addr + d.in_offset), a2.eq(d.in2_addr),
-                                 ao.eq(d.out_addr + d.out_offset)]
-                    m.next = "SETUP"
-            with m.State("SETUP"):
-                m.d.sync += running.eq(1)
-                m.next = "RUN"
-            with m.State("RUN"):
-                with m.If(running):
-                    m.d.sync += phase.eq(~phase)
-                    with m.If(phase):
-                        with m.If(c + 1 < d.out_c):
-                            m.d.sync += c.eq(c + 1)
-                        with m.Else():
-                            m.d.sync += [c.eq(0), pix.eq(pix + 1), a1.eq(a1 + d.in_stride),
-                                         a2.eq(a2 + d.in2_stride), ao.eq(ao + d.out_stride)]
-                            with m.If(pix + 1 == npix):
-                                m.d.sync += running.eq(0)
-                with m.Elif(~v1 & ~sum_v):
-                    m.d.comb += self.done.eq(1)
-                    m.next = "IDLE"
+                     self.act_wdata.eq(round_shift_clamp(total, d.shift))]
+        load = [npix.eq(d.out_h * d.out_w), pix.eq(0), c.eq(0), phase.eq(0),
+                a1.eq(d.in_addr + d.in_offset), a2.eq(d.in2_addr),
+                ao.eq(d.out_addr + d.out_offset)]
+
+        def step():
+            m.d.sync += phase.eq(~phase)
+            with m.If(phase):
+                with m.If(c + 1 < d.out_c):
+                    m.d.sync += c.eq(c + 1)
+                with m.Else():
+                    m.d.sync += [c.eq(0), pix.eq(pix + 1), a1.eq(a1 + d.in_stride),
+                                 a2.eq(a2 + d.in2_stride), ao.eq(ao + d.out_stride)]
+                    with m.If(pix + 1 == npix):
+                        m.d.sync += running.eq(0)
+
+        _control(m, self, running, ~v1 & ~sum_v, load, step)
         return m

@@ -20,7 +20,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 from fireforge.hw.isa import Op
-from fireforge.sw.golden import run_golden
+from fireforge.sw.golden import read_tensor, run_golden
 from fireforge.sw.program import load_program
 
 CLOCK_NS = 10
@@ -36,9 +36,8 @@ def _mem(handle) -> np.ndarray:
 
 
 def _tensor(mem: np.ndarray, addr, stride, offset, c, h, w) -> np.ndarray:
-    pix = (np.arange(h)[:, None] * w + np.arange(w)[None, :]) * stride
-    idx = addr + offset + pix[:, :, None] + np.arange(c)[None, None, :]
-    return mem[idx].transpose(2, 0, 1)  # (C, H, W)
+    """(C, H, W) view of activation memory, addressed exactly as the golden model does."""
+    return read_tensor(mem[None], addr, stride, offset, c, h, w)[0].transpose(2, 0, 1)
 
 
 def _first_mismatch(got: np.ndarray, want: np.ndarray) -> dict:
