@@ -1,9 +1,12 @@
 """The engine's cycle model: cycles per layer and per inference, from the descriptors alone.
 
-Cycles do not depend on the data, so the model can be exact. The tests hold it to the RTL's
-own per-layer counters. Convolution: one reduction step per cycle, except that a group of
-``c`` output channels with fewer than ``c`` steps waits for requantization (one channel per
-cycle); a fixed tail drains the pipeline, and the codebook load comes first.
+Cycles do not depend on the data. The tests hold the model to the RTL's own per-layer counters:
+exact on the presets; on odd little networks, where output groups of different sizes share the
+FIFO's credits, the credit term is an approximation (3.3% off seen).
+
+Convolution: one reduction step per cycle, except that a group of ``c`` output channels with
+fewer than ``c`` steps waits for requantization (one channel per cycle); a fixed tail drains the
+pipeline, and the codebook load comes first.
 """
 
 from __future__ import annotations
