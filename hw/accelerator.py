@@ -14,12 +14,19 @@ Host interface (the serial link attaches here later):
 * ``busy``, ``paused``, ``done`` (level until the next ``start``), ``layer``: the current index;
 * ``res_addr`` -> ``res_data``: the per-class int32 sums; ``cnt_addr`` -> ``cnt_data``: cycles of
   each layer; ``total_cycles``: cycles of the last run.
+
+Model memories (program, weights, codebooks, params) hold ``config.model_slots`` copies. The
+sequencer and engines read the active slot; ``mem_*`` writes one byte (``mem_lane`` of word
+``mem_word`` of :class:`~.protocol.Space` ``mem_space``) into the load slot, which is the other
+slot when there are two (so a load never disturbs the running model) and the only one otherwise.
+``commit`` (while idle) makes the load slot active and sets the number of layers to
+``commit_n_layers``. The bitstream's own program starts in slot 0.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -31,12 +38,11 @@ from .isa import (
     ACT_BITS,
     CHANNEL_PARAMS_BYTES,
     DESCRIPTOR_BYTES,
-    WEIGHT_BITS,
-    ChannelParams,
     Descriptor,
     Op,
     identity_codebook,
 )
+from .protocol import Space
 from .vector import BypassAdd, GlobalSum, MaxPool
 
 __all__ = ["Accelerator", "check_program"]
@@ -87,10 +93,16 @@ class Accelerator(wiring.Component):
         check_program(config, program)
         self.config = config
         self.program = program
-        self.n_layers = len(program.layers)
+        self.program_layers = len(program.layers)
         self.act_aw = _aw(config.act_bytes)
         self.res_aw = _aw(config.result_entries)
         self.cnt_aw = _aw(config.program_entries)
+        #: word bytes of each model memory (the program memory holds one descriptor a word)
+        self.space_words = {Space.PROGRAM: (config.program_entries, DESCRIPTOR_BYTES),
+                            Space.WEIGHTS: (config.weight_bytes // config.word_bytes,
+                                            config.word_bytes),
+                            Space.CODEBOOKS: (config.codebook_entries, 1),
+                            Space.PARAMS: (config.param_entries, CHANNEL_PARAMS_BYTES)}
         super().__init__({
             "start": In(1),
             "step": In(1),
@@ -107,6 +119,15 @@ class Accelerator(wiring.Component):
             "cnt_addr": In(self.cnt_aw),
             "cnt_data": Out(32),
             "total_cycles": Out(32),
+            "mem_space": In(Space),
+            "mem_word": In(32),
+            "mem_lane": In(16),
+            "mem_wdata": In(8),
+            "mem_we": In(1),
+            "commit": In(1),
+            "commit_n_layers": In(16),
+            "n_layers": Out(16, init=self.program_layers),
+            "slot": Out(1),
         })
 
     # -------------------------------------------------------------------- memory images
@@ -129,14 +150,18 @@ class Accelerator(wiring.Component):
         cfg = self.config
         program, weights, codebooks, params = self._images()
 
-        m.submodules.prog_mem = prog_mem = memory.Memory(
-            shape=Descriptor.size, depth=cfg.program_entries, init=program)
-        m.submodules.w_mem = w_mem = memory.Memory(
-            shape=cfg.word_bytes * 8, depth=cfg.weight_bytes // cfg.word_bytes, init=weights)
-        m.submodules.cb_mem = cb_mem = memory.Memory(
-            shape=signed(WEIGHT_BITS), depth=cfg.codebook_entries, init=codebooks)
-        m.submodules.p_mem = p_mem = memory.Memory(
-            shape=ChannelParams.size, depth=cfg.param_entries, init=params)
+        slots = cfg.model_slots
+        model_mems = {}
+        for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
+                            (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
+            entries, word_bytes = self.space_words[space]
+            model_mems[space] = memory.Memory(shape=word_bytes * 8, depth=entries * slots,
+                                              init=[v & ((1 << word_bytes * 8) - 1)
+                                                    for v in init])
+        m.submodules.prog_mem = prog_mem = model_mems[Space.PROGRAM]
+        m.submodules.w_mem = w_mem = model_mems[Space.WEIGHTS]
+        m.submodules.cb_mem = cb_mem = model_mems[Space.CODEBOOKS]
+        m.submodules.p_mem = p_mem = model_mems[Space.PARAMS]
         m.submodules.act_mem = act_mem = memory.Memory(
             shape=ACT_BITS, depth=cfg.act_bytes, init=[])
         m.submodules.res_mem = res_mem = memory.Memory(
@@ -145,12 +170,32 @@ class Accelerator(wiring.Component):
             shape=32, depth=cfg.program_entries, init=[])
         prog_rd = prog_mem.read_port()
         w_rd, cb_rd, p_rd = w_mem.read_port(), cb_mem.read_port(), p_mem.read_port()
+
+        # Host writes into the load slot, one byte lane at a time; reads from the active slot.
+        load_slot = Signal()
+        m.d.comb += load_slot.eq(self.slot ^ (slots - 1))
+        for space, mem in model_mems.items():
+            entries, word_bytes = self.space_words[space]
+            wr = mem.write_port(granularity=8)
+            m.d.comb += [
+                wr.addr.eq(self.mem_word + Mux(load_slot, entries, 0)),
+                wr.data.eq(self.mem_wdata.replicate(word_bytes)),
+                wr.en.eq(Cat(self.mem_we & (self.mem_space == space) & (self.mem_lane == lane)
+                             for lane in range(word_bytes))),
+            ]
+        with m.If(self.commit):
+            m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]
+        rd_base = {}
+        for space in model_mems:
+            rd_base[space] = Signal(_aw(self.space_words[space][0] * slots) + 1)
+            m.d.comb += rd_base[space].eq(Mux(self.slot, self.space_words[space][0], 0))
         act_rd, act_wr = act_mem.read_port(), act_mem.write_port()
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
 
-        m.submodules.conv = conv = ConvEngine(cfg, self.act_aw, len(w_rd.addr), len(p_rd.addr),
-                                              len(cb_rd.addr))
+        m.submodules.conv = conv = ConvEngine(
+            cfg, self.act_aw, *(_aw(self.space_words[s][0])
+                                for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
         m.submodules.maxpool = pool = MaxPool(self.act_aw)
         m.submodules.gsum = gsum = GlobalSum(self.act_aw, self.res_aw)
         m.submodules.add = add = BypassAdd(self.act_aw)
@@ -160,9 +205,10 @@ class Accelerator(wiring.Component):
         for u in units.values():
             m.d.comb += [u.desc.eq(desc), u.act_rdata.eq(act_rd.data)]
         m.d.comb += [
-            w_rd.addr.eq(conv.w_raddr), conv.w_rdata.eq(w_rd.data),
-            cb_rd.addr.eq(conv.cb_raddr), conv.cb_rdata.eq(cb_rd.data),
-            p_rd.addr.eq(conv.p_raddr), conv.p_rdata.eq(p_rd.data),
+            w_rd.addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]), conv.w_rdata.eq(w_rd.data),
+            cb_rd.addr.eq(conv.cb_raddr + rd_base[Space.CODEBOOKS]),
+            conv.cb_rdata.eq(cb_rd.data),
+            p_rd.addr.eq(conv.p_raddr + rd_base[Space.PARAMS]), conv.p_rdata.eq(p_rd.data),
             res_wr.addr.eq(gsum.res_waddr), res_wr.data.eq(gsum.res_wdata),
             res_wr.en.eq(gsum.res_we),
             res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data),
@@ -186,7 +232,8 @@ class Accelerator(wiring.Component):
         pc = Signal(range(cfg.program_entries + 1))
         layer_cycles, total = Signal(32), Signal(32)
         unit_done = Signal()
-        m.d.comb += [prog_rd.addr.eq(pc), self.layer.eq(pc), self.total_cycles.eq(total),
+        m.d.comb += [prog_rd.addr.eq(pc + rd_base[Space.PROGRAM]), self.layer.eq(pc),
+                     self.total_cycles.eq(total),
                      cnt_wr.addr.eq(pc), cnt_wr.data.eq(layer_cycles + 1), cnt_wr.en.eq(0)]
         with m.Switch(desc.op):
             for op, u in units.items():
@@ -203,7 +250,7 @@ class Accelerator(wiring.Component):
                 m.next = "LATCH"
             with m.State("LATCH"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [desc.eq(prog_rd.data), total.eq(total + 1)]
+                m.d.sync += [desc.eq(prog_rd.data[:Descriptor.size]), total.eq(total + 1)]
                 m.next = "GO"
             with m.State("GO"):
                 m.d.comb += self.busy.eq(1)
@@ -219,7 +266,7 @@ class Accelerator(wiring.Component):
                 with m.If(unit_done):
                     m.d.comb += cnt_wr.en.eq(1)
                     m.d.sync += [running.eq(0), pc.eq(pc + 1)]
-                    with m.If(pc + 1 == self.n_layers):
+                    with m.If(pc + 1 >= self.n_layers):
                         m.d.sync += self.done.eq(1)
                         m.next = "IDLE"
                     with m.Elif(self.step):

@@ -38,6 +38,10 @@ class AcceleratorConfig:
         ``"bram"`` or ``"spram"`` (iCE40 UltraPlus single-port RAM).
     fifo_depth
         Finished output groups buffered between the array and requantization.
+    model_slots
+        Copies of the model memories: 2 lets the host load a new model beside the running one
+        and switch only when its CRC checks out; 1 halves the memory, and a load replaces the
+        running model in place.
     """
 
     columns: int = 8
@@ -52,6 +56,7 @@ class AcceleratorConfig:
     multiplier: str = "dsp"
     weight_memory: str = "bram"
     fifo_depth: int = 4
+    model_slots: int = 2
 
     def __post_init__(self):
         def positive(name):
@@ -80,6 +85,8 @@ class AcceleratorConfig:
         if self.fifo_depth < 2:
             raise FireforgeError("fifo_depth must be at least 2 (one group in the array, one "
                                  "being requantized)")
+        if self.model_slots not in (1, 2):
+            raise FireforgeError(f"model_slots={self.model_slots}: 1 or 2")
         assert CODEBOOK_ENTRIES == 1 << WEIGHT_BITS
 
     @property

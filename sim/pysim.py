@@ -4,15 +4,21 @@ the sums through ``res_*`` and the per-layer cycle counters through ``cnt_*``.""
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
+from ..hw.link import HostLink
+from ..sw.driver import Transport
 
-__all__ = ["PySimResult", "simulate"]
+__all__ = ["PySimResult", "simulate", "LinkTransport"]
 
 
 @dataclass
@@ -65,3 +71,74 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
     sim.run()
     return PySimResult(np.array(out["sums"], np.int64), np.array(out["cycles"], np.int64),
                        out["total"])
+
+
+class LinkTransport(Transport):
+    """A :class:`~fireforge.sw.driver.Transport` into :class:`~fireforge.hw.link.HostLink` +
+    :class:`~fireforge.hw.accelerator.Accelerator` running in Amaranth's simulator on a thread:
+    the driver's whole protocol, byte for byte, without Verilog (the UART is tested on its own).
+    """
+
+    def __init__(self, config: AcceleratorConfig, program, board: str = "pysim",
+                 byte_gap: int = 2):
+        from amaranth.hdl import Module
+
+        acc = Accelerator(config, program)
+        self.link = link = HostLink(acc, board)
+        top = Module()
+        top.submodules.acc, top.submodules.link = acc, link
+        for name, member in link.acc_signature.members.items():
+            ours, theirs = getattr(acc, name), getattr(link.acc, name)
+            top.d.comb += ours.eq(theirs) if member.flow == In else theirs.eq(ours)
+        self._in: queue.Queue[int] = queue.Queue()
+        self._out: queue.Queue[int] = queue.Queue()
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        sim = Simulator(top)
+        sim.add_clock(1e-8)
+
+        async def bench(ctx):
+            ctx.set(link.tx_ready, 1)
+            gap = 0
+            while not self._stop.is_set():
+                if gap == 0 and not self._in.empty():
+                    ctx.set(link.rx_data, self._in.get())
+                    ctx.set(link.rx_valid, 1)
+                    gap = byte_gap
+                else:
+                    ctx.set(link.rx_valid, 0)
+                    gap = max(0, gap - 1)
+                if ctx.get(link.tx_valid):
+                    self._out.put(ctx.get(link.tx_data))
+                await ctx.tick()
+
+        sim.add_testbench(bench)
+
+        def run():
+            try:
+                sim.run()
+            except BaseException as e:  # noqa: BLE001 - handed to the reader
+                self.error = e
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes) -> None:
+        for b in data:
+            self._in.put(b)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while len(out) < size:
+            try:
+                out.append(self._out.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
+        if self.error is not None:
+            raise self.error
+        return bytes(out)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)

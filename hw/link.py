@@ -1,0 +1,526 @@
+"""The host link: SLIP frames with CRC-32 in, commands on the accelerator, reply frames out.
+
+:class:`HostLink` works on bytes (the UART is outside, in :class:`~.top.FireforgeSoC`). Every
+command, status, argument and reply layout comes from :mod:`.protocol`. The link is a loop of
+three phases: *receive* a frame into the frame buffer (unescaping, checking CRC as the bytes
+arrive), *execute* it (byte copies into activation or model memory), and *reply* (bytes from
+registers or memories, through :class:`FrameTx`, which escapes and appends the CRC). Bytes that
+arrive outside *receive* are dropped up to the next ``END``.
+"""
+
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..sw.errors import FireforgeError
+from .accelerator import Accelerator
+from .protocol import (
+    ARGUMENTS,
+    BOARD_ID_BYTES,
+    CRC,
+    CRC_BYTES,
+    FRAME_ERROR_TAG,
+    MAX_DATA,
+    MAX_FRAME,
+    PROTOCOL_VERSION,
+    SLIP_END,
+    SLIP_ESC,
+    SLIP_ESC_END,
+    SLIP_ESC_ESC,
+    Cmd,
+    CommitArgs,
+    CountersHeader,
+    InfoReply,
+    MemoryArgs,
+    ModelInfo,
+    RequestHeader,
+    ResultHeader,
+    RunArgs,
+    Status,
+    StatusReply,
+    WeightArgs,
+    model_info_bytes,
+)
+
+__all__ = ["HostLink", "FrameTx", "ACCELERATOR_PORTS"]
+
+#: the accelerator ports the link drives (the rest of its host interface it reads)
+ACCELERATOR_PORTS = ("start", "step", "host_addr", "host_wdata", "host_we", "res_addr",
+                     "cnt_addr", "mem_space", "mem_word", "mem_lane", "mem_wdata", "mem_we",
+                     "commit", "commit_n_layers")
+_READS = ("busy", "paused", "done", "layer", "host_rdata", "res_data", "cnt_data",
+          "total_cycles", "n_layers", "slot")
+
+_HEADER_BYTES = RequestHeader.size // 8
+#: argument bytes loaded into registers
+_ARG_REG_BYTES = max(a.size for a in ARGUMENTS.values()) // 8
+_INFO_BYTES = ModelInfo.size // 8
+
+
+def _board_id(board: str) -> int:
+    raw = board.encode("ascii", "replace")[:BOARD_ID_BYTES]
+    return int.from_bytes(raw.ljust(BOARD_ID_BYTES, b"\0"), "little")
+
+
+class FrameTx(wiring.Component):
+    """Payload bytes (``last`` marks the final one) -> ``END``, escaped payload and CRC, ``END``."""
+
+    data: In(8)
+    valid: In(1)
+    last: In(1)
+    ready: Out(1)
+    tx_data: Out(8)
+    tx_valid: Out(1)
+    tx_ready: In(1)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.crc = crc = CRC.create()
+        byte = Signal(8)  # the byte being sent (payload or CRC), before escaping
+        crc_bytes = Signal(32)
+        count = Signal(range(CRC_BYTES + 1))
+        in_crc = Signal()
+        with m.FSM():
+            with m.State("IDLE"):
+                with m.If(self.valid):
+                    m.d.comb += [self.tx_data.eq(SLIP_END), self.tx_valid.eq(1)]
+                    with m.If(self.tx_ready):
+                        m.d.comb += crc.start.eq(1)
+                        m.next = "TAKE"
+            with m.State("TAKE"):
+                # accept one payload byte (or go on with the CRC)
+                with m.If(in_crc):
+                    m.d.sync += [byte.eq(crc_bytes[:8]), crc_bytes.eq(crc_bytes >> 8),
+                                 count.eq(count - 1)]
+                    m.next = "SEND"
+                with m.Elif(self.valid):
+                    m.d.comb += [self.ready.eq(1), crc.valid.eq(1), crc.data.eq(self.data)]
+                    m.d.sync += byte.eq(self.data)
+                    with m.If(self.last):
+                        m.next = "LATCH"
+                    with m.Else():
+                        m.next = "SEND"
+            with m.State("LATCH"):
+                # the CRC register holds the payload's CRC one cycle after the last byte
+                m.d.sync += [crc_bytes.eq(crc.crc), count.eq(CRC_BYTES), in_crc.eq(1)]
+                m.next = "SEND_LAST_PAYLOAD"
+            for state, after in (("SEND", "TAKE"), ("SEND_LAST_PAYLOAD", "TAKE")):
+                with m.State(state):
+                    special = (byte == SLIP_END) | (byte == SLIP_ESC)
+                    m.d.comb += [self.tx_data.eq(Mux(special, SLIP_ESC, byte)),
+                                 self.tx_valid.eq(1)]
+                    with m.If(self.tx_ready):
+                        with m.If(special):
+                            m.next = "ESCAPED"
+                        with m.Elif(in_crc & (count == 0)):
+                            m.next = "END"
+                        with m.Else():
+                            m.next = after
+            with m.State("ESCAPED"):
+                m.d.comb += [self.tx_data.eq(Mux(byte == SLIP_END, SLIP_ESC_END, SLIP_ESC_ESC)),
+                             self.tx_valid.eq(1)]
+                with m.If(self.tx_ready):
+                    with m.If(in_crc & (count == 0)):
+                        m.next = "END"
+                    with m.Else():
+                        m.next = "TAKE"
+            with m.State("END"):
+                m.d.comb += [self.tx_data.eq(SLIP_END), self.tx_valid.eq(1)]
+                with m.If(self.tx_ready):
+                    m.d.sync += in_crc.eq(0)
+                    m.next = "IDLE"
+        return m
+
+
+class HostLink(wiring.Component):
+    """Frames in (``rx_*``), frames out (``tx_*``), the accelerator's host interface (``acc``).
+
+    ``board`` is the name INFO reports. The model identity (hash, logit scale, class count)
+    starts as the bitstream's program and changes with each committed load.
+    """
+
+    def __init__(self, accelerator: Accelerator, board: str = "sim"):
+        #: the accelerator's host interface, as the accelerator sees it
+        self.acc_signature = wiring.Signature({
+            name: member for name, member in accelerator.signature.members.items()
+            if name in ACCELERATOR_PORTS or name in _READS})
+        self.config = accelerator.config
+        self.space_words = accelerator.space_words
+        self.program_layers = accelerator.program_layers
+        manifest = accelerator.program.manifest
+        self.num_classes = manifest["num_classes"]
+        self.initial_info = model_info_bytes(manifest["model_hash"], manifest["logit_scale"])
+        self.board = board
+        if len(board.encode("ascii", "replace")) > BOARD_ID_BYTES:
+            raise FireforgeError(f"board name {board!r}: at most {BOARD_ID_BYTES} characters")
+        super().__init__({
+            "rx_data": In(8),
+            "rx_valid": In(1),
+            "tx_data": Out(8),
+            "tx_valid": Out(1),
+            "tx_ready": In(1),
+            "model_valid": Out(1, init=1),
+            "errors": Out(16),
+            "acc": In(self.acc_signature),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self.config
+        acc = self.acc
+        slots = cfg.model_slots
+
+        # ------------------------------------------------------------ frame buffer and RX
+        buf_depth = 1 << (MAX_FRAME - 1).bit_length()
+        m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[])
+        buf_wr, buf_rd = buf.write_port(), buf.read_port()
+        m.submodules.rx_crc = rx_crc = CRC.create()
+        m.submodules.load_crc = load_crc = CRC.create()
+        m.submodules.frame_tx = ftx = FrameTx()
+        m.d.comb += [self.tx_data.eq(ftx.tx_data), self.tx_valid.eq(ftx.tx_valid),
+                     ftx.tx_ready.eq(self.tx_ready)]
+
+        # the model identity: two slots of ModelInfo bytes, following the accelerator's slot
+        m.submodules.info = info = memory.Memory(
+            shape=8, depth=_INFO_BYTES * slots, init=list(self.initial_info))
+        info_rd, info_wr = info.read_port(), info.write_port()
+        num_classes = Signal(16, init=self.num_classes)
+        load_slot = Signal()
+        m.d.comb += load_slot.eq(acc.slot ^ (slots - 1))
+
+        receiving = Signal()
+        length = Signal(range(buf_depth + 1))
+        esc, bad_escape, overflow, discard = Signal(), Signal(), Signal(), Signal()
+        frame_end = Signal()
+        rx_byte, rx_store = Signal(8), Signal()
+        with m.If(self.rx_valid):
+            with m.If(~receiving):
+                m.d.sync += discard.eq(1)
+            with m.Elif(self.rx_data == SLIP_END):
+                with m.If(discard):
+                    m.d.sync += [discard.eq(0), length.eq(0), esc.eq(0), bad_escape.eq(0),
+                                 overflow.eq(0)]
+                with m.Elif((length != 0) | bad_escape | overflow):
+                    m.d.comb += frame_end.eq(1)
+            with m.Elif(discard):
+                pass
+            with m.Elif(esc):
+                m.d.sync += esc.eq(0)
+                with m.If(self.rx_data == SLIP_ESC_END):
+                    m.d.comb += [rx_byte.eq(SLIP_END), rx_store.eq(1)]
+                with m.Elif(self.rx_data == SLIP_ESC_ESC):
+                    m.d.comb += [rx_byte.eq(SLIP_ESC), rx_store.eq(1)]
+                with m.Else():
+                    m.d.sync += bad_escape.eq(1)
+            with m.Elif(self.rx_data == SLIP_ESC):
+                m.d.sync += esc.eq(1)
+            with m.Else():
+                m.d.comb += [rx_byte.eq(self.rx_data), rx_store.eq(1)]
+        with m.If(rx_store):
+            with m.If(length < MAX_FRAME):
+                m.d.comb += [buf_wr.addr.eq(length), buf_wr.data.eq(rx_byte), buf_wr.en.eq(1),
+                             rx_crc.valid.eq(1), rx_crc.data.eq(rx_byte),
+                             rx_crc.start.eq(length == 0)]
+                m.d.sync += length.eq(length + 1)
+            with m.Else():
+                m.d.sync += overflow.eq(1)
+
+        # ------------------------------------------------------------ request registers
+        cmd, tag = Signal(8), Signal(8)
+        args = Signal(_ARG_REG_BYTES * 8)
+        mem_args = MemoryArgs(args[:MemoryArgs.size])
+        w_args = WeightArgs(args[:WeightArgs.size])
+        run_args = RunArgs(args[:RunArgs.size])
+        commit_args = CommitArgs(args[:CommitArgs.size])
+        commit_crc = commit_args.crc
+        commit_layers = commit_args.n_layers
+        commit_classes = commit_args.num_classes
+        status = Signal(Status)
+        idx = Signal(range(buf_depth + 1))
+        data_off = Signal(range(_HEADER_BYTES + CommitArgs.size // 8 + 1))
+        data_len = Signal(range(buf_depth + 1))
+        body_len = Signal(range(InfoReply.size // 8 + 4 * max(cfg.result_entries,
+                                                               cfg.program_entries, 64)
+                                + MAX_DATA + 1))
+        step = Signal()
+        loading = Signal()
+        body = Signal(8)  # the reply body's byte idx (see the end)
+        word, lane = Signal(32), Signal(16)
+        m.d.comb += acc.step.eq(step)
+
+        arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
+        idle = ~acc.busy & ~acc.paused
+
+        # word bytes and word count of each model space
+        space_wb = Signal(16)
+        space_ok = Signal()
+        space_bytes = Signal(40)
+        with m.Switch(w_args.space):
+            for space, (entries, wb) in self.space_words.items():
+                with m.Case(space):
+                    m.d.comb += [space_wb.eq(wb), space_ok.eq(1),
+                                 space_bytes.eq(entries * wb)]
+
+        def reply(code, n=0):
+            m.d.sync += [status.eq(code), body_len.eq(n), idx.eq(0)]
+            m.next = "REPLY_HEADER"
+
+        with m.FSM():
+            with m.State("RECEIVE"):
+                m.d.comb += receiving.eq(1)
+                with m.If(frame_end):
+                    m.d.sync += [cmd.eq(0), tag.eq(FRAME_ERROR_TAG), idx.eq(0)]
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(overflow):
+                    reply(Status.TOO_LONG)
+                with m.Elif(bad_escape | (length < _HEADER_BYTES + CRC_BYTES)):
+                    reply(Status.BAD_FRAME)
+                with m.Elif(~rx_crc.match_detected):
+                    reply(Status.BAD_CRC)
+                with m.Else():
+                    m.next = "HEADER"
+            with m.State("HEADER"):
+                # read header and argument bytes 0 .. _HEADER_BYTES + _ARG_REG_BYTES - 1
+                m.d.comb += buf_rd.addr.eq(idx)
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(idx == 1):
+                    m.d.sync += cmd.eq(buf_rd.data)
+                with m.If(idx == 2):
+                    m.d.sync += tag.eq(buf_rd.data)
+                with m.If(idx >= 3):
+                    m.d.sync += args.eq(Cat(args[8:], buf_rd.data))
+                with m.If(idx == _HEADER_BYTES + _ARG_REG_BYTES):
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                offset = Signal.like(data_off)
+                with m.Switch(cmd):
+                    for c in Cmd:
+                        with m.Case(c):
+                            m.d.comb += offset.eq(_HEADER_BYTES + arg_bytes.get(c, 0))
+                m.d.sync += [data_off.eq(offset), data_len.eq(length - CRC_BYTES - offset),
+                             idx.eq(0)]
+                with m.If(length < CRC_BYTES + offset):
+                    reply(Status.BAD_FRAME)
+                with m.Else():
+                    m.next = "EXECUTE"
+            with m.State("EXECUTE"):
+                fixed = data_len == 0
+                with m.Switch(cmd):
+                    with m.Case(Cmd.INFO):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Else():
+                            reply(Status.OK, InfoReply.size // 8)
+                    with m.Case(Cmd.STATUS):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Else():
+                            reply(Status.OK, StatusReply.size // 8)
+                    with m.Case(Cmd.WRITE_IMAGE):
+                        with m.If(~idle):
+                            reply(Status.BUSY)
+                        with m.Elif((data_len != mem_args.length) | (mem_args.length > MAX_DATA)
+                                    | (mem_args.addr + mem_args.length > cfg.act_bytes)):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Else():
+                            m.next = "COPY_IMAGE"
+                    with m.Case(Cmd.RUN):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(acc.busy):
+                            reply(Status.BUSY)
+                        with m.Elif(~self.model_valid):
+                            reply(Status.NO_MODEL)
+                        with m.Else():
+                            m.d.comb += acc.start.eq(1)
+                            m.d.sync += step.eq(run_args.step)
+                            reply(Status.OK)
+                    with m.Case(Cmd.READ_RESULT):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(acc.busy):
+                            reply(Status.BUSY)
+                        with m.Else():
+                            reply(Status.OK, ResultHeader.size // 8 + 4 * num_classes)
+                    with m.Case(Cmd.READ_COUNTERS):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(acc.busy):
+                            reply(Status.BUSY)
+                        with m.Else():
+                            reply(Status.OK, CountersHeader.size // 8 + 4 * acc.n_layers)
+                    with m.Case(Cmd.READ_TENSOR):
+                        with m.If(~fixed | (mem_args.length > MAX_DATA)
+                                  | (mem_args.addr + mem_args.length > cfg.act_bytes)):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(acc.busy):
+                            reply(Status.BUSY)
+                        with m.Else():
+                            reply(Status.OK, mem_args.length)
+                    with m.Case(Cmd.LOAD_BEGIN):
+                        with m.If(~fixed):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif((slots == 1) & ~idle):
+                            reply(Status.BUSY)
+                        with m.Else():
+                            m.d.comb += load_crc.start.eq(1)
+                            m.d.sync += loading.eq(1)
+                            if slots == 1:
+                                m.d.sync += self.model_valid.eq(0)
+                            reply(Status.OK)
+                    with m.Case(Cmd.WRITE_WEIGHTS):
+                        with m.If(~loading):
+                            reply(Status.NOT_LOADING)
+                        with m.Elif((slots == 1) & ~idle):
+                            reply(Status.BUSY)
+                        with m.Elif(~space_ok | (data_len != w_args.length)
+                                    | (w_args.length > MAX_DATA) | (w_args.lane >= space_wb)
+                                    | (w_args.word * space_wb + w_args.lane + w_args.length
+                                       > space_bytes)):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Else():
+                            m.d.sync += [word.eq(w_args.word), lane.eq(w_args.lane)]
+                            m.next = "COPY_WEIGHTS"
+                    with m.Case(Cmd.LOAD_COMMIT):
+                        with m.If(data_len != _INFO_BYTES):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(~loading):
+                            reply(Status.NOT_LOADING)
+                        with m.Elif(~idle):
+                            reply(Status.BUSY)
+                        with m.Elif((commit_layers == 0) | (commit_layers > cfg.program_entries)
+                                    | (commit_classes == 0)
+                                    | (commit_classes > cfg.result_entries)):
+                            reply(Status.BAD_ARGUMENT)
+                        with m.Elif(load_crc.crc != commit_crc):
+                            m.d.sync += loading.eq(0)
+                            reply(Status.LOAD_FAILED)
+                        with m.Else():
+                            m.next = "COPY_INFO"
+                    with m.Default():
+                        reply(Status.UNKNOWN_COMMAND)
+
+            # -------------------------------------------------------- copies out of the buffer
+            # idx counts data bytes: read buf[data_off + idx], write it a cycle later.
+            def copy_state(name, write):
+                with m.State(name):
+                    m.d.comb += buf_rd.addr.eq(data_off + idx)
+                    with m.If(idx < data_len):
+                        m.next = name + "_WRITE"
+                    with m.Else():
+                        done_actions()
+                with m.State(name + "_WRITE"):
+                    m.d.comb += buf_rd.addr.eq(data_off + idx)
+                    write(buf_rd.data)
+                    m.d.sync += idx.eq(idx + 1)
+                    m.next = name
+
+            def write_image(byte):  # acc.host_addr follows mem_args.addr + idx
+                m.d.comb += [acc.host_wdata.eq(byte), acc.host_we.eq(1)]
+
+            def write_weights(byte):
+                m.d.comb += [acc.mem_space.eq(w_args.space), acc.mem_word.eq(word),
+                             acc.mem_lane.eq(lane), acc.mem_wdata.eq(byte), acc.mem_we.eq(1),
+                             load_crc.valid.eq(1), load_crc.data.eq(byte)]
+                with m.If(lane == space_wb - 1):
+                    m.d.sync += [lane.eq(0), word.eq(word + 1)]
+                with m.Else():
+                    m.d.sync += lane.eq(lane + 1)
+
+            def write_info(byte):
+                m.d.comb += [info_wr.addr.eq(idx + Mux(load_slot, _INFO_BYTES, 0)),
+                             info_wr.data.eq(byte), info_wr.en.eq(1)]
+
+            done_actions = lambda: reply(Status.OK)  # noqa: E731
+            copy_state("COPY_IMAGE", write_image)
+            copy_state("COPY_WEIGHTS", write_weights)
+
+            def commit():
+                m.d.comb += [acc.commit.eq(1), acc.commit_n_layers.eq(commit_layers)]
+                m.d.sync += [loading.eq(0), self.model_valid.eq(1),
+                             num_classes.eq(commit_classes)]
+                reply(Status.OK)
+
+            done_actions = commit
+            copy_state("COPY_INFO", write_info)
+
+            # -------------------------------------------------------- reply
+            with m.State("REPLY_HEADER"):
+                m.d.comb += [ftx.valid.eq(1), ftx.last.eq((body_len == 0) & (idx == 2))]
+                with m.Switch(idx):
+                    with m.Case(0):
+                        m.d.comb += ftx.data.eq(status)
+                    with m.Case(1):
+                        m.d.comb += ftx.data.eq(tag)
+                    with m.Default():
+                        m.d.comb += ftx.data.eq(cmd)
+                with m.If(ftx.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == 2):
+                        m.d.sync += idx.eq(0)
+                        with m.If(body_len == 0):
+                            m.next = "FINISH"
+                        with m.Else():
+                            m.next = "REPLY_SETUP"
+            with m.State("REPLY_SETUP"):
+                # memory addresses follow idx; their data is there one cycle later
+                m.next = "REPLY_BODY"
+            with m.State("REPLY_BODY"):
+                m.d.comb += [ftx.valid.eq(1), ftx.last.eq(idx == body_len - 1),
+                             ftx.data.eq(body)]
+                with m.If(ftx.ready):
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == body_len - 1):
+                        m.next = "FINISH"
+                    with m.Else():
+                        m.next = "REPLY_SETUP"
+            with m.State("FINISH"):
+                m.d.sync += [length.eq(0), esc.eq(0), bad_escape.eq(0), overflow.eq(0)]
+                with m.If(status != Status.OK):
+                    m.d.sync += self.errors.eq(self.errors + 1)
+                m.next = "RECEIVE"
+
+        # ------------------------------------------------------------ reply bodies
+        # Byte idx of each command's reply body; memory addresses follow idx, so the byte is
+        # valid in REPLY_BODY, a cycle after REPLY_SETUP set idx.
+        state_flags = Cat(acc.busy, acc.paused, acc.done, self.model_valid, loading, Const(0, 3))
+        info_head = Signal(InfoReply.size - ModelInfo.size)
+        m.d.comb += info_head.eq(Cat(
+            Const(PROTOCOL_VERSION, 8), state_flags, Const(_board_id(self.board), 128),
+            Const(cfg.columns, 16), Const(cfg.rows, 8), Const(slots, 8),
+            Const(cfg.act_bytes, 32), Const(cfg.weight_bytes, 32),
+            Const(cfg.codebook_entries, 32), Const(cfg.param_entries, 32),
+            Const(cfg.program_entries, 32), Const(cfg.result_entries, 32),
+            acc.n_layers, num_classes))
+        status_body = Cat(state_flags, acc.layer, Const(0, 16 - len(acc.layer)),
+                          acc.total_cycles)
+        counters_head = Cat(acc.n_layers, acc.total_cycles)
+        ih = len(info_head) // 8
+        rh = 2  # num_classes, then the model info
+        ch = CountersHeader.size // 8
+        m.d.comb += [info_rd.addr.eq(Mux(acc.slot, _INFO_BYTES, 0)),
+                     acc.host_addr.eq(mem_args.addr + idx)]
+        with m.Switch(cmd):
+            with m.Case(Cmd.INFO):
+                m.d.comb += info_rd.addr.eq(idx - ih + Mux(acc.slot, _INFO_BYTES, 0))
+                m.d.comb += body.eq(Mux(idx < ih, info_head.word_select(idx, 8),
+                                        info_rd.data))
+            with m.Case(Cmd.STATUS):
+                m.d.comb += body.eq(status_body.word_select(idx, 8))
+            with m.Case(Cmd.READ_RESULT):
+                m.d.comb += [info_rd.addr.eq(idx - rh + Mux(acc.slot, _INFO_BYTES, 0)),
+                             acc.res_addr.eq((idx - ResultHeader.size // 8) >> 2)]
+                m.d.comb += body.eq(
+                    Mux(idx < rh, num_classes.word_select(idx[:1], 8),
+                        Mux(idx < ResultHeader.size // 8, info_rd.data,
+                            acc.res_data.as_unsigned().word_select(
+                                (idx - ResultHeader.size // 8)[:2], 8))))
+            with m.Case(Cmd.READ_COUNTERS):
+                m.d.comb += [acc.cnt_addr.eq((idx - ch) >> 2)]
+                m.d.comb += body.eq(Mux(idx < ch, counters_head.word_select(idx, 8),
+                                        acc.cnt_data.word_select((idx - ch)[:2], 8)))
+            with m.Case(Cmd.READ_TENSOR):
+                m.d.comb += body.eq(acc.host_rdata)
+        return m

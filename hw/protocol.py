@@ -1,0 +1,267 @@
+"""The host link's protocol, defined once: the gateware (:mod:`.link`) and the driver
+(:mod:`fireforge.sw.driver`) both import this module.
+
+Frames
+------
+Every request and every reply is one SLIP frame (RFC 1055): ``END`` + escaped bytes + ``END``.
+Inside, the bytes are ``header, arguments, data, crc32`` where ``crc32`` is CRC-32/ISO-HDLC of
+everything before it, little-endian (so the receiver's CRC register ends on the residue).
+
+* request: :data:`RequestHeader` (command, tag), the command's argument layout
+  (:data:`ARGUMENTS`), then data (the bytes to write, for the write commands);
+* reply: :data:`ReplyHeader` (status, tag and command echoed), then the body: for ``OK``, the
+  command's reply (:data:`InfoReply`, :data:`StatusReply`, ...), for an error nothing.
+
+The link answers every non-empty frame: a bad CRC, a bad escape, a frame too long or too short, an
+unknown command or an out-of-range argument each get an error status. Bytes that arrive while the
+link is answering are discarded up to the next ``END``, so a host that sends ``END`` before every
+frame always resynchronizes. Requests are strictly one at a time: a host waits for the reply.
+
+Loading a model
+---------------
+``LOAD_BEGIN`` opens a load; ``WRITE_WEIGHTS`` writes bytes of the model memories (:class:`Space`)
+into the load slot while the gateware computes CRC-32 over the bytes in the order they arrive
+(the driver writes the images in the order of :data:`LOAD_ORDER`, each from its first byte);
+``LOAD_COMMIT`` names the expected CRC, the number of layers and classes, and carries the
+:data:`ModelInfo` (model hash, logit scale). Only when the
+CRC matches does the gateware switch to the new slot; otherwise the old model keeps running.
+With one model slot (``AcceleratorConfig.model_slots == 1``) a load overwrites the running model,
+which stays unusable (``NO_MODEL``) until a commit succeeds.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from amaranth.hdl import unsigned
+from amaranth.lib import crc, data, enum
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "Cmd",
+    "Status",
+    "Space",
+    "StateFlags",
+    "RequestHeader",
+    "ReplyHeader",
+    "ARGUMENTS",
+    "MemoryArgs",
+    "WeightArgs",
+    "RunArgs",
+    "CommitArgs",
+    "ModelInfo",
+    "InfoReply",
+    "StatusReply",
+    "ResultHeader",
+    "CountersHeader",
+    "LOAD_ORDER",
+    "MAX_DATA",
+    "FRAME_ERROR_TAG",
+    "MAX_FRAME",
+    "BOARD_ID_BYTES",
+    "SLIP_END",
+    "SLIP_ESC",
+    "SLIP_ESC_END",
+    "SLIP_ESC_ESC",
+    "CRC",
+    "CRC_BYTES",
+    "crc32",
+    "model_info_bytes",
+    "parse_model_info",
+    "slip_encode",
+    "layout_bytes",
+    "layout_from_bytes",
+]
+
+PROTOCOL_VERSION = 1
+
+SLIP_END = 0xC0
+SLIP_ESC = 0xDB
+SLIP_ESC_END = 0xDC
+SLIP_ESC_ESC = 0xDD
+
+#: the frame check: CRC-32/ISO-HDLC (the Ethernet/zlib CRC)
+CRC = crc.catalog.CRC32_ISO_HDLC(data_width=8)
+CRC_BYTES = 4
+
+#: the most data bytes one WRITE_IMAGE / WRITE_WEIGHTS / READ_TENSOR carries
+MAX_DATA = 256
+BOARD_ID_BYTES = 16
+
+
+class Cmd(enum.Enum, shape=8):
+    """Request commands."""
+
+    #: the board: protocol version, configuration, memory sizes, loaded model (:data:`InfoReply`)
+    INFO = 0x01
+    #: write bytes of activation memory (the input image) while idle (:data:`MemoryArgs` + data)
+    WRITE_IMAGE = 0x02
+    #: start the program, or resume after a pause (:data:`RunArgs`)
+    RUN = 0x03
+    #: busy/paused/done, current layer, cycles (:data:`StatusReply`)
+    STATUS = 0x04
+    #: per-class int32 sums and the logit scale (:data:`ResultHeader` + int32 each)
+    READ_RESULT = 0x05
+    #: cycles of each layer of the last run (:data:`CountersHeader` + uint32 each)
+    READ_COUNTERS = 0x06
+    #: read bytes of activation memory while idle or paused (:data:`MemoryArgs`)
+    READ_TENSOR = 0x07
+    #: open a model load (no arguments)
+    LOAD_BEGIN = 0x08
+    #: write bytes of a model memory into the load slot (:data:`WeightArgs` + data)
+    WRITE_WEIGHTS = 0x09
+    #: check the load's CRC and switch to the new model (:data:`CommitArgs` + ModelInfo)
+    LOAD_COMMIT = 0x0A
+
+
+class Status(enum.Enum, shape=8):
+    """Reply status: ``OK`` or why the request was refused."""
+
+    OK = 0x00
+    BAD_CRC = 0x01
+    #: a SLIP escape not followed by ESC_END/ESC_ESC, or a frame shorter than header + CRC
+    BAD_FRAME = 0x02
+    TOO_LONG = 0x03
+    UNKNOWN_COMMAND = 0x04
+    #: an address, length or space out of range, or a data length that disagrees with ``length``
+    BAD_ARGUMENT = 0x05
+    #: the accelerator is running (or, for WRITE_IMAGE, paused): try again when it is idle
+    BUSY = 0x06
+    #: no usable model: a load is open on a one-slot board, or a commit failed there
+    NO_MODEL = 0x07
+    #: LOAD_COMMIT: the CRC over the written bytes differs; nothing changed (two slots)
+    LOAD_FAILED = 0x08
+    #: WRITE_WEIGHTS / LOAD_COMMIT without LOAD_BEGIN
+    NOT_LOADING = 0x09
+
+
+class Space(enum.Enum, shape=8):
+    """The model memories WRITE_WEIGHTS writes (the images of a compiled Program)."""
+
+    PROGRAM = 0
+    WEIGHTS = 1
+    CODEBOOKS = 2
+    PARAMS = 3
+
+
+#: the order a load writes the spaces in, and the program image each comes from
+LOAD_ORDER = ((Space.PROGRAM, "program.bin"), (Space.WEIGHTS, "weights.bin"),
+              (Space.CODEBOOKS, "codebooks.bin"), (Space.PARAMS, "params.bin"))
+
+StateFlags = data.StructLayout({
+    "busy": 1,
+    "paused": 1,
+    "done": 1,
+    "model_valid": 1,
+    "loading": 1,
+    "reserved": 3,
+})
+
+RequestHeader = data.StructLayout({"cmd": Cmd, "tag": 8})
+ReplyHeader = data.StructLayout({"status": Status, "tag": 8, "cmd": Cmd})
+
+MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
+#: a model memory is written by words of its own width (a descriptor, a weight word, ...):
+#: ``lane`` is the first byte within word ``word``; the bytes go on across words
+WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
+RunArgs = data.StructLayout({"step": 1, "reserved": 7})
+
+#: identity of the loaded model: what INFO and READ_RESULT report
+ModelInfo = data.StructLayout({
+    "model_hash": unsigned(256),
+    #: float32 bits: logits = sums * scale
+    "logit_scale": 32,
+})
+
+#: LOAD_COMMIT's arguments; its data is the new model's :data:`ModelInfo`
+CommitArgs = data.StructLayout({
+    "crc": 32,
+    "n_layers": 16,
+    "num_classes": 16,
+})
+
+#: the argument layout of each command (commands not listed take none)
+ARGUMENTS = {
+    Cmd.WRITE_IMAGE: MemoryArgs,
+    Cmd.READ_TENSOR: MemoryArgs,
+    Cmd.RUN: RunArgs,
+    Cmd.WRITE_WEIGHTS: WeightArgs,
+    Cmd.LOAD_COMMIT: CommitArgs,
+}
+
+InfoReply = data.StructLayout({
+    "version": 8,
+    "state": StateFlags,
+    "board": unsigned(8 * BOARD_ID_BYTES),
+    "columns": 16,
+    "rows": 8,
+    "model_slots": 8,
+    "act_bytes": 32,
+    "weight_bytes": 32,
+    "codebook_entries": 32,
+    "param_entries": 32,
+    "program_entries": 32,
+    "result_entries": 32,
+    "n_layers": 16,
+    "num_classes": 16,
+    "info": ModelInfo,
+})
+
+StatusReply = data.StructLayout({
+    "state": StateFlags,
+    "layer": 16,
+    "total_cycles": 32,
+})
+
+ResultHeader = data.StructLayout({"num_classes": 16, "info": ModelInfo})
+CountersHeader = data.StructLayout({"n_layers": 16, "total_cycles": 32})
+
+for _layout in (RequestHeader, ReplyHeader, *ARGUMENTS.values(), InfoReply, StatusReply,
+                ResultHeader, CountersHeader, StateFlags):
+    assert _layout.size % 8 == 0, _layout
+
+#: a reply's tag and command are 0 when the frame itself was bad (CRC, escape, length)
+FRAME_ERROR_TAG = 0
+
+#: the longest request: header, the largest arguments, MAX_DATA bytes, CRC
+MAX_FRAME = (RequestHeader.size + max(a.size for a in ARGUMENTS.values())) // 8 + MAX_DATA \
+    + CRC_BYTES
+
+
+def model_info_bytes(model_hash: str, logit_scale: float) -> bytes:
+    """:data:`ModelInfo` of a program: its SHA-256 model hash (hex) and its logit scale."""
+    return bytes.fromhex(model_hash) + struct.pack("<f", logit_scale)
+
+
+def parse_model_info(raw: bytes) -> tuple[str, float]:
+    return raw[:32].hex(), struct.unpack("<f", raw[32:36])[0]
+
+
+def crc32(payload: bytes) -> int:
+    return CRC.compute(payload)
+
+
+def slip_encode(payload: bytes) -> bytes:
+    """One frame: ``END``, the payload with ``CRC`` appended, escaped, ``END``."""
+    body = payload + struct.pack("<I", crc32(payload))
+    out = bytearray([SLIP_END])
+    for b in body:
+        if b == SLIP_END:
+            out += bytes([SLIP_ESC, SLIP_ESC_END])
+        elif b == SLIP_ESC:
+            out += bytes([SLIP_ESC, SLIP_ESC_ESC])
+        else:
+            out.append(b)
+    out.append(SLIP_END)
+    return bytes(out)
+
+
+def layout_bytes(layout: data.StructLayout, **fields) -> bytes:
+    """Pack a layout's fields (little-endian, as the gateware reads them)."""
+    return layout.const(fields).as_value().value.to_bytes(layout.size // 8, "little")
+
+
+def layout_from_bytes(layout: data.StructLayout, raw: bytes) -> data.Const:
+    if len(raw) < layout.size // 8:
+        raise ValueError(f"{len(raw)} bytes, the layout needs {layout.size // 8}")
+    return data.Const(layout, int.from_bytes(raw[:layout.size // 8], "little"))

@@ -1,0 +1,114 @@
+"""cocotb side of ``fireforge simboard``: a TCP socket on one end, the simulated board's host-side
+byte FIFOs (:class:`~fireforge.sim.simboard.SimBoard`) on the other.
+
+Bytes are moved at falling clock edges (sampled and driven mid-cycle, so no race with the rising
+edge); when nothing moves, the design runs freely for a while between looks. One client at a
+time; a client that disconnects leaves the board running for the next one, as a real board does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import socket
+import threading
+import time
+
+import cocotb
+from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from fireforge.sim.simboard import CLOCK_NS
+
+#: cycles the design runs between looks at the socket when no byte is moving
+POLL_CYCLES = 512
+#: idle looks in a row before the loop also yields real time (no client traffic, board idle)
+IDLE_LOOKS = 400
+
+
+class _Server:
+    def __init__(self, port: int):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(1)
+        self.port = self.sock.getsockname()[1]
+        self.inbound: queue.Queue[bytes] = queue.Queue()
+        self.conn: socket.socket | None = None
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            conn, _ = self.sock.accept()
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.conn = conn
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self.inbound.put(data)
+            self.conn = None
+            conn.close()
+
+    def send(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is not None:
+            try:
+                conn.sendall(data)
+            except OSError:
+                pass
+
+
+@cocotb.test()
+async def serve(dut):
+    with open(os.environ["FIREFORGE_SIMBOARD"]) as f:
+        job = json.load(f)
+    dut.h2d_valid.value = 0
+    dut.d2h_ready.value = 0
+    dut.rst.value = 1
+    await ClockCycles(dut.clk, 3)
+    dut.rst.value = 0
+    server = _Server(job["port"])
+    url = f"socket://127.0.0.1:{server.port}"
+    if job.get("ready_file"):
+        with open(job["ready_file"] + ".tmp", "w") as f:
+            f.write(url)
+        os.replace(job["ready_file"] + ".tmp", job["ready_file"])
+    print(f"simulated board listening on {url} (Ctrl-C stops it)", flush=True)
+    deadline = time.monotonic() + job["max_seconds"] if job.get("max_seconds") else None
+
+    pending, outgoing = bytearray(), bytearray()
+    idle = 0
+    while deadline is None or time.monotonic() < deadline:
+        while not server.inbound.empty():
+            pending += server.inbound.get()
+        await FallingEdge(dut.clk)
+        moved = False
+        # host -> board: one byte a cycle while the FIFO has room
+        if pending and dut.h2d_ready.value:
+            dut.h2d_data.value = pending[0]
+            dut.h2d_valid.value = 1
+            del pending[0]
+            moved = True
+        else:
+            dut.h2d_valid.value = 0
+        # board -> host: everything the FIFO holds, one byte a cycle
+        if dut.d2h_valid.value:
+            outgoing.append(int(dut.d2h_data.value))
+            dut.d2h_ready.value = 1
+            moved = True
+        else:
+            dut.d2h_ready.value = 0
+            if outgoing:
+                server.send(bytes(outgoing))
+                outgoing.clear()
+        if moved:
+            idle = 0
+            continue
+        idle += 1
+        busy = int(dut.leds.value) & 1
+        if idle > IDLE_LOOKS and not busy and not pending:
+            time.sleep(0.001)
+        await Timer(POLL_CYCLES * CLOCK_NS, unit="ns")

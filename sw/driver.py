@@ -1,0 +1,538 @@
+"""The host driver: a :class:`Board` speaks the link protocol (:mod:`fireforge.hw.protocol`) over a
+:class:`Transport`. The serial transport opens anything pyserial's ``serial_for_url`` opens, so a
+board's ``/dev/ttyUSB1`` and the simulated board's ``socket://127.0.0.1:PORT`` differ only in the
+URL.
+
+Every request waits for its reply within ``timeout`` seconds. Lost or corrupted replies (and
+requests the board answers with ``BAD_CRC``/``BAD_FRAME``) are retried up to ``retries`` times;
+after that the error names what kept failing. A model mismatch, an image of the wrong size or a
+model too large for the board are refused before anything is sent.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..hw.isa import ACC_BITS, Op
+from ..hw.protocol import (
+    ARGUMENTS,
+    CRC_BYTES,
+    FRAME_ERROR_TAG,
+    LOAD_ORDER,
+    MAX_DATA,
+    SLIP_END,
+    SLIP_ESC,
+    SLIP_ESC_END,
+    SLIP_ESC_ESC,
+    Cmd,
+    CountersHeader,
+    InfoReply,
+    ReplyHeader,
+    RequestHeader,
+    ResultHeader,
+    Space,
+    Status,
+    StatusReply,
+    crc32,
+    layout_bytes,
+    layout_from_bytes,
+    model_info_bytes,
+    parse_model_info,
+    slip_encode,
+)
+from .errors import FireforgeError
+from .program import DESCRIPTOR_BYTES, Program
+
+__all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",
+           "Classification", "prepare_image", "load_image_file"]
+
+#: replies that say the frame was damaged on the way: worth sending again
+_RETRYABLE = (Status.BAD_CRC, Status.BAD_FRAME, Status.TOO_LONG)
+_WORD_BYTES_FIXED = {Space.PROGRAM: DESCRIPTOR_BYTES, Space.CODEBOOKS: 1, Space.PARAMS: 8}
+
+
+class BoardError(FireforgeError):
+    """The board refused a request or the link failed."""
+
+
+class BoardTimeout(BoardError):
+    """No (valid) reply within the timeout."""
+
+
+class Transport:
+    """Bytes to and from a board. ``read`` returns what arrived within ``timeout`` seconds (maybe
+    nothing); ``b''`` with ``closed`` set means the other side is gone."""
+
+    closed = False
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, size: int, timeout: float) -> bytes:
+        raise NotImplementedError
+
+    def reset_input(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class SerialTransport(Transport):
+    def __init__(self, url: str, baudrate: int = 115200):
+        import serial
+
+        self.url = url
+        try:
+            self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
+        except (serial.SerialException, ValueError, OSError) as e:
+            hint = (" (is `fireforge simboard` running on that port?)" if url.startswith(
+                "socket://") else " (is the board plugged in? which /dev/tty* is its UART?)")
+            raise BoardError(f"cannot open {url}: {e}{hint}") from None
+
+    def write(self, data: bytes) -> None:
+        import serial
+
+        try:
+            self.port.write(data)
+        except (serial.SerialException, OSError) as e:
+            self.closed = True
+            raise BoardError(f"writing to {self.url} failed: {e}") from None
+
+    def read(self, size: int, timeout: float) -> bytes:
+        import serial
+
+        # block for the first byte only, then take whatever else has arrived
+        self.port.timeout = max(0.001, timeout)
+        try:
+            data = self.port.read(1)
+            if data:
+                waiting = self.port.in_waiting
+                if waiting:
+                    data += self.port.read(min(waiting, size - 1))
+            elif self._peer_gone():
+                self.closed = True
+        except (serial.SerialException, OSError):
+            self.closed = True
+            return b""
+        return data
+
+    def _peer_gone(self) -> bool:
+        """A TCP peer that closed the connection reads as ready with no data."""
+        sock = getattr(self.port, "_socket", None)
+        if sock is None:
+            return False
+        import select
+
+        try:
+            ready, _, _ = select.select([sock], [], [], 0)
+            return bool(ready) and sock.recv(1, 0x2) == b""  # MSG_PEEK
+        except OSError:
+            return True
+
+    def reset_input(self) -> None:
+        try:
+            self.port.reset_input_buffer()
+        except Exception:  # noqa: BLE001 - a closed socket has nothing to reset
+            pass
+
+    def close(self) -> None:
+        self.port.close()
+
+
+@dataclass
+class BoardInfo:
+    version: int
+    board: str
+    columns: int
+    rows: int
+    model_slots: int
+    act_bytes: int
+    weight_bytes: int
+    codebook_entries: int
+    param_entries: int
+    program_entries: int
+    result_entries: int
+    n_layers: int
+    num_classes: int
+    model_hash: str
+    logit_scale: float
+    state: dict = field(default_factory=dict)
+
+    @property
+    def capacities(self) -> dict[Space, int]:
+        """Bytes of each model memory (one slot)."""
+        return {Space.PROGRAM: self.program_entries * DESCRIPTOR_BYTES,
+                Space.WEIGHTS: self.weight_bytes, Space.CODEBOOKS: self.codebook_entries,
+                Space.PARAMS: self.param_entries * _WORD_BYTES_FIXED[Space.PARAMS]}
+
+
+@dataclass
+class Classification:
+    cls: int
+    top: list[tuple[int, float]]
+    sums: np.ndarray
+    cycles: int
+    seconds: float
+
+
+def _state(raw) -> dict:
+    return {name: bool(getattr(raw, name)) for name in ("busy", "paused", "done", "model_valid",
+                                                         "loading")}
+
+
+class _Deframer:
+    """SLIP bytes in, complete frames out (a frame with a bad escape comes out as ``None``)."""
+
+    def __init__(self):
+        self.frame, self.esc, self.bad = bytearray(), False, False
+
+    def feed(self, data: bytes):
+        for b in data:
+            if b == SLIP_END:
+                if self.frame or self.bad:
+                    yield None if self.bad else bytes(self.frame)
+                self.frame, self.esc, self.bad = bytearray(), False, False
+            elif self.esc:
+                self.esc = False
+                if b == SLIP_ESC_END:
+                    self.frame.append(SLIP_END)
+                elif b == SLIP_ESC_ESC:
+                    self.frame.append(SLIP_ESC)
+                else:
+                    self.bad = True
+            elif b == SLIP_ESC:
+                self.esc = True
+            else:
+                self.frame.append(b)
+
+
+class Board:
+    """One board (or simulated board) behind a :class:`Transport`."""
+
+    def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = 3,
+                 run_timeout: float = 60.0):
+        self.transport = transport
+        self.timeout = timeout
+        self.retries = retries
+        self.run_timeout = run_timeout
+        self._tag = 0
+        self._deframer = _Deframer()
+        self._pending: list = []
+
+    @classmethod
+    def open(cls, url: str, baudrate: int = 115200, **kwargs) -> Board:
+        return cls(SerialTransport(url, baudrate), **kwargs)
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # ------------------------------------------------------------------ frames
+    def _read_frame(self, deadline: float):
+        while not self._pending:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            data = self.transport.read(4096, min(left, 0.2))
+            if not data and self.transport.closed:
+                raise BoardError("the connection to the board closed (did the board or "
+                                 "`fireforge simboard` stop?)")
+            self._pending.extend(self._deframer.feed(data))
+        return self._pending.pop(0)
+
+    def request(self, cmd: Cmd, data: bytes = b"", **args) -> bytes:
+        """Send ``cmd`` with its argument fields and data; return the OK reply's body."""
+        layout = ARGUMENTS.get(cmd)
+        arg_bytes = layout_bytes(layout, **args) if layout is not None else b""
+        problems = []
+        for _ in range(self.retries + 1):
+            self._tag = self._tag % 255 + 1  # never FRAME_ERROR_TAG
+            payload = layout_bytes(RequestHeader, cmd=cmd, tag=self._tag) + arg_bytes + data
+            self._pending.clear()
+            self.transport.reset_input()
+            self.transport.write(slip_encode(payload))
+            deadline = time.monotonic() + self.timeout
+            while True:
+                frame = self._read_frame(deadline)
+                if frame is None:
+                    problems.append("no reply")
+                    break
+                head_bytes = ReplyHeader.size // 8
+                if len(frame) < head_bytes + CRC_BYTES or crc32(frame[:-CRC_BYTES]) != \
+                        int.from_bytes(frame[-CRC_BYTES:], "little"):
+                    problems.append("a corrupted reply")
+                    continue
+                head = layout_from_bytes(ReplyHeader, frame)
+                tag = int(head.tag)
+                try:
+                    status = Status(frame[0])
+                except ValueError:
+                    problems.append(f"an unknown status {frame[0]:#04x}")
+                    continue
+                if tag != FRAME_ERROR_TAG and tag != self._tag:
+                    continue  # a late reply to an earlier request
+                if tag == FRAME_ERROR_TAG or status in _RETRYABLE:
+                    problems.append(f"the board saw {status.name}")
+                    break
+                if status != Status.OK:
+                    raise BoardError(f"{cmd.name} refused by the board: {status.name}"
+                                     f"{_STATUS_HINTS.get(status, '')}")
+                return frame[head_bytes:-CRC_BYTES]
+        raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
+                           f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
+                           f"connected, configured with a fireforge bitstream, and at the same "
+                           f"baud rate?")
+
+    # ------------------------------------------------------------------ commands
+    def info(self) -> BoardInfo:
+        raw = self.request(Cmd.INFO)
+        r = layout_from_bytes(InfoReply, raw)
+        model_hash, scale = parse_model_info(raw[-36:])
+        board = int(r.board).to_bytes(16, "little").rstrip(b"\0").decode("ascii", "replace")
+        return BoardInfo(
+            version=int(r.version), board=board, columns=int(r.columns), rows=int(r.rows),
+            model_slots=int(r.model_slots), act_bytes=int(r.act_bytes),
+            weight_bytes=int(r.weight_bytes), codebook_entries=int(r.codebook_entries),
+            param_entries=int(r.param_entries), program_entries=int(r.program_entries),
+            result_entries=int(r.result_entries), n_layers=int(r.n_layers),
+            num_classes=int(r.num_classes), model_hash=model_hash, logit_scale=scale,
+            state=_state(r.state))
+
+    def status(self) -> dict:
+        r = layout_from_bytes(StatusReply, self.request(Cmd.STATUS))
+        return {**_state(r.state), "layer": int(r.layer), "total_cycles": int(r.total_cycles)}
+
+    def check_model(self, program: Program) -> BoardInfo:
+        info = self.info()
+        if info.model_hash != program.model_hash:
+            raise BoardError(f"wrong model on the board: it runs {info.model_hash[:12]}…, the "
+                             f"program {program.path} is {program.model_hash[:12]}…; load it "
+                             f"with `fireforge load --port URL --program {program.path}`")
+        return info
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        for off in range(0, len(data), MAX_DATA):
+            chunk = data[off:off + MAX_DATA]
+            self.request(Cmd.WRITE_IMAGE, chunk, addr=addr + off, length=len(chunk))
+
+    def read_memory(self, addr: int, length: int) -> bytes:
+        out = bytearray()
+        for off in range(0, length, MAX_DATA):
+            n = min(MAX_DATA, length - off)
+            out += self.request(Cmd.READ_TENSOR, addr=addr + off, length=n)
+        return bytes(out)
+
+    def write_image(self, program: Program, image: np.ndarray) -> None:
+        """``image``: uint8 ``(C, H, W)`` exactly the program's input shape."""
+        want = program.input_shape
+        if image.dtype != np.uint8 or tuple(image.shape) != want:
+            raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
+                             f"takes uint8 {want} (C, H, W): use prepare_image()")
+        addr = program.manifest["tensors"]["input"]["addr"]
+        self.write_memory(addr, np.ascontiguousarray(image.transpose(1, 2, 0)).tobytes())
+
+    def run(self, step: bool = False) -> None:
+        self.request(Cmd.RUN, step=int(step))
+
+    def wait(self, until=("done", "paused")) -> dict:
+        deadline = time.monotonic() + self.run_timeout
+        while True:
+            s = self.status()
+            if not s["busy"] and any(s[k] for k in until):
+                return s
+            if time.monotonic() > deadline:
+                raise BoardTimeout(f"the board was still busy after {self.run_timeout} s "
+                                   f"(layer {s['layer']}, {s['total_cycles']:,} cycles)")
+            time.sleep(0.002)
+
+    def read_result(self) -> tuple[np.ndarray, float]:
+        raw = self.request(Cmd.READ_RESULT)
+        head = layout_from_bytes(ResultHeader, raw)
+        n = int(head.num_classes)
+        _, scale = parse_model_info(raw[2:38])
+        body = raw[ResultHeader.size // 8:]
+        sums = np.frombuffer(body[:4 * n], dtype="<i4").astype(np.int64)
+        assert ACC_BITS == 32
+        return sums, scale
+
+    def read_counters(self) -> tuple[list[int], int]:
+        raw = self.request(Cmd.READ_COUNTERS)
+        head = layout_from_bytes(CountersHeader, raw)
+        n = int(head.n_layers)
+        body = raw[CountersHeader.size // 8:]
+        return list(struct.unpack(f"<{n}I", body[:4 * n])), int(head.total_cycles)
+
+    def classify(self, program: Program, image: np.ndarray, top: int = 3) -> Classification:
+        t0 = time.perf_counter()
+        self.write_image(program, image)
+        self.run()
+        s = self.wait(("done",))
+        sums, scale = self.read_result()
+        order = np.argsort(-sums, kind="stable")[:top]
+        return Classification(int(order[0]), [(int(c), float(sums[c] * scale)) for c in order],
+                              sums, s["total_cycles"], time.perf_counter() - t0)
+
+    def verify(self, program: Program, image: np.ndarray, golden) -> dict:
+        """Run ``image`` a layer at a time, reading back every layer's output tensor and the
+        sums, compared integer for integer with ``golden`` (a ``run_golden(...,
+        keep_layers=True)`` result for this one image)."""
+        from .golden import read_tensor
+
+        self.write_image(program, image)
+        self.run(step=True)
+        layers = program.layers
+        for index, (layer, d) in enumerate(zip(layers, program.descriptors, strict=True)):
+            self.wait()
+            if d.op != Op.AVGPOOL:
+                span = int(d.out_h) * int(d.out_w) * int(d.out_stride)
+                raw = np.frombuffer(self.read_memory(int(d.out_addr), span), np.uint8)
+                got = read_tensor(raw[None].astype(np.int64), 0, int(d.out_stride),
+                                  int(d.out_offset), int(d.out_c), int(d.out_h),
+                                  int(d.out_w))[0].transpose(2, 0, 1)
+                want = golden.layers[layer["name"]][0]
+                if not np.array_equal(got, want):
+                    pos = tuple(int(v) for v in np.argwhere(got != want)[0])
+                    return {"bit_exact": False, "layer": layer["name"], "index": index,
+                            "channel": pos[0], "y": pos[1], "x": pos[2],
+                            "got": int(got[pos]), "expected": int(want[pos]),
+                            "mismatches": int((got != want).sum())}
+            if index < len(layers) - 1:
+                self.run(step=True)  # resume
+        sums, _ = self.read_result()
+        if not np.array_equal(sums, golden.sums[0]):
+            c = int(np.argwhere(sums != golden.sums[0])[0][0])
+            return {"bit_exact": False, "layer": layers[-1]["name"], "index": len(layers) - 1,
+                    "channel": c, "y": 0, "x": 0, "got": int(sums[c]),
+                    "expected": int(golden.sums[0][c]),
+                    "mismatches": int((sums != golden.sums[0]).sum())}
+        return {"bit_exact": True, "layers": len(layers)}
+
+    def load(self, program: Program, progress=None) -> BoardInfo:
+        """Write ``program``'s images into the board's load slot and commit them."""
+        info = self.info()
+        if info.columns != program.manifest["group"]:
+            raise BoardError(f"the program is compiled for {program.manifest['group']} columns, "
+                             f"the board's array has {info.columns}: recompile with its "
+                             f"configuration")
+        problems = []
+        for space, name in LOAD_ORDER:
+            need, have = len(program.images[name]), info.capacities[space]
+            if need > have:
+                problems.append(f"{name}: {need:,} B, the board holds {have:,} B")
+        if program.manifest["act_bytes"] > info.act_bytes:
+            problems.append(f"activations: {program.manifest['act_bytes']:,} B, the board holds "
+                            f"{info.act_bytes:,} B")
+        if len(program.layers) > info.program_entries:
+            problems.append(f"{len(program.layers)} layers, the board holds "
+                            f"{info.program_entries}")
+        if program.num_classes > info.result_entries:
+            problems.append(f"{program.num_classes} classes, the board holds "
+                            f"{info.result_entries}")
+        if problems:
+            raise BoardError("the program does not fit the board: " + "; ".join(problems))
+        word_bytes = {**_WORD_BYTES_FIXED, Space.WEIGHTS: info.columns}
+        self.request(Cmd.LOAD_BEGIN)
+        stream = b""
+        total = sum(len(program.images[name]) for _, name in LOAD_ORDER)
+        done = 0
+        for space, name in LOAD_ORDER:
+            image = program.images[name]
+            stream += image
+            for off in range(0, len(image), MAX_DATA):
+                chunk = image[off:off + MAX_DATA]
+                self.request(Cmd.WRITE_WEIGHTS, chunk, space=space,
+                             word=off // word_bytes[space], lane=off % word_bytes[space],
+                             length=len(chunk))
+                done += len(chunk)
+                if progress:
+                    progress(done, total)
+        self.request(Cmd.LOAD_COMMIT, model_info_bytes(program.model_hash,
+                                                       program.manifest["logit_scale"]),
+                     crc=crc32(stream), n_layers=len(program.layers),
+                     num_classes=program.num_classes)
+        return self.check_model(program)
+
+
+_STATUS_HINTS = {
+    Status.BUSY: " (the accelerator is running; wait for it)",
+    Status.NO_MODEL: " (no model is loaded: run `fireforge load --port URL --program DIR`)",
+    Status.LOAD_FAILED: " (the written model's CRC did not match; the old model still runs "
+                        "on a two-slot board)",
+    Status.NOT_LOADING: " (write weights only between LOAD_BEGIN and LOAD_COMMIT)",
+    Status.BAD_ARGUMENT: " (an address or length outside the board's memory)",
+    Status.UNKNOWN_COMMAND: " (the board's gateware is older than this driver)",
+}
+
+
+def load_image_file(path: str | Path) -> np.ndarray:
+    """A PNG/JPEG (Pillow) or ``.npy`` file as uint8 ``(C, H, W)`` (or ``(H, W)`` gray)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FireforgeError(f"image file {path} does not exist")
+    if path.suffix.lower() == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise FireforgeError(f"{path} is not a readable .npy array: {e}") from None
+        return arr
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
+            if img.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and \
+                    (rgb[0] == rgb[1]).all() and (rgb[1] == rgb[2]).all():
+                return np.ascontiguousarray(rgb[:1])
+            return np.ascontiguousarray(rgb)
+    except (UnidentifiedImageError, OSError) as e:
+        raise FireforgeError(f"{path} is not an image Pillow can read ({e}); use PNG, JPEG or "
+                             f".npy") from None
+
+
+def prepare_image(image: np.ndarray, program: Program, what: str = "image",
+                  notes: list | None = None) -> np.ndarray:
+    """Any uint8/float image (``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``) to the program's
+    input: resized (bilinear) to its size, gray or RGB as it takes. A colour image for a gray
+    model becomes luminance (noted in ``notes``)."""
+    from .data import fit_images
+
+    c, h, w = program.input_shape
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        if np.issubdtype(arr.dtype, np.floating) and arr.size and arr.max() <= 1.0 \
+                and arr.min() >= 0.0:
+            arr = arr * 255.0
+        arr = np.clip(np.round(arr), 0, 255).astype(np.uint8)
+    if arr.ndim == 2:
+        arr = arr[None]
+    elif arr.ndim == 3 and arr.shape[0] not in (1, 3) and arr.shape[2] in (1, 3, 4):
+        arr = arr.transpose(2, 0, 1)
+    if arr.ndim != 3 or arr.shape[0] not in (1, 3, 4):
+        raise FireforgeError(f"{what}: shape {np.asarray(image).shape} is not an image (H, W), "
+                             f"(H, W, C) or (C, H, W) with 1, 3 or 4 channels")
+    arr = arr[:3]
+    if arr.shape[0] != c:
+        if c == 1:
+            lum = 0.299 * arr[0] + 0.587 * arr[1] + 0.114 * arr[2]
+            arr = np.clip(np.round(lum), 0, 255).astype(np.uint8)[None]
+            if notes is not None:
+                notes.append(f"{what}: colour converted to gray for a 1-channel model")
+        else:
+            arr = np.repeat(arr, 3, axis=0)
+    if arr.shape[1:] != (h, w):
+        if notes is not None:
+            notes.append(f"{what}: resized from {arr.shape[2]}x{arr.shape[1]} to {w}x{h}")
+        arr = fit_images(arr[None], h, "resize")[0]
+    return np.ascontiguousarray(arr)

@@ -1,0 +1,193 @@
+"""The host link and UART in Amaranth's simulator, driven by the real driver.
+
+The driver (``fireforge.sw.driver.Board``) talks to ``HostLink`` + ``Accelerator`` through
+``LinkTransport``: every frame, CRC, escape and command goes through the gateware as on a board.
+"""
+
+import random
+import struct
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+from fireforge.hw.protocol import (
+    SLIP_END,
+    SLIP_ESC,
+    Cmd,
+    ReplyHeader,
+    RequestHeader,
+    Status,
+    crc32,
+    layout_bytes,
+    layout_from_bytes,
+    slip_encode,
+)
+from fireforge.hw.uart import UARTRx, UARTTx
+from fireforge.sim.pysim import LinkTransport
+from fireforge.sw.driver import Board, BoardError, _Deframer
+from fireforge.sw.golden import run_golden
+from fireforge.sw.model import FireSpec, SqueezeNetConfig
+
+from .test_accelerator import TEST_CONFIG, compile_random
+
+NET = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3, in_channels=1,
+                       input_size=8)
+NET2 = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(3, 4, 4),), (), num_classes=4, in_channels=1,
+                        input_size=8)
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory):
+    a, xa = compile_random(NET, 1, 4, tmp_path_factory.mktemp("a"), images=3)
+    b, xb = compile_random(NET2, 2, 2, tmp_path_factory.mktemp("b"), images=3)
+    return (a, xa), (b, xb)
+
+
+@pytest.fixture
+def board(programs):
+    (a, _), _ = programs
+    transport = LinkTransport(TEST_CONFIG, a)
+    b = Board(transport, timeout=5.0, retries=1)
+    yield b
+    b.close()
+
+
+def _raw_request(board, frame: bytes):
+    board.transport.write(frame)
+    return board._read_frame(__import__("time").monotonic() + 5.0)
+
+
+def _status(frame):
+    return Status(frame[0])
+
+
+def test_uart_loopback_all_bytes():
+    """Every byte value through the transmitter into the receiver, back to back."""
+    from amaranth.hdl import Module
+
+    m = Module()
+    m.submodules.tx = tx = UARTTx(5)
+    m.submodules.rx = rx = UARTRx(5)
+    m.d.comb += rx.rx.eq(tx.tx)
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+    got = []
+    sent = list(range(256))
+
+    async def bench(ctx):
+        pending = list(sent)
+        for _ in range(256 * 60):
+            if pending and ctx.get(tx.ready):
+                ctx.set(tx.data, pending[0])
+                ctx.set(tx.valid, 1)
+                pending.pop(0)
+            else:
+                ctx.set(tx.valid, 0)
+            if ctx.get(rx.valid):
+                got.append(ctx.get(rx.data))
+            await ctx.tick()
+
+    sim.add_testbench(bench)
+    sim.run()
+    assert got == sent
+
+
+def test_info_reports_the_program_and_config(board, programs):
+    (a, _), _ = programs
+    info = board.info()
+    assert info.board == "pysim" and info.version == 1
+    assert info.model_hash == a.model_hash
+    assert info.logit_scale == pytest.approx(a.manifest["logit_scale"], rel=1e-6)
+    assert (info.columns, info.act_bytes, info.n_layers, info.num_classes) == (
+        TEST_CONFIG.columns, TEST_CONFIG.act_bytes, len(a.layers), a.num_classes)
+    assert info.state["model_valid"] and not info.state["busy"]
+
+
+def test_classify_and_verify_equal_golden(board, programs):
+    (a, xa), _ = programs
+    golden = run_golden(a, xa, keep_layers=True)
+    for n in range(2):
+        result = board.classify(a, xa[n])
+        assert np.array_equal(result.sums, golden.sums[n])
+        assert result.cls == int(golden.predictions[n])
+    counters, total = board.read_counters()
+    assert len(counters) == len(a.layers) and sum(counters) <= total
+    one = run_golden(a, xa[2:3], keep_layers=True)
+    assert board.verify(a, xa[2], one) == {"bit_exact": True, "layers": len(a.layers)}
+    # a deliberately wrong expectation is caught and named
+    one.layers[a.layers[1]["name"]][0, 0, 0, 0] ^= 1
+    report = board.verify(a, xa[2], one)
+    assert not report["bit_exact"] and report["layer"] == a.layers[1]["name"]
+
+
+def test_load_swaps_the_model_and_a_bad_crc_keeps_the_old(board, programs):
+    (a, xa), (b, xb) = programs
+    # A load whose bytes do not match the committed CRC: refused, old model untouched.
+    board.request(Cmd.LOAD_BEGIN)
+    board.request(Cmd.WRITE_WEIGHTS, b"\x01\x02\x03\x04", space=1, word=0, lane=0, length=4)
+    with pytest.raises(BoardError, match="LOAD_FAILED"):
+        board.request(Cmd.LOAD_COMMIT, bytes(36), crc=0x12345678, n_layers=3, num_classes=2)
+    assert board.info().model_hash == a.model_hash
+    assert np.array_equal(board.classify(a, xa[0]).sums, run_golden(a, xa[:1]).sums[0])
+    # A real load: INFO shows the new hash, results equal the new golden model.
+    info = board.load(b)
+    assert info.model_hash == b.model_hash and info.num_classes == b.num_classes
+    for n in range(2):
+        assert np.array_equal(board.classify(b, xb[n]).sums, run_golden(b, xb[n:n + 1]).sums[0])
+    with pytest.raises(BoardError, match="wrong model on the board"):
+        board.check_model(a)
+
+
+def test_errors_are_answered_and_the_link_resynchronizes(board):
+    ok = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.STATUS, tag=7))
+    bad_crc = bytearray(ok)
+    bad_crc[3] ^= 0x40
+    cases = {
+        bytes(bad_crc): Status.BAD_CRC,
+        bytes([SLIP_END, 0x11, SLIP_ESC, 0x55, 0x22, SLIP_END]): Status.BAD_FRAME,
+        bytes([SLIP_END, 0x33, SLIP_END]): Status.BAD_FRAME,
+        slip_encode(layout_bytes(RequestHeader, cmd=Cmd.STATUS, tag=9)[:1] + b"\x09\x99"):
+            Status.BAD_ARGUMENT,
+        slip_encode(bytes([0x7E, 3])): Status.UNKNOWN_COMMAND,
+        slip_encode(bytes([SLIP_END]) * 400): Status.TOO_LONG,
+        slip_encode(layout_bytes(RequestHeader, cmd=Cmd.READ_TENSOR, tag=4)
+                    + struct.pack("<IH", TEST_CONFIG.act_bytes - 2, 8)): Status.BAD_ARGUMENT,
+        slip_encode(layout_bytes(RequestHeader, cmd=Cmd.WRITE_WEIGHTS, tag=5) + bytes(9)):
+            Status.NOT_LOADING,
+    }
+    for frame, want in cases.items():
+        reply = _raw_request(board, frame)
+        assert reply is not None and _status(reply) == want, (frame, reply)
+        assert crc32(reply[:-4]) == int.from_bytes(reply[-4:], "little")
+    assert board.status()["model_valid"]
+
+
+def test_fuzz_garbage_then_a_valid_request(board):
+    rng = random.Random(1)
+    base = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.INFO, tag=1))
+    for burst in range(12):
+        frames = []
+        for _ in range(3):
+            kind = rng.randrange(3)
+            if kind == 0:
+                frames.append(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 40))))
+            elif kind == 1:
+                frames.append(base[:rng.randrange(1, len(base))])
+            else:
+                f = bytearray(base)
+                f[rng.randrange(1, len(f) - 1)] ^= 1 << rng.randrange(8)
+                frames.append(bytes(f))
+        board.transport.write(b"".join(frames))
+        # whatever comes back is well-formed; then a valid request works
+        board.status()
+    assert board.info().state["model_valid"]
+
+
+def test_reply_frames_escape_special_bytes(board, programs):
+    """Bytes 0xC0/0xDB in a tensor come back escaped and intact."""
+    data = bytes([SLIP_END, SLIP_ESC, 1, SLIP_END, SLIP_ESC, SLIP_ESC])
+    board.write_memory(100, data)
+    assert board.read_memory(100, len(data)) == data
+    frames = list(_Deframer().feed(slip_encode(b"\xc0\xdb")))
+    assert frames[0][:2] == b"\xc0\xdb"
+    assert layout_from_bytes(ReplyHeader, bytes([0, 1, 2])).tag == 1
