@@ -39,10 +39,10 @@ $(STAMP): pyproject.toml Makefile
 	@touch $@
 
 test: setup
-	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) tests
+	$(BIN)/python -m pytest -m "not slow" -n $(JOBS) --dist loadgroup tests
 
 test-all: setup
-	$(BIN)/python -m pytest -n $(JOBS) tests
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup tests
 
 demo: setup
 	$(BIN)/python -m fireforge.sw.demo --runs $(RUNS)

@@ -283,8 +283,10 @@ class Board:
                 if tag != FRAME_ERROR_TAG and tag != self._tag:
                     continue  # a late reply to an earlier request
                 if tag == FRAME_ERROR_TAG or status in _RETRYABLE:
+                    # A damaged frame: ours, or line noise before it (our END closed it). Our
+                    # own reply may still come; if not, the deadline sends the request again.
                     problems.append(f"the board saw {status.name}")
-                    break
+                    continue
                 if status != Status.OK:
                     raise BoardError(f"{cmd.name} refused by the board: {status.name}"
                                      f"{_STATUS_HINTS.get(status, '')}")

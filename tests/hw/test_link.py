@@ -165,7 +165,7 @@ def test_errors_are_answered_and_the_link_resynchronizes(board):
 def test_fuzz_garbage_then_a_valid_request(board):
     rng = random.Random(1)
     base = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.INFO, tag=1))
-    for burst in range(12):
+    for _ in range(12):
         frames = []
         for _ in range(3):
             kind = rng.randrange(3)

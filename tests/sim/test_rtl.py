@@ -47,19 +47,6 @@ def test_fifty_random_networks_icarus(tmp_path_factory, net):
     _random_nets(tmp_path_factory, net)
 
 
-@pytest.fixture(scope="module")
-def quick_tiny_program(tmp_path_factory):
-    """The tiny preset, briefly trained and compressed to 4 bits: real shapes, fast to make."""
-    root = tmp_path_factory.mktemp("tiny")
-    assert main(["train", "--preset", "squeezenet_tiny", "--data", "digits", "--epochs", "3",
-                 "--out", str(root / "f")]) == 0
-    assert main(["compress", "--checkpoint", str(root / "f"), "--density", "0.4", "--bits", "4",
-                 "--steps", "1", "--epochs-per-step", "1", "--finetune-epochs", "1",
-                 "--out", str(root / "c")]) == 0
-    assert main(["compile", "--checkpoint", str(root / "c"), "--config", "up5k",
-                 "--out", str(root / "p")]) == 0
-    return root / "p"
-
 
 def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys):
     out = tmp_path / "sim.json"

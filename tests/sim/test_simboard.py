@@ -1,0 +1,191 @@
+"""The host driver against the simulated board: the whole chip, UART included, in Verilator,
+reached through ``socket://`` exactly as a board is reached through ``/dev/ttyUSB*``.
+
+One simulated board serves the module (its tests run on one pytest worker, in file order).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from fireforge.hw.protocol import Cmd, RequestHeader, Status, crc32, layout_bytes, slip_encode
+from fireforge.sw.cli import main
+from fireforge.sw.driver import Board, BoardError
+from fireforge.sw.golden import run_golden
+from fireforge.sw.program import load_program
+
+pytestmark = pytest.mark.xdist_group("simboard")
+
+FUZZ_DEFAULT = 300
+FUZZ_ALL = 10_000
+
+
+def _start(program, tmp_path, name):
+    ready = tmp_path / f"{name}.url"
+    log = open(tmp_path / f"{name}.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fireforge.sw.cli", "simboard", "--program", str(program),
+         "--port", "0", "--ready-file", str(ready), "--build-dir", str(tmp_path / "build")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError((tmp_path / f"{name}.log").read_text()[-3000:])
+        time.sleep(0.5)
+    return proc, ready.read_text()
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def programs(quick_tiny_program, tmp_path_factory):
+    """The quick tiny program, and a second one compiled from the same checkpoint with another
+    calibration (other scales, so another model hash)."""
+    other = tmp_path_factory.mktemp("other") / "p"
+    assert main(["compile", "--checkpoint", str(quick_tiny_program.parent / "c"), "--config",
+                 "up5k", "--calibration", "40", "--out", str(other)]) == 0
+    a, b = load_program(quick_tiny_program), load_program(other)
+    assert a.model_hash != b.model_hash
+    return a, b
+
+
+@pytest.fixture(scope="module")
+def simboard(programs, tmp_path_factory):
+    proc, url = _start(programs[0].path, tmp_path_factory.mktemp("simboard"), "board")
+    yield proc, url
+    _stop(proc)
+
+
+def test_infer_ten_digits_equal_golden(simboard, programs, capsys):
+    _, url = simboard
+    a, _ = programs
+    capsys.readouterr()
+    assert main(["infer", "--port", url, "--program", str(a.path), "--data", "digits",
+                 "--count", "10", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert len(out["results"]) == 10 and out["golden_agreement"] == 1.0
+    assert {"accuracy", "golden_agreement", "results"} <= set(out)
+    for r in out["results"]:
+        assert r["equals_golden"] and r["class"] == r["golden_class"]
+        assert {"image", "class", "top"} <= set(r) and len(r["top"]) == 3
+
+
+def test_infer_image_files_and_verify(simboard, programs, tmp_path, capsys):
+    """A PNG (colour, other size: resized and converted) and a .npy, every layer read back."""
+    from PIL import Image
+
+    _, url = simboard
+    a, _ = programs
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "x.png")
+    np.save(tmp_path / "y.npy", rng.integers(0, 256, (32, 32), dtype=np.uint8))
+    capsys.readouterr()
+    assert main(["infer", str(tmp_path / "x.png"), str(tmp_path / "y.npy"), "--port", url,
+                 "--program", str(a.path), "--verify", "--json"]) == 0
+    captured = capsys.readouterr()
+    out = json.loads(captured.out)
+    assert [r["verify"]["bit_exact"] for r in out["results"]] == [True, True]
+    assert "colour converted to gray" in captured.err and "resized from 50x40" in captured.err
+
+
+def test_load_swaps_model(simboard, programs, capsys):
+    _, url = simboard
+    a, b = programs
+    assert main(["load", "--port", url, "--program", str(b.path)]) == 0
+    with Board.open(url) as board:
+        assert board.info().model_hash == b.model_hash
+        x = np.random.default_rng(1).integers(0, 256, (3, *b.input_shape), dtype=np.uint8)
+        want = run_golden(b, x).sums
+        for n in range(3):
+            assert np.array_equal(board.classify(b, x[n]).sums, want[n])
+        with pytest.raises(BoardError, match="wrong model on the board"):
+            board.check_model(a)
+        board.load(a)
+        assert board.info().model_hash == a.model_hash
+
+
+def _fuzz(url, count, seed=0):
+    rng = random.Random(seed)
+    base = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.STATUS, tag=1))
+    sent = replies = 0
+    with Board.open(url, timeout=3.0, retries=2) as board:
+        while sent < count:
+            burst = []
+            for _ in range(min(20, count - sent)):
+                kind = rng.randrange(4)
+                if kind == 0:  # random bytes, END included now and then
+                    f = bytes(rng.choice((rng.randrange(256), 0xC0, 0xDB))
+                              for _ in range(rng.randrange(1, 60)))
+                elif kind == 1:  # a truncated valid frame
+                    f = base[:rng.randrange(1, len(base))]
+                elif kind == 2:  # a bit flip
+                    f = bytearray(base)
+                    f[rng.randrange(1, len(f) - 1)] ^= 1 << rng.randrange(8)
+                    f = bytes(f)
+                else:  # a valid CRC around a random command and arguments
+                    f = slip_encode(bytes(rng.randrange(256) for _ in range(rng.randrange(1,
+                                                                                           14))))
+                burst.append(f)
+            sent += len(burst)
+            board.transport.write(b"".join(burst))
+            # every reply that comes back is a well-formed frame
+            deadline = time.monotonic() + 1.0
+            while (frame := board._read_frame(deadline)) is not None:
+                assert crc32(frame[:-4]) == int.from_bytes(frame[-4:], "little")
+                Status(frame[0])
+                replies += 1
+            status = board.status()  # and the board answers a valid request right away
+            assert not status["busy"] or status["layer"] >= 0
+    return sent, replies
+
+
+def test_fuzz_frames(simboard, programs):
+    _, url = simboard
+    sent, replies = _fuzz(url, FUZZ_DEFAULT)
+    assert sent == FUZZ_DEFAULT and replies > 0  # a chunk with ENDs inside is several frames
+    with Board.open(url) as board:
+        assert board.check_model(programs[0]).model_hash == programs[0].model_hash
+
+
+@pytest.mark.slow
+def test_fuzz_ten_thousand_frames(simboard, programs):
+    _, url = simboard
+    sent, replies = _fuzz(url, FUZZ_ALL, seed=1)
+    assert sent == FUZZ_ALL and replies > 0
+    with Board.open(url) as board:
+        assert board.check_model(programs[0]).model_hash == programs[0].model_hash
+
+
+def test_killed_board_gives_a_clear_error(simboard, programs):
+    """The last test of the module: kill the board in the middle of a model load."""
+    proc, url = simboard
+    _, b = programs
+    errors = []
+
+    def load():
+        try:
+            with Board.open(url, timeout=1.0, retries=1) as board:
+                board.load(b)
+        except BoardError as e:
+            errors.append(e)
+
+    t = threading.Thread(target=load)
+    t.start()
+    time.sleep(1.5)
+    _stop(proc)
+    t.join(timeout=30)
+    assert not t.is_alive(), "the driver hangs after the board died"
+    assert errors and ("connection to the board closed" in str(errors[0])
+                       or "no valid reply" in str(errors[0])), errors
