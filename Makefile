@@ -17,7 +17,10 @@ SIM ?= verilator
 CONFIG ?= up5k
 IMAGES ?= 4
 
-.PHONY: setup test test-all demo sim bench lint clean
+BOARD ?= icebreaker
+SEED ?= 1
+
+.PHONY: setup test test-all demo sim bench lint clean bitstream program
 
 setup: $(STAMP)
 
@@ -62,6 +65,15 @@ bench: setup
 	$(BIN)/fireforge sim --program $(PROGRAM) --simulator verilator --config $(CONFIG) \
 	  --images $(IMAGES) --no-layer-check --json > bench/sim-$(CONFIG).json
 	@echo "wrote bench/sim-$(CONFIG).json"
+
+# A bitstream for BOARD with yosys + nextpnr from the YoWASP wheels; build/BOARD/report.json.
+# PROGRAM=DIR picks the program (default: the board's default preset, made under RUNS).
+bitstream: setup
+	$(BIN)/fireforge build --board $(BOARD) --seed $(SEED) --runs $(RUNS) \
+	  $(if $(filter command line,$(origin PROGRAM)),--program $(PROGRAM))
+
+program: setup
+	$(BIN)/fireforge flash --board $(BOARD)
 
 lint: setup
 	$(BIN)/ruff check hw sw sim boards tests

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..sw.errors import FireforgeError
-
-__all__ = ["Device", "DEVICES", "BOARDS", "device_for"]
+__all__ = ["Device", "DEVICES", "device_for"]
 
 
 @dataclass(frozen=True)
@@ -47,25 +45,10 @@ DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("LFE5U-25F", "ecp5", 24288, 24288, 56, 2048, 0, 0, 28),
     Device("LFE5U-45F", "ecp5", 43848, 43848, 108, 2048, 0, 0, 72),
     Device("LFE5U-85F", "ecp5", 83640, 83640, 208, 2048, 0, 0, 156),
+    Device("LFE5UM5G-85F", "ecp5", 83640, 83640, 208, 2048, 0, 0, 156),
 )}
 
-#: board name -> device
-BOARDS: dict[str, str] = {
-    "icebreaker": "iCE40UP5K",
-    "upduino_v3": "iCE40UP5K",
-    "ulx3s-12f": "LFE5U-12F",
-    "ulx3s-25f": "LFE5U-25F",
-    "ulx3s-45f": "LFE5U-45F",
-    "ulx3s-85f": "LFE5U-85F",
-    "orangecrab-25f": "LFE5U-25F",
-    "orangecrab-85f": "LFE5U-85F",
-    "ecpix5-85f": "LFE5U-85F",
-}
-
-
 def device_for(board: str) -> Device:
-    try:
-        return DEVICES[BOARDS[board]]
-    except KeyError:
-        raise FireforgeError(f"unknown board {board!r}; known boards: "
-                             f"{', '.join(sorted(BOARDS))}") from None
+    from .boards import board_spec
+
+    return board_spec(board).dev

@@ -642,10 +642,98 @@ def _setup_load(p):
     p.add_argument("--program", required=True, metavar="DIR")
 
 
+@command("boards", "list the supported boards with their devices, budgets and default presets")
+def _cmd_boards(args) -> dict:
+    from ..boards.boards import BOARD_SPECS
+
+    say = Reporter(args.json)
+    rows = []
+    say(f"{'board':<15} {'device':<13} {'LUT4':>6} {'BRAM KiB':>8} {'SPRAM KiB':>9} {'mult':>5} "
+        f"{'MHz':>4} {'UART':<5} {'default preset'}")
+    for spec in BOARD_SPECS.values():
+        d = spec.dev
+        row = {"board": spec.name, "family": spec.family, "device": d.name, "lut": d.lut,
+               "ff": d.ff, "bram_blocks": d.bram_blocks, "bram_bytes": d.bram_bytes,
+               "spram_blocks": d.spram_blocks, "spram_bytes": d.spram_bytes, "dsp": d.dsp,
+               "target_mhz": spec.target_mhz, "uart": spec.uart is not None,
+               "default_preset": spec.default_preset, "default_data": spec.default_data,
+               "programmer": spec.programmer, "notes": spec.notes}
+        rows.append(row)
+        say(f"{spec.name:<15} {d.name:<13} {d.lut:>6,} {d.bram_bytes / 1024:>8.0f} "
+            f"{d.spram_bytes / 1024:>9.0f} {d.dsp:>5} {spec.target_mhz:>4.0f} "
+            f"{'yes' if spec.uart else 'no':<5} {spec.default_preset}"
+            + (f"  ({spec.notes})" if spec.notes else ""))
+    return {"boards": rows}
+
+
+def _setup_boards(p):
+    pass
+
+
+@command("build", "fit-check, synthesize and place-and-route a program for a board (bitstream)")
+def _cmd_build(args) -> dict:
+    from ..boards.boards import board_spec
+    from ..boards.build import build_board, default_program
+    from ..boards.fit import board_config, fit_board, format_board_fit, require_fit
+    from .program import load_program
+
+    say = Reporter(args.json)
+    spec = board_spec(args.board)
+    if args.program:
+        program = load_program(args.program)
+    else:
+        say(f"no --program: the default program of {spec.name} ({spec.default_preset} on "
+            f"{spec.default_data})")
+        program = default_program(spec, Path(args.runs), log=say)
+    config = board_config(spec, program)
+    say(format_board_fit(fit_board(spec, config)))
+    if args.fit_only:
+        return require_fit(spec, program, config)
+    report = build_board(spec, program, Path(args.out or f"build/{spec.name}"), args.seed,
+                         args.target_mhz, log=say)
+    say(f"{'resource':<8} {'used':>8} {'available':>10}")
+    for name, r in report["resources"].items():
+        say(f"{name:<8} {r['used']:>8,} {r['available']:>10,}")
+    say(f"Fmax {report['fmax_mhz']} MHz (target {report['target_mhz']} MHz, "
+        f"{'met' if report['timing_met'] else 'NOT MET'}); {report['cycles_per_inference']:,} "
+        f"cycles per inference: {report['fps_at_fmax']} frames/s at Fmax; built in "
+        f"{report['build_seconds']:.0f} s")
+    say(f"bitstream {report['bitstream']}; report {Path(report['bitstream']).parent}/report.json")
+    return report
+
+
+def _setup_build(p):
+    p.add_argument("--board", required=True, metavar="NAME", help="fireforge boards lists them")
+    p.add_argument("--program", metavar="DIR", help="default: the board's default preset, "
+                   "trained, compressed and compiled under --runs")
+    p.add_argument("--runs", default="runs", metavar="DIR")
+    p.add_argument("--out", metavar="DIR", help="default build/BOARD")
+    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    p.add_argument("--target-mhz", type=float, help="clock target (default: the board's)")
+    p.add_argument("--fit-only", action="store_true",
+                   help="only check the fit (no synthesis)")
+
+
+
+@command("flash", "program a board with its built bitstream (iceprog, openFPGALoader, dfu-util)")
+def _cmd_flash(args) -> dict:
+    from ..boards.boards import board_spec
+    from ..boards.build import flash
+
+    cmd = flash(board_spec(args.board), Path(args.out or f"build/{args.board}"))
+    return {"board": args.board, "command": cmd}
+
+
+def _setup_flash(p):
+    p.add_argument("--board", required=True, metavar="NAME")
+    p.add_argument("--out", metavar="DIR", help="the build directory (default build/BOARD)")
+
+
 _SETUP = {"model": _setup_model, "sim": _setup_sim, "train": _setup_train,
           "compress": _setup_compress,
           "sensitivity": _setup_sensitivity, "compile": _setup_compile, "golden": _setup_golden,
-          "simboard": _setup_simboard, "infer": _setup_infer, "load": _setup_load}
+          "simboard": _setup_simboard, "infer": _setup_infer, "load": _setup_load,
+          "boards": _setup_boards, "build": _setup_build, "flash": _setup_flash}
 
 
 def build_parser() -> argparse.ArgumentParser:

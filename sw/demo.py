@@ -8,13 +8,22 @@ command, and leaves every artifact under ``--runs`` (default ``runs/``):
 3. ``fireforge compress``: Deep Compression to 40% density with 4-bit codebooks;
 4. ``fireforge compile``: the Program and memory images, checked against the default board;
 5. ``fireforge golden``: the bit-exact integer model on the test digits, against the float one;
-6. ``fireforge sim``: the accelerator's generated Verilog (Verilator) on test digits, every
-   layer compared with the golden model; cycles and MAC-array utilization.
+6. ``fireforge simboard``: the whole chip (accelerator, host link, UART) in Verilator, served on
+   a localhost TCP port, the way a board is reached through its USB-serial port;
+7. ``fireforge infer``: the host driver classifies test digits on the simulated board (sums
+   compared with the golden model), one digit with every layer read back (``--verify``), and a
+   photograph from scikit-image through the image-file input path.
+
+The bitstream step (``make bitstream``) is not part of the demo: the default board's UP5K cannot
+hold this engine yet (``fireforge build --fit-only`` says why), and an ECP5 build takes minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,13 +36,20 @@ DATA = "digits"
 BOARD = "icebreaker"
 DENSITY, BITS = "0.4", "4"
 CONFIG = DEFAULT_CONFIG
-SIM_IMAGES = "3"
+SIM_IMAGES = "5"
 
 
 def _step(title: str, argv: list[str]) -> None:
     print(f"\n=== {title}\n$ fireforge {' '.join(argv)}", flush=True)
     if fireforge(argv) != 0:
         sys.exit(f"demo: step failed: fireforge {' '.join(argv)}")
+
+
+def _save_photo(path: Path) -> None:
+    from PIL import Image
+    from skimage import data
+
+    Image.fromarray(data.chelsea()).save(path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,9 +75,35 @@ def main(argv: list[str] | None = None) -> int:
            "--out", str(program)])
     _step("the bit-exact integer golden model on the test digits",
           ["golden", "--program", str(program)])
-    _step(f"the accelerator's RTL ({CONFIG}, Verilator) on test digits, every layer vs golden",
-          ["sim", "--program", str(program), "--config", CONFIG, "--simulator", "verilator",
-           "--images", SIM_IMAGES, "--build-dir", str(runs / "sim")])
+    url_file = runs / "simboard.url"
+    url_file.unlink(missing_ok=True)
+    argv = ["simboard", "--program", str(program), "--config", CONFIG, "--port", "0",
+            "--ready-file", str(url_file), "--build-dir", str(runs / "simboard")]
+    print(f"\n=== the simulated board: the whole chip, UART included, in Verilator\n"
+          f"$ fireforge {' '.join(argv)} &", flush=True)
+    log = open(runs / "simboard.log", "w")
+    board = subprocess.Popen([sys.executable, "-m", "fireforge.sw.cli", *argv], stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        while not url_file.exists():
+            if board.poll() is not None:
+                sys.exit(f"demo: the simulated board stopped; see {runs / 'simboard.log'}")
+            time.sleep(0.5)
+        url = url_file.read_text()
+        print(f"listening on {url}", flush=True)
+        _step("classify test digits through the host driver, sums checked against golden",
+              ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
+               SIM_IMAGES])
+        _step("one digit with every layer read back over the link and compared with golden",
+              ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
+               "1", "--verify"])
+        photo = runs / "chelsea.png"
+        _save_photo(photo)
+        _step("a photograph (scikit-image's chelsea) through the image-file input path",
+              ["infer", "--port", url, "--program", str(program), str(photo)])
+    finally:
+        os.killpg(board.pid, signal.SIGTERM)
+        board.wait()
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {runs}/")
     return 0
 

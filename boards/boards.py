@@ -1,0 +1,80 @@
+"""The supported boards: platform, clock, UART, LEDs, device budget, default preset.
+
+One :class:`BoardSpec` per board, grouped by family (iCE40 UltraPlus, ECP5). The amaranth-boards
+platform classes are named here and imported only when a build needs them, so the compiler's fit
+check does not import them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+from ..sw.errors import FireforgeError
+from .devices import DEVICES, Device
+
+__all__ = ["BoardSpec", "BOARD_SPECS", "board_spec", "FAMILIES"]
+
+FAMILIES = ("ice40", "ecp5")
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    name: str
+    family: str
+    device: str
+    #: amaranth-boards "module:Class"
+    platform: str
+    target_mhz: float
+    #: (resource name, number) of the USB-serial bridge's UART, None when the board has none
+    uart: tuple[str, int] | None
+    default_preset: str
+    #: the data set the default preset is trained on
+    default_data: str
+    programmer: str  #: openFPGALoader | iceprog | dfu-util
+    notes: str = ""
+
+    @property
+    def dev(self) -> Device:
+        return DEVICES[self.device]
+
+    def platform_class(self):
+        module, cls = self.platform.split(":")
+        try:
+            mod = importlib.import_module(f"amaranth_boards.{module}")
+        except ImportError:
+            raise FireforgeError("amaranth-boards is not installed: pip install "
+                                 "'amaranth-boards==0.0.21' (make setup does)") from None
+        return getattr(mod, cls)
+
+
+_ULX3S = "ulx3s:ULX3S_{}F_Platform"
+BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
+    BoardSpec("icebreaker", "ice40", "iCE40UP5K", "icebreaker:ICEBreakerPlatform", 30.0,
+              ("uart", 0), "squeezenet_tiny", "digits", "iceprog"),
+    BoardSpec("upduino_v3", "ice40", "iCE40UP5K", "upduino_v3:UpduinoV3Platform", 30.0,
+              None, "squeezenet_tiny", "digits", "iceprog",
+              notes="its FTDI chip is wired to the SPI flash only: no UART bridge"),
+    *(BoardSpec(f"ulx3s-{n}f", "ecp5", f"LFE5U-{n}F", _ULX3S.format(n), 100.0, ("uart", 0),
+                "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
+                "digits" if n in (12, 25) else "mnist5k", "openFPGALoader")
+      for n in (12, 25, 45, 85)),
+    BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
+              "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 100.0, None, "squeezenet_tiny",
+              "digits", "dfu-util",
+              notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
+    BoardSpec("orangecrab-85f", "ecp5", "LFE5U-85F",
+              "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", 100.0, None,
+              "squeezenet1_1_cifar_w50", "mnist5k", "dfu-util",
+              notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
+    BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
+              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "openFPGALoader"),
+)}
+
+
+def board_spec(name: str) -> BoardSpec:
+    try:
+        return BOARD_SPECS[name]
+    except KeyError:
+        raise FireforgeError(f"unknown board {name!r}; known boards: "
+                             f"{', '.join(BOARD_SPECS)} (fireforge boards lists them)") from None

