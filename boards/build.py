@@ -21,6 +21,7 @@ from amaranth.lib.cdc import ResetSynchronizer
 from ..hw.config import AcceleratorConfig
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
+from ..sim.runner import environment
 from ..sw.errors import FireforgeError
 from .boards import BoardSpec
 from .fit import board_config, fit_board, require_fit
@@ -183,8 +184,6 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     env = tool_env()
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
     t0 = time.perf_counter()
     opts = {"nextpnr_opts": f"--seed {seed} --report {(out_dir / 'nextpnr.json').resolve()}"}
     if spec.family == "ice40":
@@ -192,19 +191,13 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     try:
         log(f"synthesis and place-and-route in {out_dir} (yosys, nextpnr-{spec.family}, seed "
             f"{seed}); logs: {out_dir}/top.rpt, top.tim")
-        platform.build(top, name="top", build_dir=str(out_dir), do_program=False, **opts)
+        with environment(env):
+            platform.build(top, name="top", build_dir=str(out_dir), do_program=False, **opts)
     except Exception as e:  # noqa: BLE001 - amaranth raises plain errors for tool failures
-        tail = ""
-        for logname in ("top.tim", "top.rpt"):
-            if (out_dir / logname).exists():
-                tail = (out_dir / logname).read_text()[-1500:]
+        # the newest log is the tool that failed (yosys writes top.rpt, nextpnr top.tim)
+        logs = [p for p in (out_dir / "top.rpt", out_dir / "top.tim") if p.exists()]
+        tail = max(logs, key=lambda p: p.stat().st_mtime).read_text()[-1500:] if logs else ""
         raise FireforgeError(f"the {spec.family} build failed ({e}); log tail:\n{tail}") from None
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     seconds = time.perf_counter() - t0
     bitstream = out_dir / ("top.bit" if spec.family == "ecp5" else "top.bin")
     res = _parse_report(out_dir / "nextpnr.json")

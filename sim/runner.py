@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from ..hw.config import AcceleratorConfig
 from ..sw.errors import FireforgeError
 from ..sw.program import Program
 
-__all__ = ["build_model", "run_rtl", "SIMULATORS", "verilator_env", "TOP"]
+__all__ = ["build_model", "run_rtl", "environment", "SIMULATORS", "verilator_env", "TOP"]
 
 SIMULATORS = ("icarus", "verilator")
 TOP = "fireforge_top"
@@ -84,9 +85,7 @@ def build_model(design, top: str, build_dir: Path, simulator: str = "verilator",
     digest = hashlib.sha256(b"".join(p.read_bytes() for p in sources) + simulator.encode()
                             + str(bool(trace)).encode()).hexdigest()[:16]
     sim_build = build_dir / f"{simulator}-{digest}"
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         runner = get_runner(simulator)
         build_args = ["-Wno-fatal", "--public-flat-rw", "-O3"] if simulator == "verilator" else []
         if trace and simulator == "verilator":
@@ -106,19 +105,24 @@ def build_model(design, top: str, build_dir: Path, simulator: str = "verilator",
                 sim_build / "build.log").exists() else ""
             raise FireforgeError(f"building the {simulator} model failed ({e}); see "
                                  f"{sim_build / 'build.log'}:\n{log_text}") from None
-    finally:
-        _restore(saved)
     return runner, sim_build, env, {"generate_seconds": round(generate_s, 2),
                             "build_seconds": round(time.perf_counter() - t1, 2),
                             "verilog": str(verilog_path), "toplevel": hdl_toplevel}
 
 
-def _restore(saved: dict) -> None:
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+@contextmanager
+def environment(env: dict[str, str]):
+    """``os.environ`` with ``env`` set for the duration (the tools read it), then as before."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
@@ -138,9 +142,7 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
     if (job_dir / "result.json").exists():
         (job_dir / "result.json").unlink()
 
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         extra_env = {"FIREFORGE_JOB": str(job_dir / "job.json"),
                      "PYTHONPATH": os.pathsep.join(sys.path)}
         t2 = time.perf_counter()
@@ -154,8 +156,6 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
             # file (with the first mismatch) is what the caller needs, so read it below.
             pass
         run_s = time.perf_counter() - t2
-    finally:
-        _restore(saved)
     result_path = job_dir / "result.json"
     if not result_path.exists():
         tail = (job_dir / "sim.log").read_text()[-2000:] if (job_dir / "sim.log").exists() else ""

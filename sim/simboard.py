@@ -24,7 +24,7 @@ from ..hw.top import FireforgeSoC
 from ..hw.uart import UARTRx, UARTTx
 from ..sw.errors import FireforgeError
 from ..sw.program import Program
-from .runner import _restore, build_model
+from .runner import build_model, environment
 
 __all__ = ["SimBoard", "serve", "SIMBOARD_TOP", "DEFAULT_DIVISOR", "FIFO_DEPTH"]
 
@@ -110,9 +110,7 @@ def serve(program: Program, config: AcceleratorConfig, port: int, divisor: int =
            "max_seconds": max_seconds, "divisor": divisor, "fifo_depth": FIFO_DEPTH}
     job_path = build_dir / "simboard-job.json"
     job_path.write_text(json.dumps(job))
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         try:
             runner.test(test_module="fireforge.sim.tb_simboard", hdl_toplevel=CLOCKED_TOP,
                         build_dir=sim_build, test_dir=build_dir,
@@ -121,5 +119,3 @@ def serve(program: Program, config: AcceleratorConfig, port: int, divisor: int =
                         timescale=("1ns", "1ps"))
         except SystemExit:
             pass
-    finally:
-        _restore(saved)
