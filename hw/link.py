@@ -9,7 +9,7 @@ arrive outside *receive* are dropped up to the next ``END``.
 """
 
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -37,6 +37,7 @@ from .protocol import (
     RequestHeader,
     ResultHeader,
     RunArgs,
+    StateFlags,
     Status,
     StatusReply,
     WeightArgs,
@@ -104,19 +105,18 @@ class FrameTx(wiring.Component):
             with m.State("LATCH"):
                 # the CRC register holds the payload's CRC one cycle after the last byte
                 m.d.sync += [crc_bytes.eq(crc.crc), count.eq(CRC_BYTES), in_crc.eq(1)]
-                m.next = "SEND_LAST_PAYLOAD"
-            for state, after in (("SEND", "TAKE"), ("SEND_LAST_PAYLOAD", "TAKE")):
-                with m.State(state):
-                    special = (byte == SLIP_END) | (byte == SLIP_ESC)
-                    m.d.comb += [self.tx_data.eq(Mux(special, SLIP_ESC, byte)),
-                                 self.tx_valid.eq(1)]
-                    with m.If(self.tx_ready):
-                        with m.If(special):
-                            m.next = "ESCAPED"
-                        with m.Elif(in_crc & (count == 0)):
-                            m.next = "END"
-                        with m.Else():
-                            m.next = after
+                m.next = "SEND"
+            with m.State("SEND"):
+                special = (byte == SLIP_END) | (byte == SLIP_ESC)
+                m.d.comb += [self.tx_data.eq(Mux(special, SLIP_ESC, byte)),
+                             self.tx_valid.eq(1)]
+                with m.If(self.tx_ready):
+                    with m.If(special):
+                        m.next = "ESCAPED"
+                    with m.Elif(in_crc & (count == 0)):
+                        m.next = "END"
+                    with m.Else():
+                        m.next = "TAKE"
             with m.State("ESCAPED"):
                 m.d.comb += [self.tx_data.eq(Mux(byte == SLIP_END, SLIP_ESC_END, SLIP_ESC_ESC)),
                              self.tx_valid.eq(1)]
@@ -164,6 +164,12 @@ class HostLink(wiring.Component):
             "errors": Out(16),
             "acc": In(self.acc_signature),
         })
+
+    def connect(self, m: Module, accelerator: Accelerator) -> None:
+        """Wire this link's ``acc`` interface to ``accelerator``'s ports, in module ``m``."""
+        for name, member in self.acc_signature.members.items():
+            ours, theirs = getattr(accelerator, name), getattr(self.acc, name)
+            m.d.comb += ours.eq(theirs) if member.flow == In else theirs.eq(ours)
 
     def elaborate(self, platform):
         m = Module()
@@ -404,13 +410,14 @@ class HostLink(wiring.Component):
 
             # -------------------------------------------------------- copies out of the buffer
             # idx counts data bytes: read buf[data_off + idx], write it a cycle later.
-            def copy_state(name, write):
+            # When every byte is written, finish() runs (it sends the reply).
+            def copy_state(name, write, finish=lambda: reply(Status.OK)):
                 with m.State(name):
                     m.d.comb += buf_rd.addr.eq(data_off + idx)
                     with m.If(idx < data_len):
                         m.next = name + "_WRITE"
                     with m.Else():
-                        done_actions()
+                        finish()
                 with m.State(name + "_WRITE"):
                     m.d.comb += buf_rd.addr.eq(data_off + idx)
                     write(buf_rd.data)
@@ -433,7 +440,6 @@ class HostLink(wiring.Component):
                 m.d.comb += [info_wr.addr.eq(idx + Mux(load_slot, _INFO_BYTES, 0)),
                              info_wr.data.eq(byte), info_wr.en.eq(1)]
 
-            done_actions = lambda: reply(Status.OK)  # noqa: E731
             copy_state("COPY_IMAGE", write_image)
             copy_state("COPY_WEIGHTS", write_weights)
 
@@ -443,8 +449,7 @@ class HostLink(wiring.Component):
                              num_classes.eq(commit_classes)]
                 reply(Status.OK)
 
-            done_actions = commit
-            copy_state("COPY_INFO", write_info)
+            copy_state("COPY_INFO", write_info, commit)
 
             # -------------------------------------------------------- reply
             with m.State("REPLY_HEADER"):
@@ -485,41 +490,57 @@ class HostLink(wiring.Component):
         # ------------------------------------------------------------ reply bodies
         # Byte idx of each command's reply body; memory addresses follow idx, so the byte is
         # valid in REPLY_BODY, a cycle after REPLY_SETUP set idx.
-        state_flags = Cat(acc.busy, acc.paused, acc.done, self.model_valid, loading, Const(0, 3))
-        info_head = Signal(InfoReply.size - ModelInfo.size)
-        m.d.comb += info_head.eq(Cat(
-            Const(PROTOCOL_VERSION, 8), state_flags, Const(_board_id(self.board), 128),
-            Const(cfg.columns, 16), Const(cfg.rows, 8), Const(slots, 8),
-            Const(cfg.act_bytes, 32), Const(cfg.weight_bytes, 32),
-            Const(cfg.codebook_entries, 32), Const(cfg.param_entries, 32),
-            Const(cfg.program_entries, 32), Const(cfg.result_entries, 32),
-            acc.n_layers, num_classes))
-        status_body = Cat(state_flags, acc.layer, Const(0, 16 - len(acc.layer)),
-                          acc.total_cycles)
-        counters_head = Cat(acc.n_layers, acc.total_cycles)
-        ih = len(info_head) // 8
-        rh = 2  # num_classes, then the model info
+        # Every reply is a view of its protocol layout, filled by field name.
+        state_flags = Signal(StateFlags)
+        m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),
+                     state_flags.done.eq(acc.done), state_flags.model_valid.eq(self.model_valid),
+                     state_flags.loading.eq(loading)]
+        info_reply = Signal(InfoReply)
+        m.d.comb += [
+            info_reply.version.eq(PROTOCOL_VERSION), info_reply.state.eq(state_flags),
+            info_reply.board.eq(_board_id(self.board)), info_reply.columns.eq(cfg.columns),
+            info_reply.rows.eq(cfg.rows), info_reply.model_slots.eq(slots),
+            info_reply.act_bytes.eq(cfg.act_bytes), info_reply.weight_bytes.eq(cfg.weight_bytes),
+            info_reply.codebook_entries.eq(cfg.codebook_entries),
+            info_reply.param_entries.eq(cfg.param_entries),
+            info_reply.program_entries.eq(cfg.program_entries),
+            info_reply.result_entries.eq(cfg.result_entries),
+            info_reply.n_layers.eq(acc.n_layers), info_reply.num_classes.eq(num_classes)]
+        status_reply = Signal(StatusReply)
+        m.d.comb += [status_reply.state.eq(state_flags), status_reply.layer.eq(acc.layer),
+                     status_reply.total_cycles.eq(acc.total_cycles)]
+        counters_head = Signal(CountersHeader)
+        m.d.comb += [counters_head.n_layers.eq(acc.n_layers),
+                     counters_head.total_cycles.eq(acc.total_cycles)]
+        result_head = Signal(ResultHeader)
+        m.d.comb += result_head.num_classes.eq(num_classes)
+        # the ModelInfo ends both INFO and the result header; it comes from the info memory
+        ih = InfoReply["info"].offset // 8
+        rh = ResultHeader["info"].offset // 8
+        assert ih + _INFO_BYTES == InfoReply.size // 8 and rh + _INFO_BYTES == \
+            ResultHeader.size // 8
         ch = CountersHeader.size // 8
-        m.d.comb += [info_rd.addr.eq(Mux(acc.slot, _INFO_BYTES, 0)),
+        info_base = Mux(acc.slot, _INFO_BYTES, 0)  # the active slot's ModelInfo
+        m.d.comb += [info_rd.addr.eq(info_base),
                      acc.host_addr.eq(mem_args.addr + idx)]
         with m.Switch(cmd):
             with m.Case(Cmd.INFO):
-                m.d.comb += info_rd.addr.eq(idx - ih + Mux(acc.slot, _INFO_BYTES, 0))
-                m.d.comb += body.eq(Mux(idx < ih, info_head.word_select(idx, 8),
+                m.d.comb += info_rd.addr.eq(idx - ih + info_base)
+                m.d.comb += body.eq(Mux(idx < ih, info_reply.as_value().word_select(idx, 8),
                                         info_rd.data))
             with m.Case(Cmd.STATUS):
-                m.d.comb += body.eq(status_body.word_select(idx, 8))
+                m.d.comb += body.eq(status_reply.as_value().word_select(idx, 8))
             with m.Case(Cmd.READ_RESULT):
-                m.d.comb += [info_rd.addr.eq(idx - rh + Mux(acc.slot, _INFO_BYTES, 0)),
+                m.d.comb += [info_rd.addr.eq(idx - rh + info_base),
                              acc.res_addr.eq((idx - ResultHeader.size // 8) >> 2)]
                 m.d.comb += body.eq(
-                    Mux(idx < rh, num_classes.word_select(idx[:1], 8),
+                    Mux(idx < rh, result_head.as_value().word_select(idx, 8),
                         Mux(idx < ResultHeader.size // 8, info_rd.data,
                             acc.res_data.as_unsigned().word_select(
                                 (idx - ResultHeader.size // 8)[:2], 8))))
             with m.Case(Cmd.READ_COUNTERS):
                 m.d.comb += [acc.cnt_addr.eq((idx - ch) >> 2)]
-                m.d.comb += body.eq(Mux(idx < ch, counters_head.word_select(idx, 8),
+                m.d.comb += body.eq(Mux(idx < ch, counters_head.as_value().word_select(idx, 8),
                                         acc.cnt_data.word_select((idx - ch)[:2], 8)))
             with m.Case(Cmd.READ_TENSOR):
                 m.d.comb += body.eq(acc.host_rdata)

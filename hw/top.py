@@ -38,12 +38,7 @@ class FireforgeSoC(wiring.Component):
         m.submodules.link = link = self.link
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
-        for name, member in link.acc_signature.members.items():
-            ours, theirs = getattr(acc, name), getattr(link.acc, name)
-            if member.flow == In:
-                m.d.comb += ours.eq(theirs)
-            else:
-                m.d.comb += theirs.eq(ours)
+        link.connect(m, acc)
         m.d.comb += [
             urx.rx.eq(self.rx), self.tx.eq(utx.tx),
             link.rx_data.eq(urx.data), link.rx_valid.eq(urx.valid),

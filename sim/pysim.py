@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.lib.wiring import In
 from amaranth.sim import Simulator
 
 from ..hw.accelerator import Accelerator
@@ -87,9 +86,7 @@ class LinkTransport(Transport):
         self.link = link = HostLink(acc, board)
         top = Module()
         top.submodules.acc, top.submodules.link = acc, link
-        for name, member in link.acc_signature.members.items():
-            ours, theirs = getattr(acc, name), getattr(link.acc, name)
-            top.d.comb += ours.eq(theirs) if member.flow == In else theirs.eq(ours)
+        link.connect(top, acc)
         self._in: queue.Queue[int] = queue.Queue()
         self._out: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
