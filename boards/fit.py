@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 from ..hw.config import AcceleratorConfig
-from ..hw.isa import ACC_BITS, CHANNEL_PARAMS_BYTES, DESCRIPTOR_BYTES, MULT_BITS
+from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS
 from ..hw.protocol import MAX_FRAME
 from ..sw.errors import FireforgeError
 from .boards import BoardSpec
@@ -72,13 +72,11 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
 
 
 def memories(config: AcceleratorConfig) -> list[MemoryUse]:
-    s = config.model_slots
+    model = [MemoryUse(space.name.lower(), word_bytes * 8, words * config.model_slots)
+             for space, (words, word_bytes) in config.model_spaces().items()]
     return [
-        MemoryUse("activations", 8, config.act_bytes),
-        MemoryUse("weights", config.word_bytes * 8, config.weight_bytes // config.word_bytes * s),
-        MemoryUse("codebooks", 8, config.codebook_entries * s),
-        MemoryUse("params", CHANNEL_PARAMS_BYTES * 8, config.param_entries * s),
-        MemoryUse("program", DESCRIPTOR_BYTES * 8, config.program_entries * s),
+        MemoryUse("activations", ACT_BITS, config.act_bytes),
+        *model,
         MemoryUse("results", ACC_BITS, config.result_entries),
         MemoryUse("counters", 32, config.program_entries),
         MemoryUse("link buffer", 8, 1 << (MAX_FRAME - 1).bit_length()),

@@ -98,11 +98,7 @@ class Accelerator(wiring.Component):
         self.res_aw = _aw(config.result_entries)
         self.cnt_aw = _aw(config.program_entries)
         #: word bytes of each model memory (the program memory holds one descriptor a word)
-        self.space_words = {Space.PROGRAM: (config.program_entries, DESCRIPTOR_BYTES),
-                            Space.WEIGHTS: (config.weight_bytes // config.word_bytes,
-                                            config.word_bytes),
-                            Space.CODEBOOKS: (config.codebook_entries, 1),
-                            Space.PARAMS: (config.param_entries, CHANNEL_PARAMS_BYTES)}
+        self.space_words = config.model_spaces()
         super().__init__({
             "start": In(1),
             "step": In(1),

@@ -10,7 +10,8 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..sw.errors import FireforgeError
-from .isa import CODEBOOK_ENTRIES, WEIGHT_BITS
+from .isa import CHANNEL_PARAMS_BYTES, CODEBOOK_ENTRIES, DESCRIPTOR_BYTES, WEIGHT_BITS
+from .protocol import Space
 
 __all__ = ["AcceleratorConfig", "CONFIGS", "DEFAULT_CONFIG", "config_by_name"]
 
@@ -97,6 +98,14 @@ class AcceleratorConfig:
     def word_bytes(self) -> int:
         """Bytes per weight-memory word: one 8-bit index per column (narrower indices pack)."""
         return self.columns
+
+    def model_spaces(self) -> dict[Space, tuple[int, int]]:
+        """Words and bytes per word of each model memory (one slot): what the gateware builds,
+        WRITE_WEIGHTS addresses and the fit check counts."""
+        return {Space.PROGRAM: (self.program_entries, DESCRIPTOR_BYTES),
+                Space.WEIGHTS: (self.weight_bytes // self.word_bytes, self.word_bytes),
+                Space.CODEBOOKS: (self.codebook_entries, WEIGHT_BITS // 8),
+                Space.PARAMS: (self.param_entries, CHANNEL_PARAMS_BYTES)}
 
     def replace(self, **changes) -> AcceleratorConfig:
         return dataclasses.replace(self, **changes)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hw.config import AcceleratorConfig
 from ..hw.isa import ACC_BITS, Op
 from ..hw.protocol import (
     ARGUMENTS,
@@ -35,7 +36,6 @@ from ..hw.protocol import (
     ReplyHeader,
     RequestHeader,
     ResultHeader,
-    Space,
     Status,
     StatusReply,
     crc32,
@@ -46,14 +46,13 @@ from ..hw.protocol import (
     slip_encode,
 )
 from .errors import FireforgeError
-from .program import DESCRIPTOR_BYTES, Program
+from .program import Program
 
 __all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",
            "Classification", "prepare_image", "load_image_file"]
 
 #: replies that say the frame was damaged on the way: worth sending again
 _RETRYABLE = (Status.BAD_CRC, Status.BAD_FRAME, Status.TOO_LONG)
-_WORD_BYTES_FIXED = {Space.PROGRAM: DESCRIPTOR_BYTES, Space.CODEBOOKS: 1, Space.PARAMS: 8}
 
 
 class BoardError(FireforgeError):
@@ -165,11 +164,13 @@ class BoardInfo:
     state: dict = field(default_factory=dict)
 
     @property
-    def capacities(self) -> dict[Space, int]:
-        """Bytes of each model memory (one slot)."""
-        return {Space.PROGRAM: self.program_entries * DESCRIPTOR_BYTES,
-                Space.WEIGHTS: self.weight_bytes, Space.CODEBOOKS: self.codebook_entries,
-                Space.PARAMS: self.param_entries * _WORD_BYTES_FIXED[Space.PARAMS]}
+    def config(self) -> AcceleratorConfig:
+        """The board's accelerator configuration, as far as the host needs it."""
+        return AcceleratorConfig(
+            columns=self.columns, rows=self.rows, act_bytes=self.act_bytes,
+            weight_bytes=self.weight_bytes, param_entries=self.param_entries,
+            codebook_entries=self.codebook_entries, program_entries=self.program_entries,
+            result_entries=self.result_entries, model_slots=self.model_slots)
 
 
 @dataclass
@@ -427,9 +428,10 @@ class Board:
             raise BoardError(f"the program is compiled for {program.manifest['group']} columns, "
                              f"the board's array has {info.columns}: recompile with its "
                              f"configuration")
+        spaces = info.config.model_spaces()
         problems = []
         for space, name in LOAD_ORDER:
-            need, have = len(program.images[name]), info.capacities[space]
+            need, have = len(program.images[name]), spaces[space][0] * spaces[space][1]
             if need > have:
                 problems.append(f"{name}: {need:,} B, the board holds {have:,} B")
         if program.manifest["act_bytes"] > info.act_bytes:
@@ -443,7 +445,6 @@ class Board:
                             f"{info.result_entries}")
         if problems:
             raise BoardError("the program does not fit the board: " + "; ".join(problems))
-        word_bytes = {**_WORD_BYTES_FIXED, Space.WEIGHTS: info.columns}
         self.request(Cmd.LOAD_BEGIN)
         stream = b""
         total = sum(len(program.images[name]) for _, name in LOAD_ORDER)
@@ -454,7 +455,7 @@ class Board:
             for off in range(0, len(image), MAX_DATA):
                 chunk = image[off:off + MAX_DATA]
                 self.request(Cmd.WRITE_WEIGHTS, chunk, space=space,
-                             word=off // word_bytes[space], lane=off % word_bytes[space],
+                             word=off // spaces[space][1], lane=off % spaces[space][1],
                              length=len(chunk))
                 done += len(chunk)
                 if progress:
