@@ -20,7 +20,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 from fireforge.hw.isa import Op
-from fireforge.sw.golden import read_tensor, run_golden
+from fireforge.sw.golden import first_mismatch, read_tensor, run_golden
 from fireforge.sw.program import load_program
 
 CLOCK_NS = 10
@@ -38,13 +38,6 @@ def _mem(handle) -> np.ndarray:
 def _tensor(mem: np.ndarray, addr, stride, offset, c, h, w) -> np.ndarray:
     """(C, H, W) view of activation memory, addressed exactly as the golden model does."""
     return read_tensor(mem[None], addr, stride, offset, c, h, w)[0].transpose(2, 0, 1)
-
-
-def _first_mismatch(got: np.ndarray, want: np.ndarray) -> dict:
-    pos = tuple(int(v) for v in np.argwhere(got != want)[0])
-    return {"channel": pos[0], "y": pos[1] if len(pos) > 1 else 0,
-            "x": pos[2] if len(pos) > 2 else 0, "got": int(got[pos]), "expected": int(want[pos]),
-            "mismatches": int((got != want).sum())}
 
 
 @cocotb.test()
@@ -92,7 +85,7 @@ async def run_program(dut):
                 if not np.array_equal(got, want) and record["bit_exact"]:
                     record["bit_exact"] = False
                     record["first_mismatch"] = {"layer": layer["name"], "index": index,
-                                                **_first_mismatch(got, want)}
+                                                **first_mismatch(got, want)}
                 t0 = time.perf_counter()
             if index < len(layers) - 1:
                 await RisingEdge(dut.clk)
@@ -107,7 +100,7 @@ async def run_program(dut):
         if not np.array_equal(sums, want) and record["bit_exact"]:
             record["bit_exact"] = False
             record["first_mismatch"] = {"layer": layers[-1]["name"], "index": len(layers) - 1,
-                                        **_first_mismatch(sums, want)}
+                                        **first_mismatch(sums, want)}
         cycles = _mem(dut.cnt_mem)[:len(layers)]
         record.update(sums=sums.tolist(), prediction=int(np.argmax(sums)),
                       golden_prediction=int(np.argmax(want)),

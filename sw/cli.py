@@ -573,8 +573,7 @@ def _cmd_infer(args) -> dict:
             if labels is not None:
                 entry["true_class"] = int(labels[n])
             if args.verify:
-                one = run_golden(program, image[None], keep_layers=True)
-                entry["verify"] = board.verify(program, image, one)
+                entry["verify"] = board.verify(program, image, golden, n)
             results.append(entry)
             top = ", ".join(f"{classes[c]} {score:.2f}" for c, score in r.top)
             check = "" if entry["equals_golden"] else "  SUMS DIFFER FROM GOLDEN"

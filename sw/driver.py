@@ -386,16 +386,16 @@ class Board:
         return Classification(int(order[0]), [(int(c), float(sums[c] * scale)) for c in order],
                               sums, s["total_cycles"], time.perf_counter() - t0)
 
-    def verify(self, program: Program, image: np.ndarray, golden) -> dict:
+    def verify(self, program: Program, image: np.ndarray, golden, index: int = 0) -> dict:
         """Run ``image`` a layer at a time, reading back every layer's output tensor and the
-        sums, compared integer for integer with ``golden`` (a ``run_golden(...,
-        keep_layers=True)`` result for this one image)."""
-        from .golden import read_tensor
+        sums, compared integer for integer with image ``index`` of ``golden`` (a
+        ``run_golden(..., keep_layers=True)`` result)."""
+        from .golden import first_mismatch, read_tensor
 
         self.write_image(program, image)
         self.run(step=True)
         layers = program.layers
-        for index, (layer, d) in enumerate(zip(layers, program.descriptors, strict=True)):
+        for n, (layer, d) in enumerate(zip(layers, program.descriptors, strict=True)):
             self.wait()
             if d.op != Op.AVGPOOL:
                 span = int(d.out_h) * int(d.out_w) * int(d.out_stride)
@@ -403,22 +403,16 @@ class Board:
                 got = read_tensor(raw[None].astype(np.int64), 0, int(d.out_stride),
                                   int(d.out_offset), int(d.out_c), int(d.out_h),
                                   int(d.out_w))[0].transpose(2, 0, 1)
-                want = golden.layers[layer["name"]][0]
+                want = golden.layers[layer["name"]][index]
                 if not np.array_equal(got, want):
-                    pos = tuple(int(v) for v in np.argwhere(got != want)[0])
-                    return {"bit_exact": False, "layer": layer["name"], "index": index,
-                            "channel": pos[0], "y": pos[1], "x": pos[2],
-                            "got": int(got[pos]), "expected": int(want[pos]),
-                            "mismatches": int((got != want).sum())}
-            if index < len(layers) - 1:
+                    return {"bit_exact": False, "layer": layer["name"], "index": n,
+                            **first_mismatch(got, want)}
+            if n < len(layers) - 1:
                 self.run(step=True)  # resume
         sums, _ = self.read_result()
-        if not np.array_equal(sums, golden.sums[0]):
-            c = int(np.argwhere(sums != golden.sums[0])[0][0])
+        if not np.array_equal(sums, golden.sums[index]):
             return {"bit_exact": False, "layer": layers[-1]["name"], "index": len(layers) - 1,
-                    "channel": c, "y": 0, "x": 0, "got": int(sums[c]),
-                    "expected": int(golden.sums[0][c]),
-                    "mismatches": int((sums != golden.sums[0]).sum())}
+                    **first_mismatch(sums, golden.sums[index])}
         return {"bit_exact": True, "layers": len(layers)}
 
     def load(self, program: Program, progress=None) -> BoardInfo:

