@@ -473,7 +473,7 @@ _STATUS_HINTS = {
 
 
 def load_image_file(path: str | Path) -> np.ndarray:
-    """A PNG/JPEG (Pillow) or ``.npy`` file as uint8 ``(C, H, W)`` (or ``(H, W)`` gray)."""
+    """A PNG/JPEG (Pillow) as uint8 ``(C, H, W)``, or a ``.npy`` array as stored."""
     path = Path(path)
     if not path.is_file():
         raise FireforgeError(f"image file {path} does not exist")
@@ -485,14 +485,12 @@ def load_image_file(path: str | Path) -> np.ndarray:
         return arr
     from PIL import Image, UnidentifiedImageError
 
+    from .data import image_to_array
+
     try:
         with Image.open(path) as img:
             img.load()
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint8).transpose(2, 0, 1)
-            if img.mode in ("1", "L", "LA", "I", "I;16", "F", "P") and \
-                    (rgb[0] == rgb[1]).all() and (rgb[1] == rgb[2]).all():
-                return np.ascontiguousarray(rgb[:1])
-            return np.ascontiguousarray(rgb)
+            return image_to_array(img, None, str(path))  # gray stays gray, colour is RGB
     except (UnidentifiedImageError, OSError) as e:
         raise FireforgeError(f"{path} is not an image Pillow can read ({e}); use PNG, JPEG or "
                              f".npy") from None
@@ -503,7 +501,7 @@ def prepare_image(image: np.ndarray, program: Program, what: str = "image",
     """Any uint8/float image (``(H, W)``, ``(H, W, C)`` or ``(C, H, W)``) to the program's
     input: resized (bilinear) to its size, gray or RGB as it takes. A colour image for a gray
     model becomes luminance (noted in ``notes``)."""
-    from .data import fit_images
+    from .data import fit_images, match_channels
 
     c, h, w = program.input_shape
     arr = np.asarray(image)
@@ -527,7 +525,7 @@ def prepare_image(image: np.ndarray, program: Program, what: str = "image",
             if notes is not None:
                 notes.append(f"{what}: colour converted to gray for a 1-channel model")
         else:
-            arr = np.repeat(arr, 3, axis=0)
+            arr = match_channels(arr[None], c, what)[0]
     if arr.shape[1:] != (h, w):
         if notes is not None:
             notes.append(f"{what}: resized from {arr.shape[2]}x{arr.shape[1]} to {w}x{h}")
