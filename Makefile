@@ -14,7 +14,7 @@ RUNS ?= runs
 
 PROGRAM ?= $(RUNS)/squeezenet_tiny-icebreaker-program
 SIM ?= verilator
-CONFIG ?= up5k
+CONFIG ?= small
 IMAGES ?= 4
 
 BOARD ?= icebreaker

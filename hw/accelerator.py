@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import memory, wiring
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw.errors import FireforgeError
@@ -37,19 +37,93 @@ from .isa import (
     ACC_BITS,
     ACT_BITS,
     CHANNEL_PARAMS_BYTES,
-    DESCRIPTOR_BYTES,
+    DESCRIPTOR_WORDS,
+    PROGRAM_WORD_BYTES,
     Descriptor,
+    LayerConstants,
     Op,
     identity_codebook,
 )
 from .protocol import Space
+from .spram import SinglePortRAM
 from .vector import BypassAdd, GlobalSum, MaxPool
 
-__all__ = ["Accelerator", "check_program"]
+__all__ = ["Accelerator", "check_program", "codebook_bits_needed", "FETCH_CYCLES",
+           "CONSTANT_CYCLES"]
+
+#: cycles to fetch one descriptor: one per program word, and the last word's read latency
+FETCH_CYCLES = DESCRIPTOR_WORDS + 1
+#: operand bits of the shift-add multiplier that computes :data:`LayerConstants`
+_CONSTANT_OPERAND_BITS = 12
+#: cycles to compute the layer constants: per product a load and one step per operand bit
+CONSTANT_CYCLES = len(LayerConstants.members) * (_CONSTANT_OPERAND_BITS + 1)
 
 
 def _aw(depth: int) -> int:
     return max(1, (depth - 1).bit_length())
+
+
+class _Port:
+    """One memory as the accelerator drives it: a read (data the next cycle) and a write of
+    byte lanes ``wr_en``."""
+
+    def __init__(self, name: str, width: int, depth: int, lanes: int):
+        aw = _aw(depth)
+        self.rd_addr, self.wr_addr = Signal(aw, name=f"{name}_raddr"), Signal(aw, name=f"{name}_waddr")
+        self.rd_data = Signal(width, name=f"{name}_rdata")
+        self.wr_data = Signal(width, name=f"{name}_wdata")
+        self.wr_en = Signal(lanes, name=f"{name}_we")
+
+
+def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
+    """Block RAM (initialised by the bitstream): a read and a write in the same cycle."""
+    lanes = max(1, width // 8)
+    port = _Port(name, width, depth, lanes)
+    m.submodules[name] = mem = memory.Memory(shape=width, depth=depth, init=list(init))
+    rd, wr = mem.read_port(), mem.write_port(granularity=width // lanes)
+    m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd.data), wr.addr.eq(port.wr_addr),
+                 wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
+    return port
+
+
+def _single_port(m: Module, name: str, width: int, depth: int) -> _Port:
+    """Single-port RAM (SPRAM on the iCE40 UltraPlus): a write takes the cycle from the read.
+    The writer (the host's model load) only writes while the engine is idle."""
+    port = _Port(name, width, depth, width // 8)
+    m.submodules[name] = ram = SinglePortRAM(width, depth)
+    m.d.comb += [ram.addr.eq(Mux(port.wr_en.any(), port.wr_addr, port.rd_addr)),
+                 ram.wdata.eq(port.wr_data), ram.we.eq(port.wr_en),
+                 port.rd_data.eq(ram.rdata)]
+    return port
+
+
+def _banked(m: Module, cfg: AcceleratorConfig) -> _Port:
+    """Activations in two single-port banks of 16-bit SPRAM words, read and written by bytes.
+    The compiler puts every layer's inputs in one bank and its output in the other, so a read
+    and a write in the same cycle never meet in one bank."""
+    port = _Port("act", ACT_BITS, cfg.act_bytes, 1)
+    bank_aw = _aw(cfg.bank_bytes)
+    rd_bank, wr_bank = port.rd_addr[bank_aw], port.wr_addr[bank_aw]
+    rd_lane = Signal(2)  # (bank, byte) of the read, for the data in the next cycle
+    m.d.sync += rd_lane.eq(Cat(port.rd_addr[0], rd_bank))
+    words = []
+    for b in range(cfg.act_banks):
+        m.submodules[f"act_bank{b}"] = ram = SinglePortRAM(16, cfg.bank_bytes // 2)
+        write = port.wr_en & (wr_bank == b)
+        m.d.comb += [ram.addr.eq(Mux(write, port.wr_addr[1:bank_aw], port.rd_addr[1:bank_aw])),
+                     ram.wdata.eq(port.wr_data.replicate(2)),
+                     ram.we.eq(Mux(write, Cat(~port.wr_addr[0], port.wr_addr[0]), 0))]
+        words.append(ram.rdata)
+    m.d.comb += port.rd_data.eq(Mux(rd_lane[1], words[1], words[0]).word_select(rd_lane[0], 8))
+    return port
+
+
+def codebook_bits_needed(program) -> int:
+    """Index bits of the widest codebook ``program`` decodes (0: uncompressed int8 only)."""
+    cb = np.frombuffer(program.images["codebooks.bin"], np.int8)
+    return max((d.w_bits for d in program.descriptors if d.op == Op.CONV and not (
+        d.w_bits == 8 and np.array_equal(cb[d.cb_addr:d.cb_addr + 256], identity_codebook()))),
+        default=0)
 
 
 def check_program(config: AcceleratorConfig, program) -> None:
@@ -69,6 +143,14 @@ def check_program(config: AcceleratorConfig, program) -> None:
             ("result memory", config.result_entries, m["num_classes"])):
         if need > have:
             problems.append(f"{name}: needs {need:,}, has {have:,}")
+    banks, bank_bytes = m.get("act_banks", 1), m.get("bank_bytes", m["act_bytes"])
+    if config.act_banks > 1 and (banks, bank_bytes) != (config.act_banks, config.bank_bytes):
+        problems.append(f"activations planned for {banks} bank(s) of {bank_bytes:,} B, this "
+                        f"configuration has {config.act_banks} single-port banks of "
+                        f"{config.bank_bytes:,} B (compile with its --config)")
+    if not config.bypass_add and any(d.op == Op.ADD for d in program.descriptors):
+        problems.append("the network has bypass adds and this configuration has no add unit "
+                        "(bypass_add=False): use a configuration with it, or no bypasses")
     cb = np.frombuffer(program.images["codebooks.bin"], np.int8)
     for layer, d in zip(program.layers, program.descriptors, strict=True):
         if d.op != Op.CONV:
@@ -79,8 +161,10 @@ def check_program(config: AcceleratorConfig, program) -> None:
         elif d.w_bits > config.codebook_bits and not np.array_equal(
                 cb[d.cb_addr:d.cb_addr + (1 << d.w_bits)], identity_codebook()):
             problems.append(f"layer {layer['name']}: a {d.w_bits}-bit codebook; this "
-                            f"configuration decodes at most {config.codebook_bits}-bit codebooks"
-                            f" (or uncompressed int8)")
+                            + (f"configuration decodes at most {config.codebook_bits}-bit "
+                               f"codebooks (or uncompressed int8)" if config.codebook_bits else
+                               "configuration has no codebook decoder: compile the "
+                               "uncompressed checkpoint (int8 weights)"))
         if d.w_addr % config.word_bytes:
             problems.append(f"layer {layer['name']}: weights not aligned to the weight word")
     if problems:
@@ -122,7 +206,8 @@ class Accelerator(wiring.Component):
             "mem_we": In(1),
             "commit": In(1),
             "commit_n_layers": In(16),
-            "n_layers": Out(16, init=self.program_layers),
+            # SPRAM weights start empty: no model until the host loads one
+            "n_layers": Out(16, init=self.program_layers if config.weights_preloaded else 0),
             "slot": Out(1),
         })
 
@@ -130,8 +215,8 @@ class Accelerator(wiring.Component):
     def _images(self):
         cfg, images = self.config, self.program.images
         raw = images["program.bin"]
-        program = [int.from_bytes(raw[i:i + DESCRIPTOR_BYTES], "little")
-                   for i in range(0, len(raw), DESCRIPTOR_BYTES)]
+        program = [int.from_bytes(raw[i:i + PROGRAM_WORD_BYTES], "little")
+                   for i in range(0, len(raw), PROGRAM_WORD_BYTES)]
         wb = images["weights.bin"] + bytes(-len(images["weights.bin"]) % cfg.word_bytes)
         weights = [int.from_bytes(wb[i:i + cfg.word_bytes], "little")
                    for i in range(0, len(wb), cfg.word_bytes)]
@@ -147,45 +232,43 @@ class Accelerator(wiring.Component):
         program, weights, codebooks, params = self._images()
 
         slots = cfg.model_slots
-        model_mems = {}
+        ports = {}
         for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
                             (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
             entries, word_bytes = self.space_words[space]
-            model_mems[space] = memory.Memory(shape=word_bytes * 8, depth=entries * slots,
-                                              init=[v & ((1 << word_bytes * 8) - 1)
-                                                    for v in init])
-        m.submodules.prog_mem = prog_mem = model_mems[Space.PROGRAM]
-        m.submodules.w_mem = w_mem = model_mems[Space.WEIGHTS]
-        m.submodules.cb_mem = cb_mem = model_mems[Space.CODEBOOKS]
-        m.submodules.p_mem = p_mem = model_mems[Space.PARAMS]
-        m.submodules.act_mem = act_mem = memory.Memory(
-            shape=ACT_BITS, depth=cfg.act_bytes, init=[])
+            if space == Space.WEIGHTS and not cfg.weights_preloaded:
+                ports[space] = _single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
+                                            entries * slots)
+            else:
+                ports[space] = _dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
+                                          entries * slots,
+                                          [v & ((1 << word_bytes * 8) - 1) for v in init])
         m.submodules.res_mem = res_mem = memory.Memory(
             shape=signed(ACC_BITS), depth=cfg.result_entries, init=[])
         m.submodules.cnt_mem = cnt_mem = memory.Memory(
             shape=32, depth=cfg.program_entries, init=[])
-        prog_rd = prog_mem.read_port()
-        w_rd, cb_rd, p_rd = w_mem.read_port(), cb_mem.read_port(), p_mem.read_port()
 
         # Host writes into the load slot, one byte lane at a time; reads from the active slot.
         load_slot = Signal()
         m.d.comb += load_slot.eq(self.slot ^ (slots - 1))
-        for space, mem in model_mems.items():
+        for space, port in ports.items():
             entries, word_bytes = self.space_words[space]
-            wr = mem.write_port(granularity=8)
             m.d.comb += [
-                wr.addr.eq(self.mem_word + Mux(load_slot, entries, 0)),
-                wr.data.eq(self.mem_wdata.replicate(word_bytes)),
-                wr.en.eq(Cat(self.mem_we & (self.mem_space == space) & (self.mem_lane == lane)
-                             for lane in range(word_bytes))),
+                port.wr_addr.eq(self.mem_word + Mux(load_slot, entries, 0)),
+                port.wr_data.eq(self.mem_wdata.replicate(word_bytes)),
+                port.wr_en.eq(Cat(self.mem_we & (self.mem_space == space)
+                                  & (self.mem_lane == lane) for lane in range(word_bytes))),
             ]
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]
         rd_base = {}
-        for space in model_mems:
+        for space in ports:
             rd_base[space] = Signal(_aw(self.space_words[space][0] * slots) + 1)
             m.d.comb += rd_base[space].eq(Mux(self.slot, self.space_words[space][0], 0))
-        act_rd, act_wr = act_mem.read_port(), act_mem.write_port()
+        prog_rd, w_rd = ports[Space.PROGRAM], ports[Space.WEIGHTS]
+        cb_rd, p_rd = ports[Space.CODEBOOKS], ports[Space.PARAMS]
+        act = (_dual_port(m, "act_mem", ACT_BITS, cfg.act_bytes) if cfg.act_banks == 1
+               else _banked(m, cfg))
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
 
@@ -194,22 +277,28 @@ class Accelerator(wiring.Component):
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
         m.submodules.maxpool = pool = MaxPool(self.act_aw)
         m.submodules.gsum = gsum = GlobalSum(self.act_aw, self.res_aw)
-        m.submodules.add = add = BypassAdd(self.act_aw)
-        units = {Op.CONV: conv, Op.MAXPOOL: pool, Op.AVGPOOL: gsum, Op.ADD: add}
+        units = {Op.CONV: conv, Op.MAXPOOL: pool, Op.AVGPOOL: gsum}
+        if cfg.bypass_add:
+            m.submodules.add = units[Op.ADD] = BypassAdd(self.act_aw)
 
-        desc = Signal(Descriptor)
+        # The descriptor arrives one program word at a time (see FETCH).
+        desc_bits = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BYTES * 8)
+        desc = data.View(Descriptor, desc_bits[:Descriptor.size])
+        consts = Signal(LayerConstants)
         for u in units.values():
-            m.d.comb += [u.desc.eq(desc), u.act_rdata.eq(act_rd.data)]
+            m.d.comb += [u.desc.eq(desc), u.consts.eq(consts), u.act_rdata.eq(act.rd_data)]
         m.d.comb += [
-            w_rd.addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]), conv.w_rdata.eq(w_rd.data),
-            cb_rd.addr.eq(conv.cb_raddr + rd_base[Space.CODEBOOKS]),
-            conv.cb_rdata.eq(cb_rd.data),
-            p_rd.addr.eq(conv.p_raddr + rd_base[Space.PARAMS]), conv.p_rdata.eq(p_rd.data),
+            w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
+            conv.w_rdata.eq(w_rd.rd_data),
+            cb_rd.rd_addr.eq(conv.cb_raddr + rd_base[Space.CODEBOOKS]),
+            conv.cb_rdata.eq(cb_rd.rd_data),
+            p_rd.rd_addr.eq(conv.p_raddr + rd_base[Space.PARAMS]),
+            conv.p_rdata.eq(p_rd.rd_data),
             res_wr.addr.eq(gsum.res_waddr), res_wr.data.eq(gsum.res_wdata),
             res_wr.en.eq(gsum.res_we),
             res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data),
             cnt_rd.addr.eq(self.cnt_addr), self.cnt_data.eq(cnt_rd.data),
-            self.host_rdata.eq(act_rd.data),
+            self.host_rdata.eq(act.rd_data),
         ]
 
         # Activation memory ports: the running unit, or the host when the sequencer is idle.
@@ -218,50 +307,98 @@ class Accelerator(wiring.Component):
             with m.Switch(desc.op):
                 for op, u in units.items():
                     with m.Case(op):
-                        m.d.comb += [act_rd.addr.eq(u.act_raddr), act_wr.addr.eq(u.act_waddr),
-                                     act_wr.data.eq(u.act_wdata), act_wr.en.eq(u.act_we)]
+                        m.d.comb += [act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
+                                     act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
         with m.Else():
-            m.d.comb += [act_rd.addr.eq(self.host_addr), act_wr.addr.eq(self.host_addr),
-                         act_wr.data.eq(self.host_wdata), act_wr.en.eq(self.host_we)]
+            m.d.comb += [act.rd_addr.eq(self.host_addr), act.wr_addr.eq(self.host_addr),
+                         act.wr_data.eq(self.host_wdata), act.wr_en.eq(self.host_we)]
 
         # ---------------------------------------------------------------- sequencer
         pc = Signal(range(cfg.program_entries + 1))
+        pc_word = Signal(range(cfg.program_entries * DESCRIPTOR_WORDS + 1))  # pc * words
+        fetch_i = Signal(range(DESCRIPTOR_WORDS + 1))
+        fetch_v = Signal()  # the word addressed in the previous cycle is on the read port
         layer_cycles, total = Signal(32), Signal(32)
         unit_done = Signal()
-        m.d.comb += [prog_rd.addr.eq(pc + rd_base[Space.PROGRAM]), self.layer.eq(pc),
-                     self.total_cycles.eq(total),
-                     cnt_wr.addr.eq(pc), cnt_wr.data.eq(layer_cycles + 1), cnt_wr.en.eq(0)]
+        m.d.comb += [prog_rd.rd_addr.eq(pc_word + fetch_i + rd_base[Space.PROGRAM]),
+                     self.layer.eq(pc), self.total_cycles.eq(total),
+                     cnt_wr.addr.eq(pc), cnt_wr.data.eq(layer_cycles), cnt_wr.en.eq(0)]
         with m.Switch(desc.op):
             for op, u in units.items():
                 with m.Case(op):
                     m.d.comb += unit_done.eq(u.done)
+
+        # Layer constants: one shift-add multiplier, each product in a load cycle and one
+        # cycle per operand bit (the operands are at most _CONSTANT_OPERAND_BITS wide).
+        products = [(desc.in_w, desc.in_stride, consts.rowstride),
+                    (desc.in_h, desc.in_w, consts.in_pixels),
+                    (desc.out_h, desc.out_w, consts.out_pixels)]
+        assert len(products) == len(LayerConstants.members)
+        mul_k = Signal(range(len(products)))
+        mul_n = Signal(range(_CONSTANT_OPERAND_BITS + 1))
+        mul_a, mul_p = Signal(len(consts.rowstride)), Signal(len(consts.rowstride))
+        mul_b = Signal(_CONSTANT_OPERAND_BITS)
+        mul_sum = mul_p + Mux(mul_b[0], mul_a, 0)
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [pc.eq(0), total.eq(0), self.done.eq(0)]
+                    m.d.sync += [pc.eq(0), pc_word.eq(0), fetch_i.eq(0), total.eq(0),
+                                 self.done.eq(0)]
                     m.next = "FETCH"
             with m.State("FETCH"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += total.eq(total + 1)
-                m.next = "LATCH"
-            with m.State("LATCH"):
+                m.d.sync += [total.eq(total + 1), fetch_v.eq(fetch_i < DESCRIPTOR_WORDS)]
+                with m.If(fetch_i < DESCRIPTOR_WORDS):
+                    m.d.sync += fetch_i.eq(fetch_i + 1)
+                with m.If(fetch_v):
+                    # word fetch_i - 1 arrives (written in place, not shifted: the bits of
+                    # fields no unit reads then have no register at all)
+                    with m.Switch(fetch_i):
+                        for i in range(DESCRIPTOR_WORDS):
+                            with m.Case(i + 1):
+                                m.d.sync += desc_bits.word_select(
+                                    i, PROGRAM_WORD_BYTES * 8).eq(prog_rd.rd_data)
+                    with m.If(fetch_i == DESCRIPTOR_WORDS):
+                        m.d.sync += [mul_k.eq(0), mul_n.eq(0)]
+                        m.next = "CONSTANTS"
+            with m.State("CONSTANTS"):
                 m.d.comb += self.busy.eq(1)
-                m.d.sync += [desc.eq(prog_rd.data[:Descriptor.size]), total.eq(total + 1)]
-                m.next = "GO"
+                m.d.sync += total.eq(total + 1)
+                with m.If(mul_n == 0):
+                    with m.Switch(mul_k):
+                        for k, (x, y, _) in enumerate(products):
+                            with m.Case(k):
+                                m.d.sync += [mul_a.eq(x), mul_b.eq(y)]
+                    m.d.sync += [mul_p.eq(0), mul_n.eq(1)]
+                with m.Else():
+                    m.d.sync += [mul_p.eq(mul_sum), mul_a.eq(mul_a << 1), mul_b.eq(mul_b >> 1),
+                                 mul_n.eq(mul_n + 1)]
+                    with m.If(mul_n == _CONSTANT_OPERAND_BITS):
+                        with m.Switch(mul_k):
+                            for k, (_, _, field) in enumerate(products):
+                                with m.Case(k):
+                                    m.d.sync += field.eq(mul_sum)
+                        m.d.sync += [mul_n.eq(0), mul_k.eq(mul_k + 1)]
+                        with m.If(mul_k == len(products) - 1):
+                            m.next = "GO"
             with m.State("GO"):
                 m.d.comb += self.busy.eq(1)
                 with m.Switch(desc.op):
                     for op, u in units.items():
                         with m.Case(op):
                             m.d.comb += u.start.eq(1)
-                m.d.sync += [running.eq(1), layer_cycles.eq(1), total.eq(total + 1)]
+                # layer_cycles counts this cycle and the done cycle ahead: the counter write
+                # takes it as it is
+                m.d.sync += [running.eq(1), layer_cycles.eq(2), total.eq(total + 1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)
                 m.d.sync += [layer_cycles.eq(layer_cycles + 1), total.eq(total + 1)]
                 with m.If(unit_done):
                     m.d.comb += cnt_wr.en.eq(1)
-                    m.d.sync += [running.eq(0), pc.eq(pc + 1)]
+                    m.d.sync += [running.eq(0), pc.eq(pc + 1),
+                                 pc_word.eq(pc_word + DESCRIPTOR_WORDS), fetch_i.eq(0)]
                     with m.If(pc + 1 >= self.n_layers):
                         m.d.sync += self.done.eq(1)
                         m.next = "IDLE"

@@ -10,8 +10,15 @@ import dataclasses
 from dataclasses import dataclass
 
 from ..sw.errors import FireforgeError
-from .isa import CHANNEL_PARAMS_BYTES, CODEBOOK_ENTRIES, DESCRIPTOR_BYTES, WEIGHT_BITS
+from .isa import (
+    CHANNEL_PARAMS_BYTES,
+    CODEBOOK_ENTRIES,
+    DESCRIPTOR_WORDS,
+    PROGRAM_WORD_BYTES,
+    WEIGHT_BITS,
+)
 from .protocol import Space
+from .spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
 
 __all__ = ["AcceleratorConfig", "CONFIGS", "DEFAULT_CONFIG", "config_by_name"]
 
@@ -30,13 +37,23 @@ class AcceleratorConfig:
         The convolution engine drives one lane today.
     codebook_bits
         Widest codebook the decoder holds in registers (``2**codebook_bits`` int8 entries). Layers
-        with 8-bit indices must use the identity codebook (uncompressed int8 weights).
+        with 8-bit indices must use the identity codebook (uncompressed int8 weights). 0: no
+        decoder at all, uncompressed int8 weights only (saves its registers and multiplexers
+        where logic is scarcer than weight memory, as on the iCE40 UltraPlus).
     act_bytes, weight_bytes, param_entries, codebook_entries, program_entries
         Depths of the on-chip memories.
     multiplier
         ``"dsp"`` (hardware multipliers) or ``"lut"`` (logic).
+    act_memory
+        ``"bram"``: one dual-port block RAM of ``act_bytes``. ``"spram"``: two single-port banks
+        (one iCE40 UltraPlus SPRAM each, ``act_bytes`` = 2 x 32 KiB); the compiler places every
+        layer's inputs and its output in different banks, so each bank serves one access a cycle.
     weight_memory
-        ``"bram"`` or ``"spram"`` (iCE40 UltraPlus single-port RAM).
+        ``"bram"`` (initialised by the bitstream) or ``"spram"``: single-port SPRAMs side by side
+        (``columns * 8 / 16`` of them), empty at power-up, so the host loads the model over the
+        link (``fireforge load``); written only while the engine is idle.
+    bypass_add
+        Build the bypass-add unit; programs with ADD operations (bypass variants) need it.
     fifo_depth
         Finished output groups buffered between the array and requantization.
     model_slots
@@ -55,7 +72,9 @@ class AcceleratorConfig:
     program_entries: int = 64
     result_entries: int = 16
     multiplier: str = "dsp"
+    act_memory: str = "bram"
     weight_memory: str = "bram"
+    bypass_add: bool = True
     fifo_depth: int = 4
     model_slots: int = 2
 
@@ -67,19 +86,34 @@ class AcceleratorConfig:
                                      f"{value!r}")
 
         for f in dataclasses.fields(self):
-            if f.type == "int":
+            if f.type == "int" and f.name != "codebook_bits":
                 positive(f.name)
+        if not isinstance(self.bypass_add, bool):
+            raise FireforgeError(f"bypass_add must be True or False, not {self.bypass_add!r}")
         if self.columns > 256 or self.columns & (self.columns - 1):
             raise FireforgeError(f"columns={self.columns}: a power of two up to 256")
         if self.rows != 1:
             raise FireforgeError(f"rows={self.rows}: the convolution engine drives one input "
                                  f"lane today (rows=1); use more columns for more MACs")
-        if not 1 <= self.codebook_bits <= WEIGHT_BITS:
-            raise FireforgeError(f"codebook_bits={self.codebook_bits}: allowed 1..{WEIGHT_BITS}")
+        if not (isinstance(self.codebook_bits, int) and 0 <= self.codebook_bits <= WEIGHT_BITS):
+            raise FireforgeError(f"codebook_bits={self.codebook_bits!r}: allowed 0 (no decoder) "
+                                 f"..{WEIGHT_BITS}")
         if self.multiplier not in ("dsp", "lut"):
             raise FireforgeError(f"multiplier={self.multiplier!r}: 'dsp' or 'lut'")
         if self.weight_memory not in ("bram", "spram"):
             raise FireforgeError(f"weight_memory={self.weight_memory!r}: 'bram' or 'spram'")
+        if self.act_memory not in ("bram", "spram"):
+            raise FireforgeError(f"act_memory={self.act_memory!r}: 'bram' or 'spram'")
+        if self.act_memory == "spram" and self.act_bytes != 2 * SPRAM_BYTES:
+            raise FireforgeError(f"act_bytes={self.act_bytes}: SPRAM activations are two banks "
+                                 f"of one SPRAM each ({2 * SPRAM_BYTES} bytes)")
+        if self.weight_memory == "spram":
+            words = self.weight_bytes // self.word_bytes * self.model_slots
+            if self.word_bytes * 8 % SPRAM_WIDTH or words > SPRAM_DEPTH:
+                raise FireforgeError(
+                    f"weight_bytes={self.weight_bytes} x {self.model_slots} slot(s) in SPRAM: "
+                    f"the weight word ({self.word_bytes * 8} bits) must be a multiple of "
+                    f"{SPRAM_WIDTH} bits and at most {SPRAM_DEPTH} words deep")
         if self.weight_bytes % self.columns:
             raise FireforgeError(f"weight_bytes={self.weight_bytes} must be a multiple of the "
                                  f"weight word ({self.columns} bytes)")
@@ -95,6 +129,20 @@ class AcceleratorConfig:
         return self.rows * self.columns
 
     @property
+    def act_banks(self) -> int:
+        """Activation banks: 1 (dual-port) or 2 (single-port; inputs and outputs apart)."""
+        return 2 if self.act_memory == "spram" else 1
+
+    @property
+    def bank_bytes(self) -> int:
+        return self.act_bytes // self.act_banks
+
+    @property
+    def weights_preloaded(self) -> bool:
+        """Whether the bitstream holds the model (SPRAM weights are loaded at run time)."""
+        return self.weight_memory == "bram"
+
+    @property
     def word_bytes(self) -> int:
         """Bytes per weight-memory word: one 8-bit index per column (narrower indices pack)."""
         return self.columns
@@ -102,7 +150,7 @@ class AcceleratorConfig:
     def model_spaces(self) -> dict[Space, tuple[int, int]]:
         """Words and bytes per word of each model memory (one slot): what the gateware builds,
         WRITE_WEIGHTS addresses and the fit check counts."""
-        return {Space.PROGRAM: (self.program_entries, DESCRIPTOR_BYTES),
+        return {Space.PROGRAM: (self.program_entries * DESCRIPTOR_WORDS, PROGRAM_WORD_BYTES),
                 Space.WEIGHTS: (self.weight_bytes // self.word_bytes, self.word_bytes),
                 Space.CODEBOOKS: (self.codebook_entries, WEIGHT_BITS // 8),
                 Space.PARAMS: (self.param_entries, CHANNEL_PARAMS_BYTES)}
@@ -112,9 +160,16 @@ class AcceleratorConfig:
 
 
 CONFIGS: dict[str, AcceleratorConfig] = {
-    # iCE40 UltraPlus: 8 SB_MAC16, weights in SPRAM, maps in SPRAM/EBR.
-    "up5k": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
-                              weight_memory="spram"),
+    # Block RAM everywhere, 8 columns: the tiny preset in simulation and on small ECP5 parts.
+    "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024),
+    # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
+    # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
+    # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add.
+    "up5k": AcceleratorConfig(columns=4, act_bytes=2 * SPRAM_BYTES, weight_bytes=64 * 1024,
+                              codebook_bits=0,
+                              act_memory="spram", weight_memory="spram", bypass_add=False,
+                              fifo_depth=2, model_slots=1, param_entries=512,
+                              codebook_entries=512, program_entries=32),
     # ECP5: 64 MULT18X18D columns for the CIFAR presets.
     "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,
                               param_entries=4096, codebook_entries=2048, program_entries=128),
@@ -122,7 +177,7 @@ CONFIGS: dict[str, AcceleratorConfig] = {
 
 
 #: what the commands and the demo use unless told otherwise
-DEFAULT_CONFIG = "up5k"
+DEFAULT_CONFIG = "small"
 
 
 def config_by_name(name: str) -> AcceleratorConfig:

@@ -31,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import MACArray
 from .config import AcceleratorConfig
-from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor
+from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
 from .requant import Requantizer
 
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS"]
@@ -55,6 +55,7 @@ class ConvEngine(wiring.Component):
             "start": In(1),
             "done": Out(1),
             "desc": In(Descriptor),
+            "consts": In(LayerConstants),
             "act_raddr": Out(act_aw),
             "act_rdata": In(ACT_BITS),
             "act_waddr": Out(act_aw),
@@ -139,14 +140,23 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- decode (stage 1)
         m.submodules.array = array = MACArray(C)
         act = Mux(s1_pad, pad_value, self.act_rdata)
+        # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
+        index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         for j in range(C):
             idx = Signal(8, name=f"idx{j}")
+            # Column j's index of step ``s1_sub`` within the word: a mux over the few places
+            # it can be (a variable word_select would build a shifter as wide as the word).
             with m.Switch(bits):
-                for b in SUPPORTED_INDEX_BITS:
+                for b in index_bits:
                     with m.Case(b):
-                        m.d.comb += idx.eq(self.w_rdata.word_select((s1_sub << clog) + j, b))
+                        places = [self.w_rdata.word_select(sub * C + j, b)
+                                  for sub in range(8 // b)]
+                        m.d.comb += idx.eq(Array(places)[s1_sub[:max(1, (8 // b - 1)
+                                                                      .bit_length())]]
+                                           if len(places) > 1 else places[0])
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
-            m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed()))
+            m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
+                              if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
         a_meta = Signal(meta)
         m.d.sync += [array.valid.eq(s1_valid), array.first.eq(s1_first),
@@ -199,26 +209,24 @@ class ConvEngine(wiring.Component):
         pipe_busy = Signal()
         m.d.comb += pipe_busy.eq(s1_valid | array.valid | array.out_valid | r_valid | rq.busy
                                  | q.r_rdy | (credits != cfg.fifo_depth))
+        # Layer constants straight from the descriptor (the sequencer holds it for the layer).
+        m.d.comb += [
+            k3.eq(d.kernel == 3), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),
+            W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
+            pad.eq(d.pad != 0), stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride),
+            groups.eq((d.out_c + C - 1) >> clog), bits.eq(d.w_bits),
+            spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
+                       if cfg.codebook_bits else 0),
+            use_cb.eq(d.w_bits <= cfg.codebook_bits),
+            w_base.eq(d.w_addr), param_base.eq(d.param_addr), cb_base.eq(d.cb_addr),
+            out_stride.eq(d.out_stride), shift.eq(d.shift), pad_value.eq(d.pad_value),
+            cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
+        ]
         m.d.comb += self.done.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    k3_d = d.kernel == 3
-                    m.d.sync += [
-                        k3.eq(k3_d), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),
-                        W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
-                        pad.eq(d.pad != 0), stride.eq(d.in_stride),
-                        rowstride.eq(d.in_w * d.in_stride),
-                        groups.eq((d.out_c + C - 1) >> clog), bits.eq(d.w_bits),
-                        spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2,
-                                                              Mux(d.w_bits == 4, 1, 0)))),
-                        use_cb.eq(d.w_bits <= cfg.codebook_bits),
-                        w_base.eq(d.w_addr), param_base.eq(d.param_addr), cb_base.eq(d.cb_addr),
-                        out_stride.eq(d.out_stride), shift.eq(d.shift),
-                        pad_value.eq(d.pad_value),
-                        cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
-                        credits.eq(cfg.fifo_depth),
-                    ]
+                    m.d.sync += credits.eq(cfg.fifo_depth)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 # Window origin of the first output pixel: (-pad, -pad).
@@ -238,8 +246,9 @@ class ConvEngine(wiring.Component):
                 m.d.sync += [cb_v.eq(cb_i < cb_count), cb_d.eq(cb_i)]
                 with m.If(cb_i < cb_count):
                     m.d.sync += cb_i.eq(cb_i + 1)
-                with m.If(cb_v):
-                    m.d.sync += cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
+                if cfg.codebook_bits:
+                    with m.If(cb_v):
+                        m.d.sync += cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
                 with m.If((cb_i >= cb_count) & ~cb_v):
                     m.d.sync += [cb_i.eq(0), issuing.eq(1)]
                     m.next = "RUN"

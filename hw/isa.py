@@ -39,6 +39,9 @@ __all__ = [
     "Descriptor",
     "ChannelParams",
     "DESCRIPTOR_BYTES",
+    "PROGRAM_WORD_BYTES",
+    "DESCRIPTOR_WORDS",
+    "LayerConstants",
     "CHANNEL_PARAMS_BYTES",
     "ACT_BITS",
     "ACT_MAX",
@@ -143,8 +146,23 @@ ChannelParams = data.StructLayout({
 })
 
 DESCRIPTOR_BYTES = 40
+#: the program memory's word: the sequencer fetches a descriptor over ``DESCRIPTOR_WORDS``
+#: cycles, so the memory is narrow (a 320-bit-wide one would take 20 iCE40 block RAMs)
+PROGRAM_WORD_BYTES = 4
+DESCRIPTOR_WORDS = DESCRIPTOR_BYTES // PROGRAM_WORD_BYTES
 CHANNEL_PARAMS_BYTES = ChannelParams.size // 8
 assert Descriptor.size <= DESCRIPTOR_BYTES * 8, Descriptor.size
+assert DESCRIPTOR_BYTES % PROGRAM_WORD_BYTES == 0
+
+#: Products of descriptor fields, computed once per layer by the sequencer (with one shift-add
+#: multiplier) so that no unit spends a hardware multiplier on its address arithmetic.
+LayerConstants = data.StructLayout({
+    #: ``in_w * in_stride``: address step from one input row to the next
+    "rowstride": unsigned(24),
+    #: ``in_h * in_w`` and ``out_h * out_w``
+    "in_pixels": unsigned(20),
+    "out_pixels": unsigned(20),
+})
 assert ChannelParams.size % 8 == 0
 
 

@@ -9,7 +9,7 @@ arrive outside *receive* are dropped up to the next ``END``.
 """
 
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -62,6 +62,14 @@ _INFO_BYTES = ModelInfo.size // 8
 def _board_id(board: str) -> int:
     raw = board.encode("ascii", "replace")[:BOARD_ID_BYTES]
     return int.from_bytes(raw.ljust(BOARD_ID_BYTES, b"\0"), "little")
+
+
+def _byte_at(view, idx, n: int | None = None):
+    """Byte ``idx`` of the first ``n`` bytes of a layout view: a byte multiplexer (a variable
+    ``word_select`` would build a shifter as wide as the whole reply)."""
+    raw = view.as_value()
+    n = len(raw) // 8 if n is None else n
+    return Array(raw.word_select(i, 8) for i in range(n))[idx[:max(1, (n - 1).bit_length())]]
 
 
 class FrameTx(wiring.Component):
@@ -150,7 +158,11 @@ class HostLink(wiring.Component):
         self.program_layers = accelerator.program_layers
         manifest = accelerator.program.manifest
         self.num_classes = manifest["num_classes"]
-        self.initial_info = model_info_bytes(manifest["model_hash"], manifest["logit_scale"])
+        # SPRAM weights start empty: no model (and a zero identity) until the host loads one
+        preloaded = self.config.weights_preloaded
+        self.initial_info = (model_info_bytes(manifest["model_hash"], manifest["logit_scale"])
+                             if preloaded else bytes(_INFO_BYTES))
+        self.preloaded = preloaded
         self.board = board
         if len(board.encode("ascii", "replace")) > BOARD_ID_BYTES:
             raise FireforgeError(f"board name {board!r}: at most {BOARD_ID_BYTES} characters")
@@ -160,7 +172,7 @@ class HostLink(wiring.Component):
             "tx_data": Out(8),
             "tx_valid": Out(1),
             "tx_ready": In(1),
-            "model_valid": Out(1, init=1),
+            "model_valid": Out(1, init=int(self.preloaded)),
             "errors": Out(16),
             "acc": In(self.acc_signature),
         })
@@ -191,7 +203,7 @@ class HostLink(wiring.Component):
         m.submodules.info = info = memory.Memory(
             shape=8, depth=_INFO_BYTES * slots, init=list(self.initial_info))
         info_rd, info_wr = info.read_port(), info.write_port()
-        num_classes = Signal(16, init=self.num_classes)
+        num_classes = Signal(16, init=self.num_classes if self.preloaded else 0)
         load_slot = Signal()
         m.d.comb += load_slot.eq(acc.slot ^ (slots - 1))
 
@@ -257,16 +269,36 @@ class HostLink(wiring.Component):
 
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
         idle = ~acc.busy & ~acc.paused
+        # a load into the running slot, or into a single-port memory that the engine reads,
+        # waits for the engine to be idle
+        single_port = (slots == 1) or not self.preloaded
 
-        # word bytes and word count of each model space
+        # word bytes and word count of each model space, and the byte offset of the word
+        # (a shift: the word sizes are powers of two, so no multiplier is spent here)
         space_wb = Signal(16)
         space_ok = Signal()
         space_bytes = Signal(40)
+        word_offset = Signal(48)
         with m.Switch(w_args.space):
             for space, (entries, wb) in self.space_words.items():
+                assert wb & (wb - 1) == 0, (space, wb)
                 with m.Case(space):
                     m.d.comb += [space_wb.eq(wb), space_ok.eq(1),
-                                 space_bytes.eq(entries * wb)]
+                                 space_bytes.eq(entries * wb),
+                                 word_offset.eq(w_args.word << (wb.bit_length() - 1))]
+
+        # Range checks of the arguments, registered (a short path at 100 MHz): the argument
+        # register is final after HEADER, and DISPATCH gives these a cycle before EXECUTE.
+        image_range_bad, weights_range_bad, commit_bad = Signal(), Signal(), Signal()
+        m.d.sync += [
+            image_range_bad.eq((mem_args.length > MAX_DATA)
+                               | (mem_args.addr + mem_args.length > cfg.act_bytes)),
+            weights_range_bad.eq(~space_ok | (w_args.length > MAX_DATA)
+                                 | (w_args.lane >= space_wb)
+                                 | (word_offset + w_args.lane + w_args.length > space_bytes)),
+            commit_bad.eq((commit_layers == 0) | (commit_layers > cfg.program_entries)
+                          | (commit_classes == 0) | (commit_classes > cfg.result_entries)),
+        ]
 
         def reply(code, n=0):
             m.d.sync += [status.eq(code), body_len.eq(n), idx.eq(0)]
@@ -327,8 +359,7 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.WRITE_IMAGE):
                         with m.If(~idle):
                             reply(Status.BUSY)
-                        with m.Elif((data_len != mem_args.length) | (mem_args.length > MAX_DATA)
-                                    | (mem_args.addr + mem_args.length > cfg.act_bytes)):
+                        with m.Elif((data_len != mem_args.length) | image_range_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             m.next = "COPY_IMAGE"
@@ -349,17 +380,16 @@ class HostLink(wiring.Component):
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
                         with m.Else():
-                            reply(Status.OK, ResultHeader.size // 8 + 4 * num_classes)
+                            reply(Status.OK, ResultHeader.size // 8 + (num_classes << 2))
                     with m.Case(Cmd.READ_COUNTERS):
                         with m.If(~fixed):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
                         with m.Else():
-                            reply(Status.OK, CountersHeader.size // 8 + 4 * acc.n_layers)
+                            reply(Status.OK, CountersHeader.size // 8 + (acc.n_layers << 2))
                     with m.Case(Cmd.READ_TENSOR):
-                        with m.If(~fixed | (mem_args.length > MAX_DATA)
-                                  | (mem_args.addr + mem_args.length > cfg.act_bytes)):
+                        with m.If(~fixed | image_range_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
@@ -368,7 +398,7 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.LOAD_BEGIN):
                         with m.If(~fixed):
                             reply(Status.BAD_ARGUMENT)
-                        with m.Elif((slots == 1) & ~idle):
+                        with m.Elif(single_port & ~idle):
                             reply(Status.BUSY)
                         with m.Else():
                             m.d.comb += load_crc.start.eq(1)
@@ -379,12 +409,9 @@ class HostLink(wiring.Component):
                     with m.Case(Cmd.WRITE_WEIGHTS):
                         with m.If(~loading):
                             reply(Status.NOT_LOADING)
-                        with m.Elif((slots == 1) & ~idle):
+                        with m.Elif(single_port & ~idle):
                             reply(Status.BUSY)
-                        with m.Elif(~space_ok | (data_len != w_args.length)
-                                    | (w_args.length > MAX_DATA) | (w_args.lane >= space_wb)
-                                    | (w_args.word * space_wb + w_args.lane + w_args.length
-                                       > space_bytes)):
+                        with m.Elif((data_len != w_args.length) | weights_range_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             m.d.sync += [word.eq(w_args.word), lane.eq(w_args.lane)]
@@ -396,9 +423,7 @@ class HostLink(wiring.Component):
                             reply(Status.NOT_LOADING)
                         with m.Elif(~idle):
                             reply(Status.BUSY)
-                        with m.Elif((commit_layers == 0) | (commit_layers > cfg.program_entries)
-                                    | (commit_classes == 0)
-                                    | (commit_classes > cfg.result_entries)):
+                        with m.Elif(commit_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(load_crc.crc != commit_crc):
                             m.d.sync += loading.eq(0)
@@ -500,6 +525,10 @@ class HostLink(wiring.Component):
             info_reply.version.eq(PROTOCOL_VERSION), info_reply.state.eq(state_flags),
             info_reply.board.eq(_board_id(self.board)), info_reply.columns.eq(cfg.columns),
             info_reply.rows.eq(cfg.rows), info_reply.model_slots.eq(slots),
+            info_reply.codebook_bits.eq(cfg.codebook_bits),
+            info_reply.features.bypass_add.eq(cfg.bypass_add),
+            info_reply.features.spram_acts.eq(cfg.act_banks > 1),
+            info_reply.features.spram_weights.eq(not self.preloaded),
             info_reply.act_bytes.eq(cfg.act_bytes), info_reply.weight_bytes.eq(cfg.weight_bytes),
             info_reply.codebook_entries.eq(cfg.codebook_entries),
             info_reply.param_entries.eq(cfg.param_entries),
@@ -526,21 +555,20 @@ class HostLink(wiring.Component):
         with m.Switch(cmd):
             with m.Case(Cmd.INFO):
                 m.d.comb += info_rd.addr.eq(idx - ih + info_base)
-                m.d.comb += body.eq(Mux(idx < ih, info_reply.as_value().word_select(idx, 8),
-                                        info_rd.data))
+                m.d.comb += body.eq(Mux(idx < ih, _byte_at(info_reply, idx, ih), info_rd.data))
             with m.Case(Cmd.STATUS):
-                m.d.comb += body.eq(status_reply.as_value().word_select(idx, 8))
+                m.d.comb += body.eq(_byte_at(status_reply, idx))
             with m.Case(Cmd.READ_RESULT):
                 m.d.comb += [info_rd.addr.eq(idx - rh + info_base),
                              acc.res_addr.eq((idx - ResultHeader.size // 8) >> 2)]
                 m.d.comb += body.eq(
-                    Mux(idx < rh, result_head.as_value().word_select(idx, 8),
+                    Mux(idx < rh, _byte_at(result_head, idx, rh),
                         Mux(idx < ResultHeader.size // 8, info_rd.data,
                             acc.res_data.as_unsigned().word_select(
                                 (idx - ResultHeader.size // 8)[:2], 8))))
             with m.Case(Cmd.READ_COUNTERS):
                 m.d.comb += [acc.cnt_addr.eq((idx - ch) >> 2)]
-                m.d.comb += body.eq(Mux(idx < ch, counters_head.as_value().word_select(idx, 8),
+                m.d.comb += body.eq(Mux(idx < ch, _byte_at(counters_head, idx),
                                         acc.cnt_data.word_select((idx - ch)[:2], 8)))
             with m.Case(Cmd.READ_TENSOR):
                 m.d.comb += body.eq(acc.host_rdata)

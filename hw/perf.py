@@ -13,20 +13,22 @@ from __future__ import annotations
 
 import math
 
+from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
 from .config import AcceleratorConfig
 from .isa import Op
+from .requant import REQUANT_LATENCY
 
 __all__ = ["layer_cycles", "estimate", "SEQUENCER_CYCLES_PER_LAYER"]
 
-#: fetch and latch of each descriptor (not in the per-layer counters)
-SEQUENCER_CYCLES_PER_LAYER = 2
+#: descriptor fetch and layer constants (not in the per-layer counters)
+SEQUENCER_CYCLES_PER_LAYER = FETCH_CYCLES + CONSTANT_CYCLES
 #: pipeline drain after the last step: fetch, decode, product, accumulate, FIFO, requantizer
-_CONV_TAIL = 12
+_CONV_TAIL = 9 + REQUANT_LATENCY
 #: cycles from a group's first step to its credit's return, beyond its steps and channels
 _CREDIT_LATENCY = 4
 _MAXPOOL_TAIL = 3
 _SUM_TAIL = 4
-_ADD_TAIL = 5
+_ADD_TAIL = 6
 
 
 def layer_cycles(config: AcceleratorConfig, d) -> int:

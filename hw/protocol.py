@@ -51,6 +51,7 @@ __all__ = [
     "CommitArgs",
     "ModelInfo",
     "InfoReply",
+    "Features",
     "StatusReply",
     "ResultHeader",
     "CountersHeader",
@@ -73,7 +74,7 @@ __all__ = [
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -189,6 +190,17 @@ ARGUMENTS = {
     Cmd.LOAD_COMMIT: CommitArgs,
 }
 
+#: how the board's accelerator was built, beyond its memory sizes
+Features = data.StructLayout({
+    #: the bypass-add unit (programs with ADD operations need it)
+    "bypass_add": 1,
+    #: activations in two single-port banks (programs must be compiled for them)
+    "spram_acts": 1,
+    #: weights in SPRAM: empty at power-up, loaded over the link
+    "spram_weights": 1,
+    "reserved": 5,
+})
+
 InfoReply = data.StructLayout({
     "version": 8,
     "state": StateFlags,
@@ -196,6 +208,8 @@ InfoReply = data.StructLayout({
     "columns": 16,
     "rows": 8,
     "model_slots": 8,
+    "codebook_bits": 8,
+    "features": Features,
     "act_bytes": 32,
     "weight_bytes": 32,
     "codebook_entries": 32,
@@ -217,7 +231,7 @@ ResultHeader = data.StructLayout({"num_classes": 16, "info": ModelInfo})
 CountersHeader = data.StructLayout({"n_layers": 16, "total_cycles": 32})
 
 for _layout in (RequestHeader, ReplyHeader, *ARGUMENTS.values(), InfoReply, StatusReply,
-                ResultHeader, CountersHeader, StateFlags):
+                ResultHeader, CountersHeader, StateFlags, Features):
     assert _layout.size % 8 == 0, _layout
 
 #: a reply's tag and command are 0 when the frame itself was bad (CRC, escape, length)

@@ -1,7 +1,8 @@
 """The element-wise units: max pool, global sum (average pool) and the bypass add.
 
 They work on the activation memory one byte per cycle (the add: two reads per element) and
-need no multiplier in their address arithmetic: every address moves by a stride. They are not
+need no multiplier in their address arithmetic: every address moves by a stride, and the
+products of layer sizes come from the sequencer (:data:`~.isa.LayerConstants`). They are not
 counted in MAC-array utilization.
 """
 
@@ -11,14 +12,15 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor
-from .requant import round_shift_clamp
+from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor, LayerConstants
+from .requant import add_rounding, shift_clamp
 
 __all__ = ["MaxPool", "GlobalSum", "BypassAdd"]
 
 
 def _ports(aw: int, extra: dict | None = None) -> dict:
     return {"start": In(1), "done": Out(1), "desc": In(Descriptor),
+            "consts": In(LayerConstants),
             "act_raddr": Out(aw), "act_rdata": In(ACT_BITS),
             "act_waddr": Out(aw), "act_wdata": Out(ACT_BITS), "act_we": Out(1),
             **(extra or {})}
@@ -87,7 +89,7 @@ class MaxPool(wiring.Component):
         m.d.comb += [self.act_we.eq(v1 & last1), self.act_waddr.eq(waddr1[:self._aw]),
                      self.act_wdata.eq(cur)]
         base = d.in_addr + d.in_offset
-        load = [stride.eq(d.in_stride), rowstride.eq(d.in_w * d.in_stride), oy.eq(0), ox.eq(0),
+        load = [stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
                 kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset)]
 
@@ -146,7 +148,7 @@ class GlobalSum(wiring.Component):
             m.d.sync += acc.eq(total)
         m.d.comb += [self.res_we.eq(v1 & last1), self.res_waddr.eq(d.out_addr + c1),
                      self.res_wdata.eq(total)]
-        load = [npix.eq(d.in_h * d.in_w), c.eq(0), pix.eq(0), addr.eq(d.in_addr + d.in_offset)]
+        load = [npix.eq(self.consts.in_pixels), c.eq(0), pix.eq(0), addr.eq(d.in_addr + d.in_offset)]
 
         def step():
             with m.If(~last):
@@ -181,6 +183,8 @@ class BypassAdd(wiring.Component):
         x1 = Signal(ACT_BITS)
         sum_v, sum_o = Signal(), Signal(self._aw + 1)
         total = Signal(signed(ACT_BITS + MULT_BITS + 2))
+        rnd_v, rnd_o = Signal(), Signal(self._aw + 1)
+        rounded = Signal(signed(len(total) + 1))
         m.d.comb += self.act_raddr.eq(Mux(phase, a2 + c, a1 + c)[:self._aw])
         m.d.sync += [v1.eq(running), ph1.eq(phase), o1.eq(ao + c)]
         with m.If(v1 & ~ph1):
@@ -188,9 +192,11 @@ class BypassAdd(wiring.Component):
         m.d.sync += sum_v.eq(v1 & ph1)
         with m.If(v1 & ph1):
             m.d.sync += [total.eq(x1 * d.mult1 + self.act_rdata * d.mult2), sum_o.eq(o2)]
-        m.d.comb += [self.act_we.eq(sum_v), self.act_waddr.eq(sum_o[:self._aw]),
-                     self.act_wdata.eq(round_shift_clamp(total, d.shift))]
-        load = [npix.eq(d.out_h * d.out_w), pix.eq(0), c.eq(0), phase.eq(0),
+        # rounding term, then shift and clamp, a register apart
+        m.d.sync += [rnd_v.eq(sum_v), rnd_o.eq(sum_o), rounded.eq(add_rounding(total, d.shift))]
+        m.d.comb += [self.act_we.eq(rnd_v), self.act_waddr.eq(rnd_o[:self._aw]),
+                     self.act_wdata.eq(shift_clamp(rounded, d.shift))]
+        load = [npix.eq(self.consts.out_pixels), pix.eq(0), c.eq(0), phase.eq(0),
                 a1.eq(d.in_addr + d.in_offset), a2.eq(d.in2_addr),
                 ao.eq(d.out_addr + d.out_offset)]
 
@@ -205,5 +211,5 @@ class BypassAdd(wiring.Component):
                     with m.If(pix + 1 == npix):
                         m.d.sync += running.eq(0)
 
-        _control(m, self, running, ~v1 & ~sum_v, load, step)
+        _control(m, self, running, ~v1 & ~sum_v & ~rnd_v, load, step)
         return m

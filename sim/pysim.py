@@ -15,6 +15,7 @@ from amaranth.sim import Simulator
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
 from ..hw.link import HostLink
+from ..hw.protocol import LOAD_ORDER
 from ..sw.driver import Transport
 
 __all__ = ["PySimResult", "simulate", "LinkTransport"]
@@ -37,6 +38,8 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
     out = {"sums": [], "cycles": [], "total": []}
 
     async def bench(ctx):
+        if not config.weights_preloaded:
+            await load_model(ctx, dut, program)
         for image in images:
             for i, v in enumerate(image.transpose(1, 2, 0).ravel().tolist()):
                 ctx.set(dut.host_addr, input_addr + i)
@@ -70,6 +73,26 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
     sim.run()
     return PySimResult(np.array(out["sums"], np.int64), np.array(out["cycles"], np.int64),
                        out["total"])
+
+
+async def load_model(ctx, dut: Accelerator, program) -> None:
+    """Write ``program``'s images through the accelerator's model-load port and commit them
+    (what the link's WRITE_WEIGHTS and LOAD_COMMIT do): the way a model gets into SPRAM."""
+    spaces = dut.config.model_spaces()
+    for space, name in LOAD_ORDER:
+        word_bytes = spaces[space][1]
+        ctx.set(dut.mem_space, space)
+        for i, v in enumerate(program.images[name]):
+            ctx.set(dut.mem_word, i // word_bytes)
+            ctx.set(dut.mem_lane, i % word_bytes)
+            ctx.set(dut.mem_wdata, v)
+            ctx.set(dut.mem_we, 1)
+            await ctx.tick()
+    ctx.set(dut.mem_we, 0)
+    ctx.set(dut.commit_n_layers, len(program.layers))
+    ctx.set(dut.commit, 1)
+    await ctx.tick()
+    ctx.set(dut.commit, 0)
 
 
 class LinkTransport(Transport):

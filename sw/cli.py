@@ -296,7 +296,8 @@ def _cmd_compile(args) -> dict:
 
     accel = config_by_name(args.config)
     manifest = compile_checkpoint(ckpt, calib, args.out, budget, accel.columns, ckpt.shared,
-                                  source=str(args.checkpoint), accelerator=args.config)
+                                  source=str(args.checkpoint), accelerator=args.config,
+                                  banks=accel.act_banks, bank_bytes=accel.bank_bytes)
     from ..hw.perf import estimate
     from .program import load_program
 
@@ -560,6 +561,9 @@ def _cmd_infer(args) -> dict:
     golden = run_golden(program, images, keep_layers=args.verify)
     results = []
     with _open_board(args) as board:
+        if args.load and board.info().model_hash != program.model_hash:
+            info, seconds = _load_program(board, program)
+            say(f"loaded {program.path} onto {info.board!r} in {seconds:.1f} s")
         info = board.check_model(program)
         say(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.columns} MACs")
@@ -609,31 +613,40 @@ def _setup_infer(p):
     p.add_argument("--top", type=_positive_int, default=3, help="classes to show per image")
     p.add_argument("--verify", action="store_true",
                    help="also read back every layer and compare it with the golden model")
+    p.add_argument("--load", action="store_true",
+                   help="first load the program when the board runs another model or none "
+                   "(boards with SPRAM weights start empty)")
 
 
 @command("load", "load a compiled program onto a board over the host link (no new bitstream)")
 def _cmd_load(args) -> dict:
-    import time
-
-    from tqdm import tqdm
-
     from .program import load_program
 
     say = Reporter(args.json)
     program = load_program(args.program)
+    with _open_board(args) as board:
+        info, seconds = _load_program(board, program)
+    say(f"board {info.board!r} now runs {info.model_hash[:16]}… ({info.n_layers} layers, "
+        f"{info.num_classes} classes), loaded in {seconds:.1f} s")
+    return {"program": str(args.program), "model_hash": info.model_hash,
+            "board": info.board, "seconds": round(seconds, 2)}
+
+
+def _load_program(board, program):
+    """Load ``program`` onto ``board`` with a progress bar; the new info and the seconds."""
+    import time
+
+    from tqdm import tqdm
+
     t0 = time.perf_counter()
-    with _open_board(args) as board, tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr,
-                                          desc="load", disable=None) as bar:
+    with tqdm(total=0, unit="B", unit_scale=True, file=sys.stderr, desc="load",
+              disable=None) as bar:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
 
         info = board.load(program, progress)
-    seconds = time.perf_counter() - t0
-    say(f"board {info.board!r} now runs {info.model_hash[:16]}… ({info.n_layers} layers, "
-        f"{info.num_classes} classes), loaded in {seconds:.1f} s")
-    return {"program": str(args.program), "model_hash": info.model_hash,
-            "board": info.board, "seconds": round(seconds, 2)}
+    return info, time.perf_counter() - t0
 
 
 def _setup_load(p):

@@ -48,15 +48,59 @@ CALIBRATION_IMAGES = 500
 class MemoryPlan:
     addr: dict[str, int]  #: tensor -> byte address in activation memory
     size: dict[str, int]
-    peak: int  #: activation memory bytes needed
+    peak: int  #: activation memory bytes needed (to the end of the highest tensor)
+    bank: dict[str, int]  #: tensor -> activation bank (all 0 with one bank)
+    used: int  #: bytes the tensors occupy at their peak (``peak`` less the unused bank space)
 
 
-def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIGN) -> MemoryPlan:
+def assign_banks(nodes: list[Node], banks: int) -> dict[str, int]:
+    """The bank of every activation tensor such that no operation reads and writes the same
+    bank (single-port banks serve one access a cycle): a two-colouring of the graph whose edges
+    join each operation's inputs to its output. The input image goes to bank 0."""
+    tensors = [INPUT] + [n.output for n in nodes if n.output != LOGITS]
+    if banks == 1:
+        return dict.fromkeys(tensors, 0)
+    if banks != 2:
+        raise FireforgeError(f"{banks} activation banks: 1 or 2")
+    edges: dict[str, list[tuple[str, str]]] = {t: [] for t in tensors}
+    for n in nodes:
+        if n.output == LOGITS:
+            continue
+        for t in n.inputs:
+            edges[t].append((n.output, n.name))
+            edges[n.output].append((t, n.name))
+    bank: dict[str, int] = {}
+    for root in tensors:
+        if root in bank:
+            continue
+        bank[root] = 0
+        todo = [root]
+        while todo:
+            t = todo.pop()
+            for u, via in edges[t]:
+                if u not in bank:
+                    bank[u] = 1 - bank[t]
+                    todo.append(u)
+                elif bank[u] == bank[t]:
+                    raise FireforgeError(
+                        f"{via}: its input and its output would share a single-port activation "
+                        f"bank ({t} and {u}: the network's data flow has an odd cycle, as a "
+                        f"bypass convolution makes). Compile for a configuration with dual-port "
+                        f"activation memory (--config small or ecp5), or use simple or no "
+                        f"bypasses")
+    return bank
+
+
+def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIGN,
+                banks: int = 1, bank_bytes: int | None = None) -> MemoryPlan:
     """Placement of every activation tensor over its lifetime (in node steps): largest first,
     each at the lowest address free of the tensors whose lifetimes overlap its own.
 
     A tensor lives from the step that first writes it (the input: before step 0) to the last
     step that reads it, inclusive, so an operation never writes over its own input.
+
+    With two banks (``bank_bytes`` each, single-port), :func:`assign_banks` decides each
+    tensor's bank and the tensors of each bank are placed from the bank's first byte.
     """
     first: dict[str, int] = {INPUT: -1}
     last: dict[str, int] = {}
@@ -65,21 +109,31 @@ def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIG
         for t in n.inputs:
             last[t] = i
     size = {t: math.prod(tensors[t].shape) for t in first if t != LOGITS}
-    names = sorted(size, key=lambda t: (-size[t], first[t], t))
-    placed: list[tuple[int, int, int, int]] = []  # (addr, end, first, last)
+    bank = assign_banks(nodes, banks)
     addr = {}
-    for t in names:
-        lo, hi = first[t], last.get(t, first[t])
-        busy = sorted((a, e) for a, e, f, l in placed if not (l < lo or f > hi))
-        cand = 0
-        for a, e in busy:
-            if cand + size[t] <= a:
-                break
-            cand = max(cand, -(-e // align) * align)
-        addr[t] = cand
-        placed.append((cand, cand + size[t], lo, hi))
-    peak = max((e for _, e, _, _ in placed), default=0)
-    return MemoryPlan(addr, size, peak)
+    peak = used = 0
+    for b in range(banks):
+        base = b * bank_bytes if banks > 1 else 0
+        names = sorted((t for t in size if bank[t] == b), key=lambda t: (-size[t], first[t], t))
+        placed: list[tuple[int, int, int, int]] = []  # (addr, end, first, last)
+        for t in names:
+            lo, hi = first[t], last.get(t, first[t])
+            busy = sorted((a, e) for a, e, f, l in placed if not (l < lo or f > hi))
+            cand = 0
+            for a, e in busy:
+                if cand + size[t] <= a:
+                    break
+                cand = max(cand, -(-e // align) * align)
+            addr[t] = base + cand
+            placed.append((cand, cand + size[t], lo, hi))
+        top = max((e for _, e, _, _ in placed), default=0)
+        if banks > 1 and top > bank_bytes:
+            raise FireforgeError(f"activation bank {b} needs {top:,} bytes, a bank holds "
+                                 f"{bank_bytes:,}")
+        if placed:
+            peak = base + top
+        used += top
+    return MemoryPlan(addr, size, peak, bank, used)
 
 
 def _weight_stream(indices: np.ndarray, group: int) -> np.ndarray:
@@ -199,7 +253,8 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
     tensors = net.tensors
     program, weights, codebooks, params = bytearray(), bytearray(), bytearray(), bytearray()
     layers = []
-    n_codebook = n_params = 0
+    n_params = 0
+    shared_codebooks: dict[bytes, int] = {}  # identical codebooks are stored once
     for q in net.nodes:
         n = q.node
         src = tensors[n.inputs[0]]
@@ -214,16 +269,19 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
                  "in_shape": [c, h, w], "out_shape": [oc, oh, ow], "out_offset": n.out_offset,
                  "acc_bits": q.acc_bits, "shift": q.shift}
         if n.op is Op.CONV:
+            codebook = q.codebook.astype(np.int8).tobytes()
+            if codebook not in shared_codebooks:
+                shared_codebooks[codebook] = len(codebooks)
+                codebooks += codebook
             fields.update(kernel=n.kernel, stride=n.stride, pad=n.pad, pad_value=q.pad_value,
                           w_addr=len(weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
-                          cb_addr=n_codebook, param_addr=n_params, shift=q.shift)
+                          cb_addr=shared_codebooks[codebook], param_addr=n_params,
+                          shift=q.shift)
             stream = _weight_stream(q.indices, group)
             weights += pack_indices(stream, q.bits)
             # Every layer starts on a weight word (``group`` bytes: one 8-bit index per column).
             weights += bytes(-len(weights) % group)
-            codebooks += q.codebook.astype(np.int8).tobytes()
             params += pack_channel_params(q.bias, q.mult)
-            n_codebook += len(q.codebook)
             n_params += oc
             layer.update(kernel=n.kernel, stride=n.stride, pad=n.pad, bits=q.bits,
                          density=round(q.density, 5), weights=int(q.weights.size),
@@ -252,17 +310,19 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
 def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Path,
                        budget: Budget | None = None, group: int = DEFAULT_GROUP,
                        shared: dict[str, SharedLayer] | None = None,
-                       source: str | None = None, accelerator: str | None = None) -> dict:
-    """Compile ``ckpt`` into the directory ``out``; returns the manifest."""
+                       source: str | None = None, accelerator: str | None = None,
+                       banks: int = 1, bank_bytes: int | None = None) -> dict:
+    """Compile ``ckpt`` into the directory ``out``; returns the manifest. ``banks`` and
+    ``bank_bytes``: the activation memory's single-port banks (1: one dual-port memory)."""
     if group < 1 or group > 256:
         raise FireforgeError("group (output channels per weight word) must be 1..256")
     model = ckpt.model.eval()
     nodes, tensors = lower(model)
     calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
     net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared)
-    plan = plan_memory(nodes, tensors)
+    plan = plan_memory(nodes, tensors, banks=banks, bank_bytes=bank_bytes)
     images, layers = _pack(net, plan, group)
-    use = footprint(images, plan.peak, ckpt.config.num_classes)
+    use = footprint(images, plan.used, ckpt.config.num_classes)
     bits = max(q.bits for q in net.nodes if q.node.op is Op.CONV)
     sparse = None
     if shared:
@@ -302,12 +362,15 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
         "descriptor_bytes": DESCRIPTOR_BYTES,
         "descriptor_bits": Descriptor.size,
         "act_bytes": plan.peak,
+        "act_banks": banks,
+        "bank_bytes": bank_bytes if banks > 1 else plan.peak,
         "logit_scale": logits.scale,
         "bits": bits,
         "compressed": bool(shared),
         "files": {name: {"bytes": len(blob), "sha256": sha256(blob)}
                   for name, blob in images.items()},
-        "tensors": {t: {"addr": plan.addr[t], "shape": list(tensors[t].shape),
+        "tensors": {t: {"addr": plan.addr[t], "bank": plan.bank[t],
+                        "shape": list(tensors[t].shape),
                         "scale": tensors[t].scale} for t in plan.addr},
         "layers": layers,
         "fit": fit,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hw.accelerator import check_program
 from ..hw.config import AcceleratorConfig
 from ..hw.isa import ACC_BITS, Op
 from ..hw.protocol import (
@@ -151,6 +152,8 @@ class BoardInfo:
     columns: int
     rows: int
     model_slots: int
+    codebook_bits: int
+    features: dict
     act_bytes: int
     weight_bytes: int
     codebook_entries: int
@@ -166,11 +169,15 @@ class BoardInfo:
     @property
     def config(self) -> AcceleratorConfig:
         """The board's accelerator configuration, as far as the host needs it."""
+        f = self.features
         return AcceleratorConfig(
-            columns=self.columns, rows=self.rows, act_bytes=self.act_bytes,
-            weight_bytes=self.weight_bytes, param_entries=self.param_entries,
-            codebook_entries=self.codebook_entries, program_entries=self.program_entries,
-            result_entries=self.result_entries, model_slots=self.model_slots)
+            columns=self.columns, rows=self.rows, codebook_bits=self.codebook_bits,
+            act_bytes=self.act_bytes, weight_bytes=self.weight_bytes,
+            param_entries=self.param_entries, codebook_entries=self.codebook_entries,
+            program_entries=self.program_entries, result_entries=self.result_entries,
+            model_slots=self.model_slots, bypass_add=f["bypass_add"],
+            act_memory="spram" if f["spram_acts"] else "bram",
+            weight_memory="spram" if f["spram_weights"] else "bram")
 
 
 @dataclass
@@ -305,7 +312,10 @@ class Board:
         board = int(r.board).to_bytes(16, "little").rstrip(b"\0").decode("ascii", "replace")
         return BoardInfo(
             version=int(r.version), board=board, columns=int(r.columns), rows=int(r.rows),
-            model_slots=int(r.model_slots), act_bytes=int(r.act_bytes),
+            model_slots=int(r.model_slots), codebook_bits=int(r.codebook_bits),
+            features={name: bool(getattr(r.features, name))
+                      for name in ("bypass_add", "spram_acts", "spram_weights")},
+            act_bytes=int(r.act_bytes),
             weight_bytes=int(r.weight_bytes), codebook_entries=int(r.codebook_entries),
             param_entries=int(r.param_entries), program_entries=int(r.program_entries),
             result_entries=int(r.result_entries), n_layers=int(r.n_layers),
@@ -318,6 +328,11 @@ class Board:
 
     def check_model(self, program: Program) -> BoardInfo:
         info = self.info()
+        if not info.state.get("model_valid"):
+            why = (" (its weights live in SPRAM, empty at power-up)"
+                   if info.features["spram_weights"] else "")
+            raise BoardError(f"the board has no model yet{why}: load it with `fireforge load --port URL --program {program.path}` (or "
+                             f"`fireforge infer --load`)")
         if info.model_hash != program.model_hash:
             raise BoardError(f"wrong model on the board: it runs {info.model_hash[:12]}…, the "
                              f"program {program.path} is {program.model_hash[:12]}…; load it "
@@ -418,27 +433,12 @@ class Board:
     def load(self, program: Program, progress=None) -> BoardInfo:
         """Write ``program``'s images into the board's load slot and commit them."""
         info = self.info()
-        if info.columns != program.manifest["group"]:
-            raise BoardError(f"the program is compiled for {program.manifest['group']} columns, "
-                             f"the board's array has {info.columns}: recompile with its "
-                             f"configuration")
+        try:
+            check_program(info.config, program)
+        except FireforgeError as e:
+            raise BoardError(f"{program.path} cannot run on this board ({info.board}): "
+                             f"{str(e).split(': ', 1)[-1]}") from None
         spaces = info.config.model_spaces()
-        problems = []
-        for space, name in LOAD_ORDER:
-            need, have = len(program.images[name]), spaces[space][0] * spaces[space][1]
-            if need > have:
-                problems.append(f"{name}: {need:,} B, the board holds {have:,} B")
-        if program.manifest["act_bytes"] > info.act_bytes:
-            problems.append(f"activations: {program.manifest['act_bytes']:,} B, the board holds "
-                            f"{info.act_bytes:,} B")
-        if len(program.layers) > info.program_entries:
-            problems.append(f"{len(program.layers)} layers, the board holds "
-                            f"{info.program_entries}")
-        if program.num_classes > info.result_entries:
-            problems.append(f"{program.num_classes} classes, the board holds "
-                            f"{info.result_entries}")
-        if problems:
-            raise BoardError("the program does not fit the board: " + "; ".join(problems))
         self.request(Cmd.LOAD_BEGIN)
         stream = b""
         total = sum(len(program.images[name]) for _, name in LOAD_ORDER)

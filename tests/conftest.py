@@ -19,6 +19,17 @@ def quick_tiny_program(tmp_path_factory):
     assert main(["compress", "--checkpoint", str(root / "f"), "--density", "0.4", "--bits", "4",
                  "--steps", "1", "--epochs-per-step", "1", "--finetune-epochs", "1",
                  "--out", str(root / "c")]) == 0
-    assert main(["compile", "--checkpoint", str(root / "c"), "--config", "up5k",
+    assert main(["compile", "--checkpoint", str(root / "c"), "--config", "small",
                  "--out", str(root / "p")]) == 0
     return root / "p"
+
+
+@pytest.fixture(scope="session")
+def quick_tiny_up5k_program(quick_tiny_program):
+    """The same network uncompressed (int8), laid out for the iCE40 UltraPlus configuration:
+    4 columns, activations in two single-port banks."""
+    root = quick_tiny_program.parent
+    if not (root / "u" / "manifest.json").exists():
+        assert main(["compile", "--checkpoint", str(root / "f"), "--config", "up5k",
+                     "--out", str(root / "u")]) == 0
+    return root / "u"

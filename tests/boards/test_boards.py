@@ -43,15 +43,17 @@ def test_pll_settings():
 
 @pytest.mark.parametrize("name", ALL_BOARDS)
 def test_tiny_program_fit_and_elaboration(name, quick_tiny_program):
-    """The tiny preset fits every ECP5 board and elaborates there; on the UP5K the fit check
-    refuses it before synthesis, naming the overflowing blocks (the README records why)."""
+    """The tiny preset (8 columns, compressed) fits every ECP5 board and elaborates there; on
+    the UP5K the fit check refuses it before synthesis, naming what overflows (its program for
+    the UP5K is compiled with --config up5k: the next test)."""
     spec = BOARD_SPECS[name]
     program = load_program(quick_tiny_program)
     config = board_config(spec, program)
     report = fit_board(spec, config)
     if spec.family == "ice40":
         assert not report["fits"]
-        with pytest.raises(FireforgeError, match=r"block RAM: needs \d+ of 30 blocks.*SPRAMs"):
+        with pytest.raises(FireforgeError, match=r"SPRAM: needs 6 of 4 blocks.*multipliers: "
+                                                 r"needs 10 \(8 columns"):
             require_fit(spec, program, config)
         return
     assert report["fits"], report["problems"]
@@ -66,22 +68,39 @@ def test_tiny_program_fit_and_elaboration(name, quick_tiny_program):
     assert "uart" in plan.files["top.lpf"].lower() or "LOCATE" in plan.files["top.lpf"]
 
 
-def test_small_network_elaborates_on_icebreaker(tmp_path):
-    """The iCE40 top (PLL, UART, LEDs) elaborates; even a small network is refused by the fit
-    check today: 12 multipliers for 8 DSPs, and the 320-bit program memory takes 20 EBRs."""
+@pytest.mark.parametrize("name", ["icebreaker", "upduino_v3"])
+def test_up5k_program_fits_and_elaborates_on_the_ultraplus(name, quick_tiny_up5k_program):
+    """Compiled for the up5k configuration, the tiny preset fits the UP5K: activations in two
+    SPRAM banks, int8 weights in two SPRAMs, 6 of 8 DSPs; the board top has the PLL on the clock
+    pad and the four SB_SPRAM256KA."""
+    spec = board_spec(name)
+    program = load_program(quick_tiny_up5k_program)
+    config = board_config(spec, program)
+    assert (config.columns, config.act_banks, config.weights_preloaded,
+            config.codebook_bits) == (4, 2, False, 0)
+    report = require_fit(spec, program, config)
+    assert (report["spram_blocks"], report["dsp"]) == (4, 6) and report["bram_blocks"] <= 30
+    if spec.uart is None:
+        with pytest.raises(FireforgeError, match="no UART bridge"):
+            BoardTop(spec, config, program, 12, spec.target_mhz)
+        return
+    platform = spec.platform_class()()
+    top = BoardTop(spec, config, program, 12, spec.target_mhz)
+    il = platform.prepare(top, name="top").files["top.il"]
+    assert "SB_PLL40_PAD" in il and il.count("SB_SPRAM256KA") == 4
+
+
+def test_program_for_dual_port_memory_is_refused_on_the_ultraplus(tmp_path):
+    """4 columns and small enough, but laid out for one dual-port activation memory: refused
+    before synthesis, with the way out."""
     net = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3, in_channels=1,
                            input_size=8)
-    program, _ = compile_random(net, 0, 4, tmp_path / "p", group=8)
+    program, _ = compile_random(net, 0, None, tmp_path / "p", group=4)
     spec = board_spec("icebreaker")
-    config = board_config(spec, program, slots=1).replace(
-        act_bytes=512, weight_bytes=512, param_entries=64, codebook_entries=256,
-        program_entries=16)
-    report = fit_board(spec, config)
-    assert not report["fits"] and "multipliers: needs 12" in report["problems"][-1]
-    platform = spec.platform_class()()
-    top = BoardTop(spec, config, program, 12, 30)
-    plan = platform.prepare(top, name="top")
-    assert "SB_PLL40_CORE" in plan.files["top.il"]
+    config = board_config(spec, program)
+    assert fit_board(spec, config)["fits"]
+    with pytest.raises(FireforgeError, match=r"planned for 1 bank.*--config up5k"):
+        require_fit(spec, program, config)
 
 
 @pytest.mark.slow

@@ -56,7 +56,8 @@ def test_stride2_stem_complex_bypass_pools(tmp_path):
 
 
 def test_configs_validate():
-    assert config_by_name("up5k").macs == 8 and config_by_name("ecp5").macs >= 64
+    assert config_by_name("small").macs == 8 and config_by_name("ecp5").macs >= 64
+    assert config_by_name("up5k").macs == 4 and not config_by_name("up5k").weights_preloaded
     with pytest.raises(FireforgeError, match="columns=6: a power of two"):
         AcceleratorConfig(columns=6)
     with pytest.raises(FireforgeError, match="multiplier='fpga'"):
@@ -65,7 +66,7 @@ def test_configs_validate():
         AcceleratorConfig(rows=2)
     with pytest.raises(FireforgeError, match="unknown accelerator configuration 'x'"):
         config_by_name("x")
-    assert set(CONFIGS) == {"up5k", "ecp5"}
+    assert set(CONFIGS) == {"small", "up5k", "ecp5"}
 
 
 def test_program_that_does_not_fit_is_refused(tmp_path):
@@ -81,3 +82,38 @@ def test_program_that_does_not_fit_is_refused(tmp_path):
     program, _ = compile_random(config, 0, None, tmp_path / "c")
     with pytest.raises(FireforgeError, match="activation memory: needs"):
         Accelerator(TEST_CONFIG.replace(act_bytes=64), program)
+
+
+def _up5k_like(**changes):
+    """The iCE40 UltraPlus configuration (two single-port activation banks, SPRAM weights that
+    start empty) with the given changes."""
+    return config_by_name("up5k").replace(**changes)
+
+
+@pytest.mark.parametrize("bypass, bits", [("none", None), ("simple", 4)])
+def test_single_port_banks_and_spram_weights_bit_exact(tmp_path, bypass, bits):
+    """Activations in two single-port banks (inputs and outputs kept apart by the compiler)
+    and weights loaded at run time into single-port memory: every sum equals golden. Without a
+    codebook decoder (int8, the up5k configuration) and with one (4-bit codebooks)."""
+    config = _up5k_like(bypass_add=bypass != "none", codebook_bits=bits or 0)
+    net = SqueezeNetConfig(5, 3, 1, 1, (FireSpec(3, 4, 4), FireSpec(3, 4, 4)), (1,),
+                           num_classes=4, in_channels=1, input_size=10, bypass=bypass)
+    ckpt = _random_checkpoint(net, 3, bits)
+    x = np.random.default_rng(3).integers(0, 256, (2, 1, 10, 10), dtype=np.uint8)
+    compile_checkpoint(ckpt, x, tmp_path, group=config.columns, shared=ckpt.shared,
+                       banks=config.act_banks, bank_bytes=config.bank_bytes)
+    program = load_program(tmp_path)
+    banks = {t["bank"] for t in program.manifest["tensors"].values()}
+    assert banks == {0, 1}
+    got = simulate(config, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+
+
+def test_bank_and_unit_mismatches_are_refused(tmp_path):
+    net = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4), FireSpec(2, 4, 4)), (0,),
+                           num_classes=3, in_channels=1, input_size=8, bypass="simple")
+    program, _ = compile_random(net, 0, None, tmp_path / "a", group=4)
+    with pytest.raises(FireforgeError, match=r"planned for 1 bank\(s\)"):
+        Accelerator(_up5k_like(bypass_add=True), program)
+    with pytest.raises(FireforgeError, match="no add unit"):
+        Accelerator(TEST_CONFIG.replace(bypass_add=False), program)

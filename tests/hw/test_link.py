@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 from fireforge.hw.protocol import (
+    PROTOCOL_VERSION,
     SLIP_END,
     SLIP_ESC,
     Cmd,
@@ -96,7 +97,8 @@ def test_uart_loopback_all_bytes():
 def test_info_reports_the_program_and_config(board, programs):
     (a, _), _ = programs
     info = board.info()
-    assert info.board == "pysim" and info.version == 1
+    assert info.board == "pysim" and info.version == PROTOCOL_VERSION
+    assert info.config == TEST_CONFIG  # all the host needs to check a program against
     assert info.model_hash == a.model_hash
     assert info.logit_scale == pytest.approx(a.manifest["logit_scale"], rel=1e-6)
     assert (info.columns, info.act_bytes, info.n_layers, info.num_classes) == (

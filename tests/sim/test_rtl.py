@@ -51,7 +51,7 @@ def test_fifty_random_networks_icarus(tmp_path_factory, net):
 def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys):
     out = tmp_path / "sim.json"
     code = main(["sim", "--program", str(quick_tiny_program), "--images", "2", "--simulator",
-                 "verilator", "--config", "up5k", "--build-dir", str(tmp_path / "b"), "--json"])
+                 "verilator", "--config", "small", "--build-dir", str(tmp_path / "b"), "--json"])
     result = json.loads(capsys.readouterr().out)
     out.write_text(json.dumps(result))
     assert code == 0 and result["bit_exact"] is True and result["layers_checked"] is True
@@ -65,7 +65,7 @@ def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys)
     from fireforge.hw.perf import estimate
     from fireforge.sw.program import load_program
 
-    model = estimate(config_by_name("up5k"), load_program(quick_tiny_program))
+    model = estimate(config_by_name("small"), load_program(quick_tiny_program))
     assert [row["cycles"] for row in model["layers"]] == [row["cycles"] for row in
                                                          result["layers"]]
     assert model["cycles_per_inference"] == result["cycles_per_inference"]
@@ -73,9 +73,9 @@ def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys)
 
 @pytest.mark.slow
 def test_issue_targets_tiny_20_digits_and_w50(tmp_path, capsys):
-    """The trained presets: tiny on 20 digits (up5k), w50 on 3 mnist5k images (ecp5)."""
+    """The trained presets: tiny on 20 digits (small), w50 on 3 mnist5k images (ecp5)."""
     runs = tmp_path
-    for preset, data, config, images in (("squeezenet_tiny", "digits", "up5k", 20),
+    for preset, data, config, images in (("squeezenet_tiny", "digits", "small", 20),
                                          ("squeezenet1_1_cifar_w50", "mnist5k", "ecp5", 3)):
         d = runs / preset
         assert main(["train", "--preset", preset, "--data", data, "--out", str(d / "f")]) == 0
@@ -93,8 +93,10 @@ def test_issue_targets_tiny_20_digits_and_w50(tmp_path, capsys):
 
 @needs_icarus
 def test_cycle_counters_account_for_every_cycle(tmp_path):
-    """Per-layer counters (start to done) plus the sequencer's two cycles per layer (fetch and
-    latch the descriptor) are the whole run: nothing is lost between layers."""
+    """Per-layer counters (start to done) plus the sequencer's cycles per layer (fetch the
+    descriptor, compute the layer constants) are the whole run: nothing is lost between
+    layers."""
+    from fireforge.hw.perf import SEQUENCER_CYCLES_PER_LAYER
     from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
     config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
@@ -103,7 +105,7 @@ def test_cycle_counters_account_for_every_cycle(tmp_path):
     result = run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")
     assert result["images"][0]["bit_exact"]
     assert result["images"][0]["total_cycles"] == sum(result["images"][0]["layer_cycles"]) + \
-        2 * len(program.layers)
+        SEQUENCER_CYCLES_PER_LAYER * len(program.layers)
 
 
 def test_sim_cli_errors(tmp_path, quick_tiny_program, capsys):

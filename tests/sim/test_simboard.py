@@ -55,7 +55,7 @@ def programs(quick_tiny_program, tmp_path_factory):
     calibration (other scales, so another model hash)."""
     other = tmp_path_factory.mktemp("other") / "p"
     assert main(["compile", "--checkpoint", str(quick_tiny_program.parent / "c"), "--config",
-                 "up5k", "--calibration", "40", "--out", str(other)]) == 0
+                 "small", "--calibration", "40", "--out", str(other)]) == 0
     a, b = load_program(quick_tiny_program), load_program(other)
     assert a.model_hash != b.model_hash
     return a, b

@@ -9,7 +9,7 @@ from fireforge.sw.compiler import Budget, compile_checkpoint, fit_message, plan_
 from fireforge.sw.errors import FireforgeError
 from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig, create_model
 from fireforge.sw.program import load_program
-from fireforge.sw.quant import lower
+from fireforge.sw.quant import LOGITS, lower
 from torch import nn
 
 from .test_golden import _random_checkpoint
@@ -161,3 +161,33 @@ def test_full_squeezenet_on_icebreaker_does_not_fit(tmp_path, capsys):
     assert len(err) == 1
     assert "icebreaker (iCE40UP5K) has 146,432 B (short by" in err[0]
     assert "would fit: preset squeezenet_tiny" in err[0]
+
+
+@pytest.mark.parametrize("preset", ["squeezenet_tiny", "squeezenet1_1_cifar_w50"])
+@pytest.mark.parametrize("bypass", ["none", "simple"])
+def test_two_banks_keep_every_input_apart_from_its_output(preset, bypass):
+    with torch.device("meta"):
+        model = create_model(preset, bypass=bypass)
+    nodes, tensors = lower(model)
+    bank_bytes = 1 << 20
+    plan = plan_memory(nodes, tensors, banks=2, bank_bytes=bank_bytes)
+    for n in nodes:
+        if n.output != LOGITS:
+            assert all(plan.bank[t] != plan.bank[n.output] for t in n.inputs), n.name
+    for t, a in plan.addr.items():
+        assert a // bank_bytes == plan.bank[t] and (a % bank_bytes) + plan.size[t] <= bank_bytes
+    assert set(plan.bank.values()) == {0, 1}
+    assert plan.used <= plan.peak and plan.used < plan_memory(nodes, tensors).peak * 2
+
+
+def test_two_banks_refuse_an_odd_cycle_and_an_overfull_bank():
+    with torch.device("meta"):
+        model = create_model("squeezenet_tiny", bypass="complex")
+    nodes, tensors = lower(model)
+    with pytest.raises(FireforgeError, match="odd cycle.*dual-port"):
+        plan_memory(nodes, tensors, banks=2, bank_bytes=1 << 20)
+    with torch.device("meta"):
+        model = create_model("squeezenet_tiny")
+    nodes, tensors = lower(model)
+    with pytest.raises(FireforgeError, match="activation bank 0 needs"):
+        plan_memory(nodes, tensors, banks=2, bank_bytes=4096)
