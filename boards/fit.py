@@ -69,7 +69,9 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         program_entries=max(32, len(program.layers)),
         result_entries=max(16, program.num_classes),
         multiplier="dsp", weight_memory="bram", model_slots=2,
-        bypass_add=any(d.op == Op.ADD for d in program.descriptors))
+        bypass_add=any(d.op == Op.ADD for d in program.descriptors),
+        # block RAMs spread over the device: registered addresses and data in the engine
+        memory_registers=spec.family == "ecp5")
     if spec.dev.spram_blocks:
         # SPRAM for the activations (two banks) and the weights (as deep as one SPRAM), one
         # slot (the load overwrites the model: SPRAM is written while the engine is idle), and

@@ -69,7 +69,8 @@ class _Port:
 
     def __init__(self, name: str, width: int, depth: int, lanes: int):
         aw = _aw(depth)
-        self.rd_addr, self.wr_addr = Signal(aw, name=f"{name}_raddr"), Signal(aw, name=f"{name}_waddr")
+        self.rd_addr = Signal(aw, name=f"{name}_raddr")
+        self.wr_addr = Signal(aw, name=f"{name}_waddr")
         self.rd_data = Signal(width, name=f"{name}_rdata")
         self.wr_data = Signal(width, name=f"{name}_wdata")
         self.wr_en = Signal(lanes, name=f"{name}_we")

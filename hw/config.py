@@ -56,6 +56,9 @@ class AcceleratorConfig:
         Build the bypass-add unit; programs with ADD operations (bypass variants) need it.
     fifo_depth
         Finished output groups buffered between the array and requantization.
+    memory_registers
+        Register the convolution's memory read addresses and read data (two more pipeline
+        stages): short paths to block RAMs spread over a large device, for 100 MHz on the ECP5.
     model_slots
         Copies of the model memories: 2 lets the host load a new model beside the running one
         and switch only when its CRC checks out; 1 halves the memory, and a load replaces the
@@ -76,6 +79,7 @@ class AcceleratorConfig:
     weight_memory: str = "bram"
     bypass_add: bool = True
     fifo_depth: int = 4
+    memory_registers: bool = False
     model_slots: int = 2
 
     def __post_init__(self):
@@ -88,8 +92,10 @@ class AcceleratorConfig:
         for f in dataclasses.fields(self):
             if f.type == "int" and f.name != "codebook_bits":
                 positive(f.name)
-        if not isinstance(self.bypass_add, bool):
-            raise FireforgeError(f"bypass_add must be True or False, not {self.bypass_add!r}")
+        for name in ("bypass_add", "memory_registers"):
+            if not isinstance(getattr(self, name), bool):
+                raise FireforgeError(f"{name} must be True or False, not "
+                                     f"{getattr(self, name)!r}")
         if self.columns > 256 or self.columns & (self.columns - 1):
             raise FireforgeError(f"columns={self.columns}: a power of two up to 256")
         if self.rows != 1:
@@ -172,7 +178,8 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               codebook_entries=512, program_entries=32),
     # ECP5: 64 MULT18X18D columns for the CIFAR presets.
     "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,
-                              param_entries=4096, codebook_entries=2048, program_entries=128),
+                              param_entries=4096, codebook_entries=2048, program_entries=128,
+                              memory_registers=True),
 }
 
 

@@ -34,7 +34,10 @@ from .config import AcceleratorConfig
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
 from .requant import Requantizer
 
-__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS"]
+__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES"]
+
+#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address and read data
+MEMORY_REGISTER_STAGES = 2
 
 #: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
 #: holds a whole number of steps
@@ -115,43 +118,58 @@ class ConvEngine(wiring.Component):
         step = Signal()
         m.d.comb += step.eq(issuing & can_issue)
 
-        # Stage-1 registers (memory data arrives with them).
-        s1_valid, s1_first, s1_last, s1_pad = Signal(), Signal(), Signal(), Signal()
-        s1_sub = Signal(3)
+        # The issue stage's control, carried along to the decode stage, where the memory data
+        # arrives: one register (synchronous memories), or three with memory_registers (the
+        # read addresses and the read data are registered too: short paths to and from block
+        # RAMs spread over a large device).
         meta = data.StructLayout({"addr": self._aw + 1, "count": range(C + 1), "param": 16})
-        s1_meta = Signal(meta)
+        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3,
+                                 "meta": meta})
+        issue_ctl = Signal(ctl)
         g_base = Signal(12)
         m.d.comb += g_base.eq(g << clog)
         remaining = Signal(13)
         m.d.comb += remaining.eq(out_c - g_base)
-
         m.d.comb += [
-            self.act_raddr.eq((kaddr + ci)[:self._aw]),
-            self.w_raddr.eq(w_base[clog:] + (wpos >> spw_log)),
+            issue_ctl.valid.eq(step), issue_ctl.first.eq(first), issue_ctl.last.eq(last),
+            issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
+            issue_ctl.meta.addr.eq(outpix + g_base),
+            issue_ctl.meta.count.eq(Mux(remaining > C, C, remaining)),
+            issue_ctl.meta.param.eq(param_base + g_base),
         ]
-        m.d.sync += [
-            s1_valid.eq(step), s1_first.eq(first), s1_last.eq(last), s1_pad.eq(is_pad),
-            s1_sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
-            s1_meta.addr.eq(outpix + g_base),
-            s1_meta.count.eq(Mux(remaining > C, C, remaining)),
-            s1_meta.param.eq(param_base + g_base),
-        ]
+        chain = [issue_ctl]
+        for k in range(1 + MEMORY_REGISTER_STAGES * cfg.memory_registers):
+            reg = Signal(ctl, name=f"ctl{k + 1}")
+            m.d.sync += reg.eq(chain[-1])
+            chain.append(reg)
+        s1 = chain[-1]
+        act_addr = (kaddr + ci)[:self._aw]
+        w_addr = w_base[clog:] + (wpos >> spw_log)
+        act_rdata, w_rdata = Signal(ACT_BITS), Signal(C * 8)
+        if cfg.memory_registers:
+            act_addr_r, w_addr_r = Signal(self._aw), Signal(len(self.w_raddr))
+            m.d.sync += [act_addr_r.eq(act_addr), w_addr_r.eq(w_addr),
+                         act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
+            m.d.comb += [self.act_raddr.eq(act_addr_r), self.w_raddr.eq(w_addr_r)]
+        else:
+            m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr.eq(w_addr),
+                         act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
 
         # ---------------------------------------------------------------- decode (stage 1)
         m.submodules.array = array = MACArray(C)
-        act = Mux(s1_pad, pad_value, self.act_rdata)
+        act = Mux(s1.pad, pad_value, act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         for j in range(C):
             idx = Signal(8, name=f"idx{j}")
-            # Column j's index of step ``s1_sub`` within the word: a mux over the few places
+            # Column j's index of step ``s1.sub`` within the word: a mux over the few places
             # it can be (a variable word_select would build a shifter as wide as the word).
             with m.Switch(bits):
                 for b in index_bits:
                     with m.Case(b):
-                        places = [self.w_rdata.word_select(sub * C + j, b)
+                        places = [w_rdata.word_select(sub * C + j, b)
                                   for sub in range(8 // b)]
-                        m.d.comb += idx.eq(Array(places)[s1_sub[:max(1, (8 // b - 1)
+                        m.d.comb += idx.eq(Array(places)[s1.sub[:max(1, (8 // b - 1)
                                                                       .bit_length())]]
                                            if len(places) > 1 else places[0])
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
@@ -159,8 +177,8 @@ class ConvEngine(wiring.Component):
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
         a_meta = Signal(meta)
-        m.d.sync += [array.valid.eq(s1_valid), array.first.eq(s1_first),
-                     array.last.eq(s1_last), array.act.eq(act), a_meta.eq(s1_meta)]
+        m.d.sync += [array.valid.eq(s1.valid), array.first.eq(s1.first),
+                     array.last.eq(s1.last), array.act.eq(act), a_meta.eq(s1.meta)]
         # The array's result appears two cycles after its last step: delay the metadata.
         p_meta, o_meta = Signal(meta), Signal(meta)
         m.d.sync += [p_meta.eq(a_meta), o_meta.eq(p_meta)]
@@ -207,8 +225,9 @@ class ConvEngine(wiring.Component):
 
         # ---------------------------------------------------------------- control
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(s1_valid | array.valid | array.out_valid | r_valid | rq.busy
-                                 | q.r_rdy | (credits != cfg.fifo_depth))
+        m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | array.valid
+                                 | array.out_valid | r_valid | rq.busy | q.r_rdy
+                                 | (credits != cfg.fifo_depth))
         # Layer constants straight from the descriptor (the sequencer holds it for the layer).
         m.d.comb += [
             k3.eq(d.kernel == 3), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),

@@ -15,6 +15,7 @@ import math
 
 from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
 from .config import AcceleratorConfig
+from .conv import MEMORY_REGISTER_STAGES
 from .isa import Op
 from .requant import REQUANT_LATENCY
 
@@ -23,6 +24,7 @@ __all__ = ["layer_cycles", "estimate", "SEQUENCER_CYCLES_PER_LAYER"]
 #: descriptor fetch and layer constants (not in the per-layer counters)
 SEQUENCER_CYCLES_PER_LAYER = FETCH_CYCLES + CONSTANT_CYCLES
 #: pipeline drain after the last step: fetch, decode, product, accumulate, FIFO, requantizer
+#: (and the memory registers' stages, where configured)
 _CONV_TAIL = 9 + REQUANT_LATENCY
 #: cycles from a group's first step to its credit's return, beyond its steps and channels
 _CREDIT_LATENCY = 4
@@ -38,13 +40,15 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
         steps = d.kernel * d.kernel * d.in_c
         counts = [min(C, d.out_c - g * C) for g in range(math.ceil(d.out_c / C))]
 
+        extra = MEMORY_REGISTER_STAGES * config.memory_registers
+
         def per_group(c):  # steps, requantization, or credits (fifo_depth in flight)
-            return max(steps, c, (steps + c + _CREDIT_LATENCY) / config.fifo_depth)
+            return max(steps, c, (steps + c + _CREDIT_LATENCY + extra) / config.fifo_depth)
 
         work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
         last = counts[-1]
         codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
-        return round(work - (per_group(last) - steps) + _CONV_TAIL + last + codebook)
+        return round(work - (per_group(last) - steps) + _CONV_TAIL + extra + last + codebook)
     if d.op == Op.MAXPOOL:
         return d.out_h * d.out_w * d.out_c * 9 + _MAXPOOL_TAIL
     if d.op == Op.AVGPOOL:

@@ -148,7 +148,8 @@ class GlobalSum(wiring.Component):
             m.d.sync += acc.eq(total)
         m.d.comb += [self.res_we.eq(v1 & last1), self.res_waddr.eq(d.out_addr + c1),
                      self.res_wdata.eq(total)]
-        load = [npix.eq(self.consts.in_pixels), c.eq(0), pix.eq(0), addr.eq(d.in_addr + d.in_offset)]
+        load = [npix.eq(self.consts.in_pixels), c.eq(0), pix.eq(0),
+                addr.eq(d.in_addr + d.in_offset)]
 
         def step():
             with m.If(~last):

@@ -331,8 +331,9 @@ class Board:
         if not info.state.get("model_valid"):
             why = (" (its weights live in SPRAM, empty at power-up)"
                    if info.features["spram_weights"] else "")
-            raise BoardError(f"the board has no model yet{why}: load it with `fireforge load --port URL --program {program.path}` (or "
-                             f"`fireforge infer --load`)")
+            raise BoardError(f"the board has no model yet{why}: load it with `fireforge load "
+                             f"--port URL --program {program.path}` (or `fireforge infer "
+                             f"--load`)")
         if info.model_hash != program.model_hash:
             raise BoardError(f"wrong model on the board: it runs {info.model_hash[:12]}…, the "
                              f"program {program.path} is {program.model_hash[:12]}…; load it "

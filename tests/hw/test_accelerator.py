@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
+from fireforge.hw.isa import Op
 from fireforge.hw.perf import estimate
 from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
@@ -117,3 +118,16 @@ def test_bank_and_unit_mismatches_are_refused(tmp_path):
         Accelerator(_up5k_like(bypass_add=True), program)
     with pytest.raises(FireforgeError, match="no add unit"):
         Accelerator(TEST_CONFIG.replace(bypass_add=False), program)
+
+
+def test_memory_registers_bit_exact(tmp_path):
+    """Registered memory addresses and data (the ECP5 configuration's two extra stages): the
+    same sums, each layer two cycles longer to drain."""
+    net = SqueezeNetConfig(6, 3, 2, 1, (FireSpec(3, 5, 6), FireSpec(4, 6, 5)), (0, 1, 2),
+                           num_classes=5, in_channels=3, input_size=29, bypass="simple")
+    program, x = compile_random(net, 7, 4, tmp_path, images=2)
+    plain = simulate(TEST_CONFIG, program, x)
+    got = simulate(TEST_CONFIG.replace(memory_registers=True), program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+    conv = [i for i, d in enumerate(program.descriptors) if d.op == Op.CONV]
+    assert (got.layer_cycles[:, conv] >= plain.layer_cycles[:, conv] + 2).all()

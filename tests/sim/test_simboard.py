@@ -27,12 +27,13 @@ FUZZ_DEFAULT = 300
 FUZZ_ALL = 10_000
 
 
-def _start(program, tmp_path, name):
+def _start(program, tmp_path, name, config="small"):
     ready = tmp_path / f"{name}.url"
     log = open(tmp_path / f"{name}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fireforge.sw.cli", "simboard", "--program", str(program),
-         "--port", "0", "--ready-file", str(ready), "--build-dir", str(tmp_path / "build")],
+         "--config", config, "--port", "0", "--ready-file", str(ready), "--build-dir",
+         str(tmp_path / "build")],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     while not ready.exists():
@@ -189,3 +190,26 @@ def test_killed_board_gives_a_clear_error(simboard, programs):
     assert not t.is_alive(), "the driver hangs after the board died"
     assert errors and ("connection to the board closed" in str(errors[0])
                        or "no valid reply" in str(errors[0])), errors
+
+
+def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, tmp_path,
+                                                       capsys):
+    """The iCE40 UltraPlus configuration as the board has it (activations in two single-port
+    banks, int8 weights in SPRAM, no codebook decoder): it starts with no model, says so, and
+    `infer --load` loads the program over the UART and classifies bit-exactly."""
+    program = load_program(quick_tiny_up5k_program)
+    proc, url = _start(program.path, tmp_path, "up5k", config="up5k")
+    try:
+        with Board.open(url) as board:
+            info = board.info()
+            assert not info.state["model_valid"] and info.features["spram_weights"]
+            assert (info.columns, info.codebook_bits, info.features["spram_acts"]) == (4, 0, True)
+            with pytest.raises(BoardError, match="no model yet.*SPRAM"):
+                board.check_model(program)
+        capsys.readouterr()
+        assert main(["infer", "--port", url, "--program", str(program.path), "--data", "digits",
+                     "--count", "3", "--load", "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["golden_agreement"] == 1.0 and len(out["results"]) == 3
+    finally:
+        _stop(proc)
