@@ -276,18 +276,26 @@ class Accelerator(wiring.Component):
         m.submodules.conv = conv = ConvEngine(
             cfg, self.act_aw, *(_aw(self.space_words[s][0])
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
-        m.submodules.maxpool = pool = MaxPool(self.act_aw)
-        m.submodules.gsum = gsum = GlobalSum(self.act_aw, self.res_aw)
+        # with memory_registers the activation read data is registered once here, for every
+        # unit (a block RAM's output and the multiplexer of its blocks make a long path)
+        latency = 1 + cfg.memory_registers
+        m.submodules.maxpool = pool = MaxPool(self.act_aw, latency)
+        m.submodules.gsum = gsum = GlobalSum(self.act_aw, self.res_aw, latency)
         units = {Op.CONV: conv, Op.MAXPOOL: pool, Op.AVGPOOL: gsum}
         if cfg.bypass_add:
-            m.submodules.add = units[Op.ADD] = BypassAdd(self.act_aw)
+            m.submodules.add = units[Op.ADD] = BypassAdd(self.act_aw, latency)
 
         # The descriptor arrives one program word at a time (see FETCH).
         desc_bits = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BYTES * 8)
         desc = data.View(Descriptor, desc_bits[:Descriptor.size])
         consts = Signal(LayerConstants)
+        unit_rdata = Signal(ACT_BITS)
+        if cfg.memory_registers:
+            m.d.sync += unit_rdata.eq(act.rd_data)
+        else:
+            m.d.comb += unit_rdata.eq(act.rd_data)
         for u in units.values():
-            m.d.comb += [u.desc.eq(desc), u.consts.eq(consts), u.act_rdata.eq(act.rd_data)]
+            m.d.comb += [u.desc.eq(desc), u.consts.eq(consts), u.act_rdata.eq(unit_rdata)]
         m.d.comb += [
             w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
             conv.w_rdata.eq(w_rd.rd_data),

@@ -57,8 +57,9 @@ class AcceleratorConfig:
     fifo_depth
         Finished output groups buffered between the array and requantization.
     memory_registers
-        Register the convolution's memory read addresses and read data (two more pipeline
-        stages): short paths to block RAMs spread over a large device, for 100 MHz on the ECP5.
+        Register the memory read addresses and read data, and the weight indices before the
+        codebook lookup (three more convolution stages, one more for the other units): short
+        paths to block RAMs spread over a large device, for the ECP5's 100 MHz.
     model_slots
         Copies of the model memories: 2 lets the host load a new model beside the running one
         and switch only when its CRC checks out; 1 halves the memory, and a load replaces the

@@ -36,8 +36,9 @@ from .requant import Requantizer
 
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES"]
 
-#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address and read data
-MEMORY_REGISTER_STAGES = 2
+#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, read data,
+#: and the decoded indices before the codebook lookup
+MEMORY_REGISTER_STAGES = 3
 
 #: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
 #: holds a whole number of steps
@@ -109,9 +110,11 @@ class ConvEngine(wiring.Component):
         credits = Signal(range(cfg.fifo_depth + 1))
         issuing = Signal()
 
-        kmax = Mux(k3, 2, 0)
-        first = (ky == 0) & (kx == 0) & (ci == 0)
-        last = (ky == kmax) & (kx == kmax) & (ci == in_c - 1)
+        # Each counter's "at its last value" is a register, kept one step ahead, so that the
+        # step's decisions start at flip-flops, not at comparators (the ECP5's critical path).
+        ends = {n: Signal(name=f"{n}_end") for n in ("ci", "kx", "ky", "g", "ox", "oy")}
+        first = Signal()  # the step starts a group
+        last = ends["ci"] & ends["kx"] & ends["ky"]
         iy, ix = iy0 + ky, ix0 + kx
         is_pad = (iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)
         can_issue = ~first | (credits != 0)
@@ -138,7 +141,7 @@ class ConvEngine(wiring.Component):
             issue_ctl.meta.param.eq(param_base + g_base),
         ]
         chain = [issue_ctl]
-        for k in range(1 + MEMORY_REGISTER_STAGES * cfg.memory_registers):
+        for k in range(1 + 2 * cfg.memory_registers):  # (address and data registers)
             reg = Signal(ctl, name=f"ctl{k + 1}")
             m.d.sync += reg.eq(chain[-1])
             chain.append(reg)
@@ -147,19 +150,24 @@ class ConvEngine(wiring.Component):
         w_addr = w_base[clog:] + (wpos >> spw_log)
         act_rdata, w_rdata = Signal(ACT_BITS), Signal(C * 8)
         if cfg.memory_registers:
+            # (the accelerator registers the activation read data for every unit)
             act_addr_r, w_addr_r = Signal(self._aw), Signal(len(self.w_raddr))
             m.d.sync += [act_addr_r.eq(act_addr), w_addr_r.eq(w_addr),
-                         act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
-            m.d.comb += [self.act_raddr.eq(act_addr_r), self.w_raddr.eq(w_addr_r)]
+                         w_rdata.eq(self.w_rdata)]
+            m.d.comb += [self.act_raddr.eq(act_addr_r), self.w_raddr.eq(w_addr_r),
+                         act_rdata.eq(self.act_rdata)]
         else:
             m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr.eq(w_addr),
                          act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
 
         # ---------------------------------------------------------------- decode (stage 1)
+        # Index extraction, then the codebook lookup; with memory_registers the indices (and
+        # the step's control and activation) are registered between the two.
         m.submodules.array = array = MACArray(C)
         act = Mux(s1.pad, pad_value, act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
+        idxs = []
         for j in range(C):
             idx = Signal(8, name=f"idx{j}")
             # Column j's index of step ``s1.sub`` within the word: a mux over the few places
@@ -172,13 +180,22 @@ class ConvEngine(wiring.Component):
                         m.d.comb += idx.eq(Array(places)[s1.sub[:max(1, (8 // b - 1)
                                                                       .bit_length())]]
                                            if len(places) > 1 else places[0])
+            idxs.append(idx)
+        s2, act2 = s1, act
+        if cfg.memory_registers:
+            s2, act2 = Signal(ctl, name="ctl_decode"), Signal(ACT_BITS, name="act_decode")
+            m.d.sync += [s2.eq(s1), act2.eq(act)]
+            regs = [Signal(8, name=f"idx{j}_r") for j in range(C)]
+            m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
+            idxs = regs
+        for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
         a_meta = Signal(meta)
-        m.d.sync += [array.valid.eq(s1.valid), array.first.eq(s1.first),
-                     array.last.eq(s1.last), array.act.eq(act), a_meta.eq(s1.meta)]
+        m.d.sync += [array.valid.eq(s2.valid), array.first.eq(s2.first),
+                     array.last.eq(s2.last), array.act.eq(act2), a_meta.eq(s2.meta)]
         # The array's result appears two cycles after its last step: delay the metadata.
         p_meta, o_meta = Signal(meta), Signal(meta)
         m.d.sync += [p_meta.eq(a_meta), o_meta.eq(p_meta)]
@@ -225,7 +242,7 @@ class ConvEngine(wiring.Component):
 
         # ---------------------------------------------------------------- control
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | array.valid
+        m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | s2.valid | array.valid
                                  | array.out_valid | r_valid | rq.busy | q.r_rdy
                                  | (credits != cfg.fifo_depth))
         # Layer constants straight from the descriptor (the sequencer holds it for the layer).
@@ -254,7 +271,9 @@ class ConvEngine(wiring.Component):
                     oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
-                    outpix.eq(d.out_addr + d.out_offset),
+                    outpix.eq(d.out_addr + d.out_offset), first.eq(1),
+                    ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
+                    ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),
                 ]
                 m.next = "CODEBOOK"
             with m.State("CODEBOOK"):
@@ -273,9 +292,10 @@ class ConvEngine(wiring.Component):
                     m.next = "RUN"
             with m.State("RUN"):
                 with m.If(step):
-                    self._advance(m, ci, kx, ky, g, ox, oy, in_c, kmax, groups, OW, OH, kaddr,
+                    m.d.sync += first.eq(last)
+                    self._advance(m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr,
                                   krow, opix, orow, stride, rowstride, stride2, iy0, ix0, pad,
-                                  wpos, outpix, out_stride, issuing)
+                                  wpos, outpix, out_stride, issuing, ends)
                 with m.If(~issuing):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
@@ -284,38 +304,42 @@ class ConvEngine(wiring.Component):
                     m.next = "IDLE"
         return m
 
-    def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, kmax, groups, OW, OH, kaddr, krow, opix,
+    def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr, krow, opix,
                  orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, outpix, out_stride,
-                 issuing):
-        """Counter and address updates after one issued step."""
+                 issuing, ends):
+        """Counter and address updates after one issued step. Each counter's end flag is set
+        for its next value: "the value after this one is the last"."""
         sstride = Mux(stride2, stride << 1, stride)
         srow = Mux(stride2, rowstride << 1, rowstride)
         m.d.sync += wpos.eq(wpos + 1)
-        with m.If(ci + 1 < in_c):
-            m.d.sync += ci.eq(ci + 1)
+        with m.If(~ends["ci"]):
+            m.d.sync += [ci.eq(ci + 1), ends["ci"].eq(ci + 2 == in_c)]
         with m.Else():
-            m.d.sync += ci.eq(0)
-            with m.If(kx != kmax):
-                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+            m.d.sync += [ci.eq(0), ends["ci"].eq(in_c == 1)]
+            with m.If(~ends["kx"]):
+                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride), ends["kx"].eq(kx == 1)]
             with m.Else():
-                m.d.sync += kx.eq(0)
-                with m.If(ky != kmax):
+                m.d.sync += [kx.eq(0), ends["kx"].eq(~k3)]
+                with m.If(~ends["ky"]):
                     m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
-                                 kaddr.eq(krow + rowstride)]
+                                 kaddr.eq(krow + rowstride), ends["ky"].eq(ky == 1)]
                 with m.Else():
-                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
-                    with m.If(g + 1 < groups):
-                        m.d.sync += g.eq(g + 1)
+                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix), ends["ky"].eq(~k3)]
+                    with m.If(~ends["g"]):
+                        m.d.sync += [g.eq(g + 1), ends["g"].eq(g + 2 == groups)]
                     with m.Else():
-                        m.d.sync += [g.eq(0), wpos.eq(0), outpix.eq(outpix + out_stride)]
-                        with m.If(ox + 1 < OW):
+                        m.d.sync += [g.eq(0), wpos.eq(0), outpix.eq(outpix + out_stride),
+                                     ends["g"].eq(groups == 1)]
+                        with m.If(~ends["ox"]):
                             nxt = opix + sstride
                             m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
-                                         kaddr.eq(nxt), ix0.eq(ix0 + Mux(stride2, 2, 1))]
+                                         kaddr.eq(nxt), ix0.eq(ix0 + Mux(stride2, 2, 1)),
+                                         ends["ox"].eq(ox + 2 == OW)]
                         with m.Else():
                             nxt = orow + srow
                             m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
                                          krow.eq(nxt), kaddr.eq(nxt), ix0.eq(-pad),
-                                         iy0.eq(iy0 + Mux(stride2, 2, 1))]
-                            with m.If(oy + 1 == OH):
+                                         iy0.eq(iy0 + Mux(stride2, 2, 1)),
+                                         ends["ox"].eq(OW == 1), ends["oy"].eq(oy + 2 == OH)]
+                            with m.If(ends["oy"]):
                                 m.d.sync += issuing.eq(0)

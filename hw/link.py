@@ -264,6 +264,7 @@ class HostLink(wiring.Component):
         step = Signal()
         loading = Signal()
         body = Signal(8)  # the reply body's byte idx (see the end)
+        body_r = Signal(8)
         word, lane = Signal(32), Signal(16)
         m.d.comb += acc.step.eq(step)
 
@@ -496,10 +497,16 @@ class HostLink(wiring.Component):
                             m.next = "REPLY_SETUP"
             with m.State("REPLY_SETUP"):
                 # memory addresses follow idx; their data is there one cycle later
+                m.next = "REPLY_LATCH"
+            with m.State("REPLY_LATCH"):
+                # the byte is registered before the frame encoder and its CRC: a block RAM's
+                # output, the body multiplexer and the CRC in one cycle were the ECP5's
+                # critical path
+                m.d.sync += body_r.eq(body)
                 m.next = "REPLY_BODY"
             with m.State("REPLY_BODY"):
                 m.d.comb += [ftx.valid.eq(1), ftx.last.eq(idx == body_len - 1),
-                             ftx.data.eq(body)]
+                             ftx.data.eq(body_r)]
                 with m.If(ftx.ready):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == body_len - 1):
@@ -514,7 +521,7 @@ class HostLink(wiring.Component):
 
         # ------------------------------------------------------------ reply bodies
         # Byte idx of each command's reply body; memory addresses follow idx, so the byte is
-        # valid in REPLY_BODY, a cycle after REPLY_SETUP set idx.
+        # valid in REPLY_LATCH, a cycle after REPLY_SETUP set idx, and registered there.
         # Every reply is a view of its protocol layout, filled by field name.
         state_flags = Signal(StateFlags)
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),

@@ -49,12 +49,14 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
         last = counts[-1]
         codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
         return round(work - (per_group(last) - steps) + _CONV_TAIL + extra + last + codebook)
+    # the accelerator's activation read-data register, where configured
+    reg = int(config.memory_registers)
     if d.op == Op.MAXPOOL:
-        return d.out_h * d.out_w * d.out_c * 9 + _MAXPOOL_TAIL
+        return d.out_h * d.out_w * d.out_c * 9 + _MAXPOOL_TAIL + reg
     if d.op == Op.AVGPOOL:
-        return d.in_h * d.in_w * d.in_c + _SUM_TAIL
+        return d.in_h * d.in_w * d.in_c + _SUM_TAIL + reg
     if d.op == Op.ADD:
-        return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL
+        return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL + reg
     raise ValueError(f"unknown opcode {d.op}")
 
 

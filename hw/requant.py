@@ -13,8 +13,8 @@ from amaranth.lib.wiring import In, Out
 
 from .isa import ACC_BITS, ACT_BITS, ACT_MAX, MAX_SHIFT, MULT_BITS
 
-__all__ = ["Requantizer", "round_shift_clamp", "add_rounding", "shift_clamp", "SHIFT_BITS",
-           "REQUANT_LATENCY"]
+__all__ = ["Requantizer", "round_shift_clamp", "add_rounding", "shift_clamp", "clamp",
+           "SHIFT_BITS", "REQUANT_LATENCY"]
 
 SHIFT_BITS = MAX_SHIFT.bit_length()
 
@@ -35,17 +35,21 @@ def add_rounding(value: Value, shift: Value) -> Value:
 
 def shift_clamp(rounded: Value, shift: Value) -> Value:
     """``clamp(rounded >> shift, 0, ACT_MAX)`` (arithmetic shift of a signed value)."""
-    shifted = rounded.as_signed() >> shift
-    return Mux(shifted < 0, 0, Mux(shifted > ACT_MAX, ACT_MAX, shifted))
+    return clamp(rounded.as_signed() >> shift)
+
+
+def clamp(value: Value) -> Value:
+    """``value`` (signed) clamped to ``0 .. ACT_MAX``."""
+    return Mux(value < 0, 0, Mux(value > ACT_MAX, ACT_MAX, value))
 
 
 #: cycles from an input beat of the :class:`Requantizer` to its output byte
-REQUANT_LATENCY = 4
+REQUANT_LATENCY = 5
 
 
 class Requantizer(wiring.Component):
-    """Four-stage pipeline: ``acc + bias``, times ``mult``, plus the rounding term, shift and
-    clamp (each a short path at the ECP5's 100 MHz).
+    """Five-stage pipeline: ``acc + bias``, times ``mult``, plus the rounding term, the shift,
+    the clamp (each a short path at the ECP5's 100 MHz).
 
     Each input beat (``i_valid``) gives one output byte ``y`` :data:`REQUANT_LATENCY` cycles
     later with ``o_valid`` and the ``tag`` it came with (the output address). ``busy`` while any
@@ -72,8 +76,9 @@ class Requantizer(wiring.Component):
         total = Signal(signed(ACC_BITS + 1), reset_less=True)
         prod = Signal(signed(ACC_BITS + 1 + MULT_BITS + 1), reset_less=True)
         rounded = Signal(signed(len(prod) + 1), reset_less=True)
-        v1, v2, v3 = Signal(), Signal(), Signal()
-        t1, t2, t3 = Signal(self.tag_bits), Signal(self.tag_bits), Signal(self.tag_bits)
+        shifted = Signal(signed(len(prod) + 1), reset_less=True)
+        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
+        t1, t2, t3, t4 = (Signal(self.tag_bits, name=f"t{k}") for k in range(1, 5))
         s1, s2, s3 = Signal(SHIFT_BITS), Signal(SHIFT_BITS), Signal(SHIFT_BITS)
         mult1 = Signal(signed(MULT_BITS + 1))
         m.d.sync += [
@@ -81,7 +86,8 @@ class Requantizer(wiring.Component):
             t1.eq(self.tag), s1.eq(self.shift),
             prod.eq(total * mult1), v2.eq(v1), t2.eq(t1), s2.eq(s1),
             rounded.eq(add_rounding(prod, s2)), v3.eq(v2), t3.eq(t2), s3.eq(s2),
-            self.y.eq(shift_clamp(rounded, s3)), self.o_valid.eq(v3), self.o_tag.eq(t3),
+            shifted.eq(rounded >> s3), v4.eq(v3), t4.eq(t3),
+            self.y.eq(clamp(shifted)), self.o_valid.eq(v4), self.o_tag.eq(t4),
         ]
-        m.d.comb += self.busy.eq(self.i_valid | v1 | v2 | v3 | self.o_valid)
+        m.d.comb += self.busy.eq(self.i_valid | v1 | v2 | v3 | v4 | self.o_valid)
         return m

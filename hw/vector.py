@@ -8,7 +8,7 @@ counted in MAC-array utilization.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -19,11 +19,28 @@ __all__ = ["MaxPool", "GlobalSum", "BypassAdd"]
 
 
 def _ports(aw: int, extra: dict | None = None) -> dict:
+    """The units' ports. ``act_rdata`` is the byte read ``read_latency`` cycles after
+    ``act_raddr`` (1: the memory itself; 2: with the accelerator's read-data register)."""
     return {"start": In(1), "done": Out(1), "desc": In(Descriptor),
             "consts": In(LayerConstants),
             "act_raddr": Out(aw), "act_rdata": In(ACT_BITS),
             "act_waddr": Out(aw), "act_wdata": Out(ACT_BITS), "act_we": Out(1),
             **(extra or {})}
+
+
+def _read_stage(m: Module, latency: int, pairs: list) -> list[Signal]:
+    """``dst`` follows ``src`` by ``latency`` cycles, the activation memory's read latency, so
+    it lines up with the data. Returns the first signal of each earlier stage (by convention the
+    valid bit), which the drain condition must wait for too."""
+    values = [src for _, src in pairs]
+    earlier = []
+    for k in range(latency - 1):
+        regs = [Signal.like(dst, name=f"{dst.name}_s{k}") for dst, _ in pairs]
+        m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
+        earlier.append(regs[0])
+        values = regs
+    m.d.sync += [dst.eq(v) for (dst, _), v in zip(pairs, values, strict=True)]
+    return earlier
 
 
 def _control(m: Module, unit, running: Signal, drained, load: list, step, setup: bool = True):
@@ -57,8 +74,9 @@ class MaxPool(wiring.Component):
     """3x3 stride-2 max pool, ceil mode: window positions past the edge are skipped (reading as
     0, which cannot win over unsigned values). Ten cycles per output byte."""
 
-    def __init__(self, aw: int):
+    def __init__(self, aw: int, read_latency: int = 1):
         self._aw = aw
+        self.read_latency = read_latency
         super().__init__(_ports(aw))
 
     def elaborate(self, platform):
@@ -80,8 +98,8 @@ class MaxPool(wiring.Component):
         first = (ky == 0) & (kx == 0)
         last = (ky == 2) & (kx == 2)
         m.d.comb += self.act_raddr.eq((kaddr + c)[:self._aw])
-        m.d.sync += [v1.eq(running), first1.eq(first), last1.eq(last), inb1.eq(inb),
-                     waddr1.eq(outpix + c)]
+        pending = _read_stage(m, self.read_latency, [
+            (v1, running), (first1, first), (last1, last), (inb1, inb), (waddr1, outpix + c)])
         value = Mux(inb1, self.act_rdata, 0)
         cur = Mux(first1, value, Mux(value > best, value, best))
         with m.If(v1):
@@ -118,15 +136,16 @@ class MaxPool(wiring.Component):
                             with m.If(oy + 1 == d.out_h):
                                 m.d.sync += running.eq(0)
 
-        _control(m, self, running, ~v1, load, step, setup=False)
+        _control(m, self, running, ~Cat(v1, *pending).any(), load, step, setup=False)
         return m
 
 
 class GlobalSum(wiring.Component):
     """Per channel, the sum of the map (int32) into the result memory at ``out_addr + c``."""
 
-    def __init__(self, aw: int, res_aw: int):
+    def __init__(self, aw: int, res_aw: int, read_latency: int = 1):
         self._aw = aw
+        self.read_latency = read_latency
         super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
                                      "res_we": Out(1)}))
 
@@ -142,7 +161,8 @@ class GlobalSum(wiring.Component):
         npix = Signal(20)
         first, last = pix == 0, pix + 1 == npix
         m.d.comb += self.act_raddr.eq(addr[:self._aw])
-        m.d.sync += [v1.eq(running), first1.eq(first), last1.eq(last), c1.eq(c)]
+        pending = _read_stage(m, self.read_latency, [
+            (v1, running), (first1, first), (last1, last), (c1, c)])
         total = Mux(first1, 0, acc) + self.act_rdata
         with m.If(v1):
             m.d.sync += acc.eq(total)
@@ -159,7 +179,7 @@ class GlobalSum(wiring.Component):
                 with m.If(c + 1 == d.in_c):
                     m.d.sync += running.eq(0)
 
-        _control(m, self, running, ~v1, load, step)
+        _control(m, self, running, ~Cat(v1, *pending).any(), load, step)
         return m
 
 
@@ -167,8 +187,9 @@ class BypassAdd(wiring.Component):
     """``clamp((x1 * mult1 + x2 * mult2 + 2**(shift-1)) >> shift, 0, 255)`` per element; two
     reads (one port) per element."""
 
-    def __init__(self, aw: int):
+    def __init__(self, aw: int, read_latency: int = 1):
         self._aw = aw
+        self.read_latency = read_latency
         super().__init__(_ports(aw))
 
     def elaborate(self, platform):
@@ -187,7 +208,7 @@ class BypassAdd(wiring.Component):
         rnd_v, rnd_o = Signal(), Signal(self._aw + 1)
         rounded = Signal(signed(len(total) + 1))
         m.d.comb += self.act_raddr.eq(Mux(phase, a2 + c, a1 + c)[:self._aw])
-        m.d.sync += [v1.eq(running), ph1.eq(phase), o1.eq(ao + c)]
+        pending = _read_stage(m, self.read_latency, [(v1, running), (ph1, phase), (o1, ao + c)])
         with m.If(v1 & ~ph1):
             m.d.sync += [x1.eq(self.act_rdata), o2.eq(o1)]
         m.d.sync += sum_v.eq(v1 & ph1)
@@ -212,5 +233,5 @@ class BypassAdd(wiring.Component):
                     with m.If(pix + 1 == npix):
                         m.d.sync += running.eq(0)
 
-        _control(m, self, running, ~v1 & ~sum_v & ~rnd_v, load, step)
+        _control(m, self, running, ~Cat(v1, sum_v, rnd_v, *pending).any(), load, step)
         return m

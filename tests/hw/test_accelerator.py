@@ -121,8 +121,8 @@ def test_bank_and_unit_mismatches_are_refused(tmp_path):
 
 
 def test_memory_registers_bit_exact(tmp_path):
-    """Registered memory addresses and data (the ECP5 configuration's two extra stages): the
-    same sums, each layer two cycles longer to drain."""
+    """Registered memory addresses, data and indices (the ECP5 configuration's extra stages):
+    the same sums, each convolution a few cycles longer to drain."""
     net = SqueezeNetConfig(6, 3, 2, 1, (FireSpec(3, 5, 6), FireSpec(4, 6, 5)), (0, 1, 2),
                            num_classes=5, in_channels=3, input_size=29, bypass="simple")
     program, x = compile_random(net, 7, 4, tmp_path, images=2)
