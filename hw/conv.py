@@ -245,8 +245,11 @@ class ConvEngine(wiring.Component):
         m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | s2.valid | array.valid
                                  | array.out_valid | r_valid | rq.busy | q.r_rdy
                                  | (credits != cfg.fifo_depth))
-        # Layer constants straight from the descriptor (the sequencer holds it for the layer).
-        m.d.comb += [
+        # Layer constants from the descriptor (the sequencer holds it for the layer, and the
+        # constants are ready long before GO). With memory_registers they are registers: some
+        # fan out to every column (on the 85F the codebook select crossed the die).
+        layer_domain = m.d.sync if cfg.memory_registers else m.d.comb
+        layer_domain += [
             k3.eq(d.kernel == 3), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),
             W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
             pad.eq(d.pad != 0), stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride),

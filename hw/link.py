@@ -288,15 +288,18 @@ class HostLink(wiring.Component):
                                  space_bytes.eq(entries * wb),
                                  word_offset.eq(w_args.word << (wb.bit_length() - 1))]
 
-        # Range checks of the arguments, registered (a short path at 100 MHz): the argument
-        # register is final after HEADER, and DISPATCH gives these a cycle before EXECUTE.
+        # Range checks of the arguments, registered in two steps (short paths at 100 MHz): the
+        # argument register is final after HEADER; DISPATCH and ARGUMENTS give them two cycles
+        # before EXECUTE.
+        word_end = Signal(48)  # the byte after the last one WRITE_WEIGHTS writes
+        m.d.sync += word_end.eq(word_offset + w_args.lane + w_args.length)
         image_range_bad, weights_range_bad, commit_bad = Signal(), Signal(), Signal()
         m.d.sync += [
             image_range_bad.eq((mem_args.length > MAX_DATA)
                                | (mem_args.addr + mem_args.length > cfg.act_bytes)),
             weights_range_bad.eq(~space_ok | (w_args.length > MAX_DATA)
                                  | (w_args.lane >= space_wb)
-                                 | (word_offset + w_args.lane + w_args.length > space_bytes)),
+                                 | (word_end > space_bytes)),
             commit_bad.eq((commit_layers == 0) | (commit_layers > cfg.program_entries)
                           | (commit_classes == 0) | (commit_classes > cfg.result_entries)),
         ]
@@ -343,7 +346,9 @@ class HostLink(wiring.Component):
                 with m.If(length < CRC_BYTES + offset):
                     reply(Status.BAD_FRAME)
                 with m.Else():
-                    m.next = "EXECUTE"
+                    m.next = "ARGUMENTS"
+            with m.State("ARGUMENTS"):
+                m.next = "EXECUTE"
             with m.State("EXECUTE"):
                 fixed = data_len == 0
                 with m.Switch(cmd):
