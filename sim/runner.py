@@ -97,7 +97,7 @@ def build_model(design, top: str, build_dir: Path, simulator: str = "verilator",
         if log:
             log(f"building the {simulator} model in {sim_build}")
         try:
-            runner.build(verilog_sources=sources, hdl_toplevel=hdl_toplevel, build_dir=sim_build,
+            runner.build(sources=sources, hdl_toplevel=hdl_toplevel, build_dir=sim_build,
                          build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
                          log_file=sim_build / "build.log")
         except (SystemExit, RuntimeError) as e:
