@@ -3,9 +3,15 @@
 :class:`Accelerator` is one ``wiring.Component`` built from an :class:`~.config.AcceleratorConfig`
 and a compiled :class:`~fireforge.sw.program.Program`, whose images initialise the on-chip
 memories (program, weights, codebooks, per-channel params). The sequencer fetches one descriptor
-at a time, starts the unit its opcode names, and records the cycles each layer took.
+at a time (one 32-bit program word a cycle), computes the layer's size products with one
+shift-add multiplier, starts the unit its opcode names, and records the cycles each layer took.
 
-Host interface (the serial link attaches here later):
+Memories are block RAM, except where the configuration puts them in single-port SPRAM (the iCE40
+UltraPlus): the activations in two banks (the compiler keeps every layer's inputs and output in
+different banks), and the weights, which the bitstream cannot initialise, so such a chip starts
+with no model (``n_layers`` 0) until the host loads one.
+
+Host interface (the serial link, :mod:`.link`):
 
 * ``host_addr``/``host_wdata``/``host_we``: write activation memory (the input image) while idle;
   ``host_rdata``: the byte at ``host_addr`` one cycle later (any tensor, while idle or paused);
@@ -20,7 +26,8 @@ sequencer and engines read the active slot; ``mem_*`` writes one byte (``mem_lan
 ``mem_word`` of :class:`~.protocol.Space` ``mem_space``) into the load slot, which is the other
 slot when there are two (so a load never disturbs the running model) and the only one otherwise.
 ``commit`` (while idle) makes the load slot active and sets the number of layers to
-``commit_n_layers``. The bitstream's own program starts in slot 0.
+``commit_n_layers``. The bitstream's own program starts in slot 0. Single-port weights are
+written only while the engine is idle (the link answers BUSY otherwise).
 """
 
 from __future__ import annotations
