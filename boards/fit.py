@@ -56,7 +56,8 @@ def _round(n: int) -> int:
 def board_config(spec: BoardSpec, program, slots: int | None = None) -> AcceleratorConfig:
     """The configuration for ``program`` on ``spec``: the program's array width, memories sized
     to the program (rounded up, so a somewhat larger model can be loaded later), DSP
-    multipliers, and two model slots when they fit (``slots`` forces one or two)."""
+    multipliers, and two model slots when they fit (``slots`` forces one or two; a device with
+    SPRAM always gets the SPRAM layout with one slot)."""
     m = program.manifest
     columns = m["group"]
     images = program.images

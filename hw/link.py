@@ -159,10 +159,8 @@ class HostLink(wiring.Component):
         manifest = accelerator.program.manifest
         self.num_classes = manifest["num_classes"]
         # SPRAM weights start empty: no model (and a zero identity) until the host loads one
-        preloaded = self.config.weights_preloaded
         self.initial_info = (model_info_bytes(manifest["model_hash"], manifest["logit_scale"])
-                             if preloaded else bytes(_INFO_BYTES))
-        self.preloaded = preloaded
+                             if self.config.weights_preloaded else bytes(_INFO_BYTES))
         self.board = board
         if len(board.encode("ascii", "replace")) > BOARD_ID_BYTES:
             raise FireforgeError(f"board name {board!r}: at most {BOARD_ID_BYTES} characters")
@@ -172,7 +170,7 @@ class HostLink(wiring.Component):
             "tx_data": Out(8),
             "tx_valid": Out(1),
             "tx_ready": In(1),
-            "model_valid": Out(1, init=int(self.preloaded)),
+            "model_valid": Out(1, init=int(self.config.weights_preloaded)),
             "errors": Out(16),
             "acc": In(self.acc_signature),
         })
@@ -203,7 +201,7 @@ class HostLink(wiring.Component):
         m.submodules.info = info = memory.Memory(
             shape=8, depth=_INFO_BYTES * slots, init=list(self.initial_info))
         info_rd, info_wr = info.read_port(), info.write_port()
-        num_classes = Signal(16, init=self.num_classes if self.preloaded else 0)
+        num_classes = Signal(16, init=self.num_classes if cfg.weights_preloaded else 0)
         load_slot = Signal()
         m.d.comb += load_slot.eq(acc.slot ^ (slots - 1))
 
@@ -272,7 +270,7 @@ class HostLink(wiring.Component):
         idle = ~acc.busy & ~acc.paused
         # a load into the running slot, or into a single-port memory that the engine reads,
         # waits for the engine to be idle
-        single_port = (slots == 1) or not self.preloaded
+        single_port = (slots == 1) or not cfg.weights_preloaded
 
         # word bytes and word count of each model space, and the byte offset of the word
         # (a shift: the word sizes are powers of two, so no multiplier is spent here)
@@ -540,7 +538,7 @@ class HostLink(wiring.Component):
             info_reply.codebook_bits.eq(cfg.codebook_bits),
             info_reply.features.bypass_add.eq(cfg.bypass_add),
             info_reply.features.spram_acts.eq(cfg.act_banks > 1),
-            info_reply.features.spram_weights.eq(not self.preloaded),
+            info_reply.features.spram_weights.eq(not cfg.weights_preloaded),
             info_reply.act_bytes.eq(cfg.act_bytes), info_reply.weight_bytes.eq(cfg.weight_bytes),
             info_reply.codebook_entries.eq(cfg.codebook_entries),
             info_reply.param_entries.eq(cfg.param_entries),

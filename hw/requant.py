@@ -1,8 +1,10 @@
 """Requantization in gateware: the contract's ``clamp((x * M + 2**(S-1)) >> S, 0, 255)``.
 
 :func:`round_shift_clamp` is the one gateware expression of :func:`fireforge.hw.isa.requantize`
-(round half up, arithmetic shift, clamp at 0 and 255); the convolution's requantizer and the
-bypass add both use it, and the unit tests compare it with the isa function.
+(round half up, arithmetic shift, clamp at 0 and 255), made of :func:`add_rounding`,
+:func:`shift_clamp` and :func:`clamp`. The pipelines use those pieces with registers between
+them (the convolution's requantizer: rounding, shift, clamp; the bypass add: rounding, then
+shift and clamp); the unit tests compare the whole and the requantizer with the isa function.
 """
 
 from __future__ import annotations

@@ -562,9 +562,10 @@ def _cmd_infer(args) -> dict:
     results = []
     with _open_board(args) as board:
         if args.load and board.info().model_hash != program.model_hash:
-            info, seconds = _load_program(board, program)
+            info, seconds = _load_program(board, program)  # (load checks the new model)
             say(f"loaded {program.path} onto {info.board!r} in {seconds:.1f} s")
-        info = board.check_model(program)
+        else:
+            info = board.check_model(program)
         say(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.columns} MACs")
         for n, (name, image) in enumerate(zip(names, images, strict=True)):
