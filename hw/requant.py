@@ -1,48 +1,88 @@
 """Requantization in gateware: the contract's ``clamp((x * M + 2**(S-1)) >> S, 0, 255)``.
 
-:func:`round_shift_clamp` is the one gateware expression of :func:`fireforge.hw.isa.requantize`
-(round half up, arithmetic shift, clamp at 0 and 255), made of :func:`add_rounding`,
-:func:`shift_clamp` and :func:`clamp`. The pipelines use those pieces with registers between
-them (the convolution's requantizer: rounding, shift, clamp; the bypass add: rounding, then
-shift and clamp); the unit tests compare the whole and the requantizer with the isa function.
+No rounding adder and no full-width shifter are built. With ``q = x >> S`` (arithmetic) and
+``r`` = bit ``S-1`` of ``x`` (0 when ``S`` is 0), ``(x + 2**(S-1)) >> S == q + r``; so the byte
+needs only nine bits of ``x`` at a variable place (``r`` and the low byte of ``q``), whether any
+bit above them is set, and the sign:
+
+* :func:`select_window`: 16 bits of ``Cat(0, x)`` from bit ``8 * (S // 8)`` (a multiplexer of
+  whole bytes), and whether a bit above them is set;
+* :func:`window_bits`: the nine bits at ``S % 8`` inside the window and the "above" flag;
+* :func:`clamp_byte`: 0 for a negative ``x``, 255 when ``q`` reaches 256, else
+  ``min(q + r, 255)``.
+
+:func:`round_shift_clamp` is all three in one cycle; the pipelines put registers between them
+(the requantizer below, and the bypass add). The unit tests hold them to
+:func:`fireforge.hw.isa.requantize`, the definition.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .isa import ACC_BITS, ACT_BITS, ACT_MAX, MAX_SHIFT, MULT_BITS
 
-__all__ = ["Requantizer", "round_shift_clamp", "add_rounding", "shift_clamp", "clamp",
-           "SHIFT_BITS", "REQUANT_LATENCY"]
+__all__ = ["Requantizer", "round_shift_clamp", "select_window", "window_bits", "clamp_byte",
+           "Window", "Nine", "SHIFT_BITS", "REQUANT_LATENCY"]
 
 SHIFT_BITS = MAX_SHIFT.bit_length()
+#: the shift's low bits, applied inside the window
+_FINE_BITS = 3
+_FINE = 1 << _FINE_BITS
+#: ``r``, the byte of ``q``, and ``_FINE - 1`` places the fine shift may move them
+_WINDOW_BITS = ACT_BITS + 1 + _FINE - 1
+assert ACT_MAX == (1 << ACT_BITS) - 1
+
+#: the output of :func:`select_window`
+Window = data.StructLayout({
+    "bits": _WINDOW_BITS,  # Cat(0, x) from bit 8 * (S // 8)
+    "above": 1,            # a bit of Cat(0, x) above the window is set
+    "negative": 1,         # x < 0
+    "fine": _FINE_BITS,    # S % 8
+})
+#: the output of :func:`window_bits`
+Nine = data.StructLayout({
+    "r": 1,                # bit S-1 of x (the rounding bit)
+    "q": ACT_BITS,         # bits S .. S+7 of x
+    "above": 1,            # a bit of x from S+8 up is set
+    "negative": 1,
+})
+
+
+def select_window(value: Value, shift: Value) -> Value:
+    """The :data:`Window` of the signed ``value`` for ``shift``."""
+    value = value.as_signed()
+    places = 1 << (len(shift) - _FINE_BITS)
+    width = max(len(value) + 1, _FINE * (places - 1) + _WINDOW_BITS)
+    # Cat(0, value) (bit S of it is bit S-1 of value), sign-extended past the last window
+    ext = Cat(Const(0, 1), value, value[-1].replicate(width - len(value) - 1))
+    windows = [ext[_FINE * k:_FINE * k + _WINDOW_BITS] for k in range(places)]
+    aboves = [ext[_FINE * k + _WINDOW_BITS:].any() if _FINE * k + _WINDOW_BITS < width
+              else Const(0) for k in range(places)]
+    coarse = shift[_FINE_BITS:]
+    return Cat(Array(windows)[coarse], Array(aboves)[coarse], value[-1], shift[:_FINE_BITS])
+
+
+def window_bits(window: Value) -> Value:
+    """The :data:`Nine` bits of a :data:`Window`: a shift by ``S % 8`` inside it."""
+    w = data.View(Window, window)
+    moved = w.bits >> w.fine
+    return Cat(moved[:ACT_BITS + 1], moved[ACT_BITS + 1:].any() | w.above, w.negative)
+
+
+def clamp_byte(nine: Value) -> Value:
+    """The requantized byte from the :data:`Nine` bits."""
+    n = data.View(Nine, nine)
+    rounded = n.q + n.r  # ACT_BITS + 1 bits: 256 when q is 255 and rounds up
+    return Mux(n.negative, 0, Mux(n.above | rounded[ACT_BITS], ACT_MAX, rounded[:ACT_BITS]))
 
 
 def round_shift_clamp(value: Value, shift: Value) -> Value:
     """``clamp((value + 2**(shift-1)) >> shift, 0, ACT_MAX)``; no rounding term when shift is 0.
-    ``value`` is signed. In one cycle; pipelines split it into :func:`add_rounding` and
-    :func:`shift_clamp` with a register between."""
-    return shift_clamp(add_rounding(value, shift), shift)
-
-
-def add_rounding(value: Value, shift: Value) -> Value:
-    """``value + 2**(shift-1)`` (``value`` when shift is 0), one bit wider, signed."""
-    width = len(value) + 1
-    rnd = Mux(shift == 0, 0, Const(1, unsigned(width)) << (shift - 1)[:len(shift)])
-    return value.as_signed() + rnd.as_signed()
-
-
-def shift_clamp(rounded: Value, shift: Value) -> Value:
-    """``clamp(rounded >> shift, 0, ACT_MAX)`` (arithmetic shift of a signed value)."""
-    return clamp(rounded.as_signed() >> shift)
-
-
-def clamp(value: Value) -> Value:
-    """``value`` (signed) clamped to ``0 .. ACT_MAX``."""
-    return Mux(value < 0, 0, Mux(value > ACT_MAX, ACT_MAX, value))
+    ``value`` is signed. In one cycle; the pipelines register between the three parts."""
+    return clamp_byte(window_bits(select_window(value, shift)))
 
 
 #: cycles from an input beat of the :class:`Requantizer` to its output byte
@@ -50,8 +90,8 @@ REQUANT_LATENCY = 5
 
 
 class Requantizer(wiring.Component):
-    """Five-stage pipeline: ``acc + bias``, times ``mult``, plus the rounding term, the shift,
-    the clamp (each a short path at the ECP5's 100 MHz).
+    """Five-stage pipeline: ``acc + bias``, times ``mult``, the byte-wise window, the bit-wise
+    shift, the clamp (each a short path at the ECP5's 100 MHz).
 
     Each input beat (``i_valid``) gives one output byte ``y`` :data:`REQUANT_LATENCY` cycles
     later with ``o_valid`` and the ``tag`` it came with (the output address). ``busy`` while any
@@ -77,19 +117,19 @@ class Requantizer(wiring.Component):
         m = Module()
         total = Signal(signed(ACC_BITS + 1), reset_less=True)
         prod = Signal(signed(ACC_BITS + 1 + MULT_BITS + 1), reset_less=True)
-        rounded = Signal(signed(len(prod) + 1), reset_less=True)
-        shifted = Signal(signed(len(prod) + 1), reset_less=True)
+        window = Signal(Window, reset_less=True)
+        nine = Signal(Nine, reset_less=True)
         v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
         t1, t2, t3, t4 = (Signal(self.tag_bits, name=f"t{k}") for k in range(1, 5))
-        s1, s2, s3 = Signal(SHIFT_BITS), Signal(SHIFT_BITS), Signal(SHIFT_BITS)
+        s1, s2 = Signal(SHIFT_BITS), Signal(SHIFT_BITS)
         mult1 = Signal(signed(MULT_BITS + 1))
         m.d.sync += [
             total.eq(self.acc + self.bias), mult1.eq(self.mult), v1.eq(self.i_valid),
             t1.eq(self.tag), s1.eq(self.shift),
             prod.eq(total * mult1), v2.eq(v1), t2.eq(t1), s2.eq(s1),
-            rounded.eq(add_rounding(prod, s2)), v3.eq(v2), t3.eq(t2), s3.eq(s2),
-            shifted.eq(rounded >> s3), v4.eq(v3), t4.eq(t3),
-            self.y.eq(clamp(shifted)), self.o_valid.eq(v4), self.o_tag.eq(t4),
+            window.eq(select_window(prod, s2)), v3.eq(v2), t3.eq(t2),
+            nine.eq(window_bits(window)), v4.eq(v3), t4.eq(t3),
+            self.y.eq(clamp_byte(nine)), self.o_valid.eq(v4), self.o_tag.eq(t4),
         ]
         m.d.comb += self.busy.eq(self.i_valid | v1 | v2 | v3 | v4 | self.o_valid)
         return m

@@ -13,7 +13,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor, LayerConstants
-from .requant import add_rounding, shift_clamp
+from .requant import Window, clamp_byte, select_window, window_bits
 
 __all__ = ["MaxPool", "GlobalSum", "BypassAdd"]
 
@@ -206,7 +206,7 @@ class BypassAdd(wiring.Component):
         sum_v, sum_o = Signal(), Signal(self._aw + 1)
         total = Signal(signed(ACT_BITS + MULT_BITS + 2))
         rnd_v, rnd_o = Signal(), Signal(self._aw + 1)
-        rounded = Signal(signed(len(total) + 1))
+        window = Signal(Window)
         m.d.comb += self.act_raddr.eq(Mux(phase, a2 + c, a1 + c)[:self._aw])
         pending = _read_stage(m, self.read_latency, [(v1, running), (ph1, phase), (o1, ao + c)])
         with m.If(v1 & ~ph1):
@@ -214,10 +214,10 @@ class BypassAdd(wiring.Component):
         m.d.sync += sum_v.eq(v1 & ph1)
         with m.If(v1 & ph1):
             m.d.sync += [total.eq(x1 * d.mult1 + self.act_rdata * d.mult2), sum_o.eq(o2)]
-        # rounding term, then shift and clamp, a register apart
-        m.d.sync += [rnd_v.eq(sum_v), rnd_o.eq(sum_o), rounded.eq(add_rounding(total, d.shift))]
+        # the requantizer's window, then its shift and clamp, a register apart
+        m.d.sync += [rnd_v.eq(sum_v), rnd_o.eq(sum_o), window.eq(select_window(total, d.shift))]
         m.d.comb += [self.act_we.eq(rnd_v), self.act_waddr.eq(rnd_o[:self._aw]),
-                     self.act_wdata.eq(shift_clamp(rounded, d.shift))]
+                     self.act_wdata.eq(clamp_byte(window_bits(window)))]
         load = [npix.eq(self.consts.out_pixels), pix.eq(0), c.eq(0), phase.eq(0),
                 a1.eq(d.in_addr + d.in_offset), a2.eq(d.in2_addr),
                 ao.eq(d.out_addr + d.out_offset)]

@@ -18,6 +18,31 @@ def _cases(n=300, seed=0):
     mult[: len(EDGE_ACC)] = 1
     shift = rng.integers(0, 64, len(acc))
     shift[: len(EDGE_ACC)] = 4
+    # Products near every boundary the gateware decides, for every shift: round down / up, the
+    # clamp at 0 and at 255, and a bit just above the selected byte (mult 1, acc = product).
+    near = []
+    for s in range(64):
+        for y in (0, 1, 127, 254, 255, 256, 511):
+            for d in (-1, 0, 1):
+                v = (y << s) + (((1 << s) >> 1) + d if s else d)
+                for x in (v, -v):
+                    if -(2**31) <= x < 2**31:
+                        near.append((x, s))
+    near = [(x, 1, s) for x, s in near]
+    near.extend((int(rng.integers(-(2**31), 2**31)), 1, int(rng.integers(0, 32)))
+                for _ in range(200))
+    # the same boundaries for the shifts of products wider than int32: mult 2**15
+    for s in range(16, 64):
+        for y in (0, 1, 127, 254, 255, 256):
+            for d in (-(2**15), 0, 2**15):
+                x = ((y << s) + (1 << (s - 1)) + d) >> 15
+                for a in (x, -x):
+                    if -(2**31) <= a < 2**31:
+                        near.append((a, 2**15, s))
+    acc = np.concatenate([acc, [x for x, _, _ in near]])
+    bias = np.concatenate([bias, np.zeros(len(near), np.int64)])
+    mult = np.concatenate([mult, [k for _, k, _ in near]])
+    shift = np.concatenate([shift, [s for _, _, s in near]])
     # keep acc + bias inside int32, as the compiler proves
     total = np.clip(acc + bias, -(2**31), 2**31 - 1)
     return total - bias, bias, mult, shift
@@ -58,7 +83,9 @@ def test_round_shift_clamp_combinational():
     y = Signal(8)
     m.d.comb += y.eq(round_shift_clamp(value, shift))
     cases = [(5, 1), (-5, 1), (3, 1), (-3, 1), (255 * 16 + 8, 4), (256 * 16 - 9, 4), (-1, 0),
-             (300, 0), (2**39 - 1, 31), (-(2**39), 39), (2**38, 39)]
+             (300, 0), (2**39 - 1, 31), (-(2**39), 39), (2**38, 39), (2**39 - 1, 63),
+             (2**39 - 1, 32), (255 * 2**31 + 2**30, 31), (255 * 2**31 + 2**30 - 1, 31),
+             (254 * 2**31 + 2**30, 31), (2**38 + 2**37, 30), (-(2**30), 30), (1, 1), (1, 2)]
 
     async def bench(ctx):
         for v, s in cases:
