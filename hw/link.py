@@ -9,7 +9,7 @@ arrive outside *receive* are dropped up to the next ``END``.
 """
 
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -87,8 +87,7 @@ class FrameTx(wiring.Component):
         m = Module()
         m.submodules.crc = crc = CRC.create()
         byte = Signal(8)  # the byte being sent (payload or CRC), before escaping
-        crc_bytes = Signal(32)
-        count = Signal(range(CRC_BYTES + 1))
+        count = Signal(range(CRC_BYTES + 1))  # CRC bytes still to send
         in_crc = Signal()
         with m.FSM():
             with m.State("IDLE"):
@@ -100,7 +99,9 @@ class FrameTx(wiring.Component):
             with m.State("TAKE"):
                 # accept one payload byte (or go on with the CRC)
                 with m.If(in_crc):
-                    m.d.sync += [byte.eq(crc_bytes[:8]), crc_bytes.eq(crc_bytes >> 8),
+                    # (the CRC stays put: no byte enters it after the payload's last)
+                    m.d.sync += [byte.eq(Array(crc.crc.word_select(i, 8)
+                                               for i in range(CRC_BYTES))[CRC_BYTES - count]),
                                  count.eq(count - 1)]
                     m.next = "SEND"
                 with m.Elif(self.valid):
@@ -111,8 +112,8 @@ class FrameTx(wiring.Component):
                     with m.Else():
                         m.next = "SEND"
             with m.State("LATCH"):
-                # the CRC register holds the payload's CRC one cycle after the last byte
-                m.d.sync += [crc_bytes.eq(crc.crc), count.eq(CRC_BYTES), in_crc.eq(1)]
+                # the CRC holds the payload's CRC one cycle after the last byte
+                m.d.sync += [count.eq(CRC_BYTES), in_crc.eq(1)]
                 m.next = "SEND"
             with m.State("SEND"):
                 special = (byte == SLIP_END) | (byte == SLIP_ESC)
@@ -263,7 +264,6 @@ class HostLink(wiring.Component):
         loading = Signal()
         body = Signal(8)  # the reply body's byte idx (see the end)
         body_r = Signal(8)
-        word, lane = Signal(32), Signal(16)
         m.d.comb += acc.step.eq(step)
 
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
@@ -272,32 +272,49 @@ class HostLink(wiring.Component):
         # waits for the engine to be idle
         single_port = (slots == 1) or not cfg.weights_preloaded
 
-        # word bytes and word count of each model space, and the byte offset of the word
-        # (a shift: the word sizes are powers of two, so no multiplier is spent here)
-        space_wb = Signal(16)
+        # Range checks of the arguments, in as few bits as the memories need: a high bit of an
+        # address or a word set is out of range by itself, so only the low bits are added (a
+        # 32-bit adder and comparator per check were a tenth of the UP5K's logic).
+        data_bits = MAX_DATA.bit_length()
+        act_bits = cfg.act_bytes.bit_length()
+
+        def out_of_range(value, bits):
+            return value[bits:].any() if len(value) > bits else Const(0)
+
+        # Word bytes and byte count of each model space, and the byte offset of the word (a
+        # shift: the word sizes are powers of two, so no multiplier is spent here).
+        space_bits = max(e * wb for e, wb in self.space_words.values()).bit_length()
+        lane_bits = max(wb for _, wb in self.space_words.values()).bit_length()
+        space_wb = Signal(lane_bits)
         space_ok = Signal()
-        space_bytes = Signal(40)
-        word_offset = Signal(48)
+        space_bytes = Signal(space_bits)
+        word_offset = Signal(space_bits + lane_bits)
+        word, lane = Signal(space_bits), Signal(lane_bits)  # WRITE_WEIGHTS's next byte
         with m.Switch(w_args.space):
             for space, (entries, wb) in self.space_words.items():
                 assert wb & (wb - 1) == 0, (space, wb)
                 with m.Case(space):
                     m.d.comb += [space_wb.eq(wb), space_ok.eq(1),
                                  space_bytes.eq(entries * wb),
-                                 word_offset.eq(w_args.word << (wb.bit_length() - 1))]
+                                 word_offset.eq(w_args.word[:space_bits]
+                                                << (wb.bit_length() - 1))]
 
-        # Range checks of the arguments, registered in two steps (short paths at 100 MHz): the
-        # argument register is final after HEADER; DISPATCH and ARGUMENTS give them two cycles
-        # before EXECUTE.
-        word_end = Signal(48)  # the byte after the last one WRITE_WEIGHTS writes
-        m.d.sync += word_end.eq(word_offset + w_args.lane + w_args.length)
+        # Registered in two steps (short paths at 100 MHz): the argument register is final after
+        # HEADER; DISPATCH and ARGUMENTS give them two cycles before EXECUTE.
+        word_end = Signal(space_bits + lane_bits + 1)  # the byte after WRITE_WEIGHTS's last
+        word_far = Signal()
+        m.d.sync += [word_end.eq(word_offset + w_args.lane[:lane_bits]
+                                 + w_args.length[:data_bits]),
+                     word_far.eq(out_of_range(w_args.word, space_bits)
+                                 | out_of_range(w_args.lane, lane_bits)
+                                 | out_of_range(w_args.length, data_bits))]
         image_range_bad, weights_range_bad, commit_bad = Signal(), Signal(), Signal()
         m.d.sync += [
-            image_range_bad.eq((mem_args.length > MAX_DATA)
-                               | (mem_args.addr + mem_args.length > cfg.act_bytes)),
-            weights_range_bad.eq(~space_ok | (w_args.length > MAX_DATA)
-                                 | (w_args.lane >= space_wb)
-                                 | (word_end > space_bytes)),
+            image_range_bad.eq((mem_args.length > MAX_DATA) | out_of_range(mem_args.addr, act_bits)
+                               | (mem_args.addr[:act_bits] + mem_args.length[:data_bits]
+                                  > cfg.act_bytes)),
+            weights_range_bad.eq(~space_ok | word_far | (w_args.length > MAX_DATA)
+                                 | (w_args.lane >= space_wb) | (word_end > space_bytes)),
             commit_bad.eq((commit_layers == 0) | (commit_layers > cfg.program_entries)
                           | (commit_classes == 0) | (commit_classes > cfg.result_entries)),
         ]

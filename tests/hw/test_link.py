@@ -18,6 +18,7 @@ from fireforge.hw.protocol import (
     Cmd,
     ReplyHeader,
     RequestHeader,
+    Space,
     Status,
     crc32,
     layout_bytes,
@@ -194,3 +195,28 @@ def test_reply_frames_escape_special_bytes(board, programs):
     frames = list(_Deframer().feed(slip_encode(b"\xc0\xdb")))
     assert frames[0][:2] == b"\xc0\xdb"
     assert layout_from_bytes(ReplyHeader, bytes([0, 1, 2])).tag == 1
+
+
+def test_out_of_range_arguments_are_refused(board):
+    """Addresses, words and lanes past the memories, including values whose high bits alone
+    make them too large (the gateware adds only the low bits), are BAD_ARGUMENT."""
+    act = TEST_CONFIG.act_bytes
+    for addr, length in ((2**32 - 2, 4), (2**31, 1), (act, 1), (act - 2, 3), (2 * act, 1),
+                         (0, 300)):
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.READ_TENSOR, addr=addr, length=length)
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.WRITE_IMAGE, bytes(min(length, 256)), addr=addr, length=length)
+    assert len(board.request(Cmd.READ_TENSOR, addr=act - 3, length=3)) == 3
+    board.request(Cmd.LOAD_BEGIN)
+    entries, wb = TEST_CONFIG.model_spaces()[Space.WEIGHTS]
+    assert wb > 1
+    for word, lane in ((2**32 - 1, 0), (2**31, 0), (entries, 0), (entries - 1, wb),
+                       (0, 2**16 - 1), (0, 2**15)):
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.WRITE_WEIGHTS, b"\x05", space=1, word=word, lane=lane, length=1)
+    # the last byte of the space is writable, one more is not
+    board.request(Cmd.WRITE_WEIGHTS, b"\x05", space=1, word=entries - 1, lane=wb - 1, length=1)
+    with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+        board.request(Cmd.WRITE_WEIGHTS, b"\x05\x06", space=1, word=entries - 1, lane=wb - 1,
+                      length=2)
