@@ -73,7 +73,11 @@ def _byte_at(view, idx, n: int | None = None):
 
 
 class FrameTx(wiring.Component):
-    """Payload bytes (``last`` marks the final one) -> ``END``, escaped payload and CRC, ``END``."""
+    """Payload bytes (``last`` marks the final one) -> ``END``, escaped payload and CRC, ``END``.
+
+    The CRC unit is outside (``crc_*``): the link shares one between the frames it receives and
+    the frames it sends, which never overlap.
+    """
 
     data: In(8)
     valid: In(1)
@@ -82,10 +86,13 @@ class FrameTx(wiring.Component):
     tx_data: Out(8)
     tx_valid: Out(1)
     tx_ready: In(1)
+    crc_start: Out(1)
+    crc_valid: Out(1)
+    crc_data: Out(8)
+    crc_value: In(32)
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.crc = crc = CRC.create()
         byte = Signal(8)  # the byte being sent (payload or CRC), before escaping
         count = Signal(range(CRC_BYTES + 1))  # CRC bytes still to send
         in_crc = Signal()
@@ -94,18 +101,19 @@ class FrameTx(wiring.Component):
                 with m.If(self.valid):
                     m.d.comb += [self.tx_data.eq(SLIP_END), self.tx_valid.eq(1)]
                     with m.If(self.tx_ready):
-                        m.d.comb += crc.start.eq(1)
+                        m.d.comb += self.crc_start.eq(1)
                         m.next = "TAKE"
             with m.State("TAKE"):
                 # accept one payload byte (or go on with the CRC)
                 with m.If(in_crc):
                     # (the CRC stays put: no byte enters it after the payload's last)
-                    m.d.sync += [byte.eq(Array(crc.crc.word_select(i, 8)
+                    m.d.sync += [byte.eq(Array(self.crc_value.word_select(i, 8)
                                                for i in range(CRC_BYTES))[CRC_BYTES - count]),
                                  count.eq(count - 1)]
                     m.next = "SEND"
                 with m.Elif(self.valid):
-                    m.d.comb += [self.ready.eq(1), crc.valid.eq(1), crc.data.eq(self.data)]
+                    m.d.comb += [self.ready.eq(1), self.crc_valid.eq(1),
+                                 self.crc_data.eq(self.data)]
                     m.d.sync += byte.eq(self.data)
                     with m.If(self.last):
                         m.next = "LATCH"
@@ -192,11 +200,16 @@ class HostLink(wiring.Component):
         buf_depth = 1 << (MAX_FRAME - 1).bit_length()
         m.submodules.buf = buf = memory.Memory(shape=8, depth=buf_depth, init=[])
         buf_wr, buf_rd = buf.write_port(), buf.read_port()
-        m.submodules.rx_crc = rx_crc = CRC.create()
+        # one CRC unit for the frame being received and the reply being sent (one at a time),
+        # and one for the model load, which runs over many frames
+        m.submodules.frame_crc = frame_crc = CRC.create()
         m.submodules.load_crc = load_crc = CRC.create()
         m.submodules.frame_tx = ftx = FrameTx()
         m.d.comb += [self.tx_data.eq(ftx.tx_data), self.tx_valid.eq(ftx.tx_valid),
-                     ftx.tx_ready.eq(self.tx_ready)]
+                     ftx.tx_ready.eq(self.tx_ready), ftx.crc_value.eq(frame_crc.crc)]
+        with m.If(ftx.crc_start | ftx.crc_valid):
+            m.d.comb += [frame_crc.start.eq(ftx.crc_start), frame_crc.valid.eq(ftx.crc_valid),
+                         frame_crc.data.eq(ftx.crc_data)]
 
         # the model identity: two slots of ModelInfo bytes, following the accelerator's slot
         m.submodules.info = info = memory.Memory(
@@ -237,8 +250,8 @@ class HostLink(wiring.Component):
         with m.If(rx_store):
             with m.If(length < MAX_FRAME):
                 m.d.comb += [buf_wr.addr.eq(length), buf_wr.data.eq(rx_byte), buf_wr.en.eq(1),
-                             rx_crc.valid.eq(1), rx_crc.data.eq(rx_byte),
-                             rx_crc.start.eq(length == 0)]
+                             frame_crc.valid.eq(1), frame_crc.data.eq(rx_byte),
+                             frame_crc.start.eq(length == 0)]
                 m.d.sync += length.eq(length + 1)
             with m.Else():
                 m.d.sync += overflow.eq(1)
@@ -334,7 +347,7 @@ class HostLink(wiring.Component):
                     reply(Status.TOO_LONG)
                 with m.Elif(bad_escape | (length < _HEADER_BYTES + CRC_BYTES)):
                     reply(Status.BAD_FRAME)
-                with m.Elif(~rx_crc.match_detected):
+                with m.Elif(~frame_crc.match_detected):
                     reply(Status.BAD_CRC)
                 with m.Else():
                     m.next = "HEADER"
