@@ -106,7 +106,6 @@ class ConvEngine(wiring.Component):
         orow, opix, krow, kaddr = (Signal(signed(aw), name=n) for n in
                                    ("orow", "opix", "krow", "kaddr"))
         wpos = Signal(24)
-        outpix = Signal(self._aw + 1)
         credits = Signal(range(cfg.fifo_depth + 1))
         issuing = Signal()
 
@@ -124,21 +123,13 @@ class ConvEngine(wiring.Component):
         # The issue stage's control, carried along to the decode stage, where the memory data
         # arrives: one register (synchronous memories), or three with memory_registers (the
         # read addresses and the read data are registered too: short paths to and from block
-        # RAMs spread over a large device).
-        meta = data.StructLayout({"addr": self._aw + 1, "count": range(C + 1), "param": 16})
-        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3,
-                                 "meta": meta})
+        # RAMs spread over a large device). Where each group's outputs go is not carried: the
+        # requantization side counts groups in the same order (see there).
+        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3})
         issue_ctl = Signal(ctl)
-        g_base = Signal(12)
-        m.d.comb += g_base.eq(g << clog)
-        remaining = Signal(13)
-        m.d.comb += remaining.eq(out_c - g_base)
         m.d.comb += [
             issue_ctl.valid.eq(step), issue_ctl.first.eq(first), issue_ctl.last.eq(last),
             issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
-            issue_ctl.meta.addr.eq(outpix + g_base),
-            issue_ctl.meta.count.eq(Mux(remaining > C, C, remaining)),
-            issue_ctl.meta.param.eq(param_base + g_base),
         ]
         chain = [issue_ctl]
         for k in range(1 + 2 * cfg.memory_registers):  # (address and data registers)
@@ -193,19 +184,25 @@ class ConvEngine(wiring.Component):
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
-        a_meta = Signal(meta)
         m.d.sync += [array.valid.eq(s2.valid), array.first.eq(s2.first),
-                     array.last.eq(s2.last), array.act.eq(act2), a_meta.eq(s2.meta)]
-        # The array's result appears two cycles after its last step: delay the metadata.
-        p_meta, o_meta = Signal(meta), Signal(meta)
-        m.d.sync += [p_meta.eq(a_meta), o_meta.eq(p_meta)]
+                     array.last.eq(s2.last), array.act.eq(act2)]
 
         # ---------------------------------------------------------------- group FIFO
-        entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C), "meta": meta})
+        entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C)})
         m.submodules.fifo = q = fifo.SyncFIFO(width=entry.size, depth=cfg.fifo_depth)
-        m.d.comb += [q.w_en.eq(array.out_valid),
-                     q.w_data.eq(Cat(array.sums.as_value(), o_meta.as_value()))]
+        m.d.comb += [q.w_en.eq(array.out_valid), q.w_data.eq(array.sums.as_value())]
         head = data.View(entry, q.r_data)
+        # Groups leave in the order they were issued (pixels in raster order, groups within a
+        # pixel), so their output address, channel count and parameters come from counters here.
+        o_g = Signal(12)  # the head group's index within its pixel
+        o_g_end = Signal()  # it is the pixel's last group
+        o_pix = Signal(self._aw + 1)  # the head group's output pixel address
+        o_base = Signal(12)
+        o_rest = Signal(13)
+        m.d.comb += [o_base.eq(o_g << clog), o_rest.eq(out_c - o_base)]
+        head_count = Mux(o_rest > C, C, o_rest)
+        head_param = param_base + o_base
+        head_addr = o_pix + o_base
 
         # ---------------------------------------------------------------- requantization
         # One element of the head group per cycle; the group leaves the FIFO with its last
@@ -218,11 +215,16 @@ class ConvEngine(wiring.Component):
         r_acc = Signal(signed(ACC_BITS))
         r_tag = Signal(self._aw + 1)
         sums = Array(head.sums[i] for i in range(C))
-        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head.meta.count - 1)),
-                     self.p_raddr.eq(head.meta.param + j), q.r_en.eq(popped)]
-        m.d.sync += [r_valid.eq(issue), r_acc.eq(sums[j]), r_tag.eq(head.meta.addr + j)]
+        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head_count - 1)),
+                     self.p_raddr.eq(head_param + j), q.r_en.eq(popped)]
+        m.d.sync += [r_valid.eq(issue), r_acc.eq(sums[j]), r_tag.eq(head_addr + j)]
         with m.If(issue):
             m.d.sync += j.eq(Mux(popped, 0, j + 1))
+        with m.If(popped):
+            with m.If(o_g_end):
+                m.d.sync += [o_g.eq(0), o_pix.eq(o_pix + out_stride), o_g_end.eq(groups == 1)]
+            with m.Else():
+                m.d.sync += [o_g.eq(o_g + 1), o_g_end.eq(o_g + 2 == groups)]
         m.d.comb += [
             rq.i_valid.eq(r_valid),
             rq.acc.eq(r_acc),
@@ -274,7 +276,8 @@ class ConvEngine(wiring.Component):
                     oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
-                    outpix.eq(d.out_addr + d.out_offset), first.eq(1),
+                    o_pix.eq(d.out_addr + d.out_offset), o_g.eq(0), o_g_end.eq(groups == 1),
+                    first.eq(1),
                     ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
                     ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),
                 ]
@@ -298,7 +301,7 @@ class ConvEngine(wiring.Component):
                     m.d.sync += first.eq(last)
                     self._advance(m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr,
                                   krow, opix, orow, stride, rowstride, stride2, iy0, ix0, pad,
-                                  wpos, outpix, out_stride, issuing, ends)
+                                  wpos, issuing, ends)
                 with m.If(~issuing):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
@@ -308,8 +311,7 @@ class ConvEngine(wiring.Component):
         return m
 
     def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr, krow, opix,
-                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, outpix, out_stride,
-                 issuing, ends):
+                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, issuing, ends):
         """Counter and address updates after one issued step. Each counter's end flag is set
         for its next value: "the value after this one is the last"."""
         sstride = Mux(stride2, stride << 1, stride)
@@ -331,7 +333,7 @@ class ConvEngine(wiring.Component):
                     with m.If(~ends["g"]):
                         m.d.sync += [g.eq(g + 1), ends["g"].eq(g + 2 == groups)]
                     with m.Else():
-                        m.d.sync += [g.eq(0), wpos.eq(0), outpix.eq(outpix + out_stride),
+                        m.d.sync += [g.eq(0), wpos.eq(0),
                                      ends["g"].eq(groups == 1)]
                         with m.If(~ends["ox"]):
                             nxt = opix + sstride
