@@ -19,7 +19,7 @@ from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..hw.config import AcceleratorConfig
+from ..hw.config import AcceleratorConfig, config_by_name
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
 from ..sim.runner import environment
@@ -251,7 +251,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
 
 def default_program(spec: BoardSpec, runs: Path, log=print):
     """The board's default preset, trained, compressed (40%, 4 bits) and compiled under
-    ``runs``; steps whose output exists are reused."""
+    ``runs``; steps whose output exists are reused. A configuration without a codebook decoder
+    (the iCE40 UltraPlus: logic is what it lacks) gets the trained network uncompressed, int8."""
     from ..sw.cli import main as fireforge
     from ..sw.program import load_program
 
@@ -260,16 +261,18 @@ def default_program(spec: BoardSpec, runs: Path, log=print):
     # CIFAR presets on the 64-column array
     config = ("up5k" if spec.dev.spram_blocks else
               "small" if spec.default_preset == "squeezenet_tiny" else "ecp5")
-    program = Path(runs) / f"{spec.default_preset}-{config}-program"
-    steps = [
-        (base / "metrics.json", ["train", "--preset", spec.default_preset, "--data",
-                                 spec.default_data, "--out", str(base)]),
-        (Path(f"{base}-d0.4-b4") / "compression.npz",
-         ["compress", "--checkpoint", str(base), "--density", "0.4", "--bits", "4", "--out",
-          f"{base}-d0.4-b4"]),
-        (program / "manifest.json", ["compile", "--checkpoint", f"{base}-d0.4-b4", "--config",
-                                     config, "--out", str(program)]),
-    ]
+    int8 = not config_by_name(config).codebook_bits
+    # (named by its weights too, so an older compressed program is not taken for it)
+    program = Path(runs) / f"{spec.default_preset}-{config}{'-int8' if int8 else ''}-program"
+    source = base if int8 else Path(f"{base}-d0.4-b4")
+    steps = [(base / "metrics.json", ["train", "--preset", spec.default_preset, "--data",
+                                      spec.default_data, "--out", str(base)])]
+    if not int8:
+        steps.append((source / "compression.npz",
+                      ["compress", "--checkpoint", str(base), "--density", "0.4", "--bits", "4",
+                       "--out", str(source)]))
+    steps.append((program / "manifest.json", ["compile", "--checkpoint", str(source),
+                                              "--config", config, "--out", str(program)]))
     for done, argv in steps:
         if done.exists():
             log(f"reusing {done.parent}")

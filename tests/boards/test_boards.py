@@ -114,3 +114,33 @@ def test_ecp5_bitstream(tmp_path, quick_tiny_program):
     assert report["fmax_mhz"] and report["resources"]["dsp"]["used"] >= 8
     assert {"board", "device", "model_hash", "fmax_mhz", "target_mhz", "cycles_per_inference",
             "fps_at_fmax", "build_seconds"} <= set(report)
+
+
+@pytest.mark.parametrize("board, compressed", [("icebreaker", False), ("ulx3s-25f", True)])
+def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
+    """The iCE40 UltraPlus configuration has no codebook decoder, so its default program is the
+    trained network in int8 (no compress step); the ECP5 boards get the compressed model."""
+    import fireforge.sw.cli
+    import fireforge.sw.program
+    from fireforge.boards.build import default_program
+
+    calls = []
+
+    def fake_fireforge(argv):
+        calls.append(argv)
+        out = Path(argv[argv.index("--out") + 1])
+        out.mkdir(parents=True)
+        done = {"train": "metrics.json", "compress": "compression.npz",
+                "compile": "manifest.json"}[argv[0]]
+        (out / done).write_text("{}")
+        return 0
+
+    monkeypatch.setattr(fireforge.sw.cli, "main", fake_fireforge)
+    monkeypatch.setattr(fireforge.sw.program, "load_program", lambda path: path)
+    program = default_program(board_spec(board), tmp_path, log=lambda *_: None)
+    assert [argv[0] for argv in calls] == (["train", "compress", "compile"] if compressed
+                                           else ["train", "compile"])
+    compile_argv = calls[-1]
+    source = compile_argv[compile_argv.index("--checkpoint") + 1]
+    assert source.endswith("-d0.4-b4") == compressed
+    assert program.name.endswith("-int8-program") != compressed
