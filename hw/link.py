@@ -76,7 +76,8 @@ class FrameTx(wiring.Component):
     """Payload bytes (``last`` marks the final one) -> ``END``, escaped payload and CRC, ``END``.
 
     The CRC unit is outside (``crc_*``): the link shares one between the frames it receives and
-    the frames it sends, which never overlap.
+    the frames it sends. The CRC is copied after the payload's last byte, because the link goes
+    back to receiving (and feeding the unit) while the CRC bytes are still being sent.
     """
 
     data: In(8)
@@ -94,6 +95,7 @@ class FrameTx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         byte = Signal(8)  # the byte being sent (payload or CRC), before escaping
+        crc_bytes = Signal(32)  # a copy: the link receives again while the CRC goes out
         count = Signal(range(CRC_BYTES + 1))  # CRC bytes still to send
         in_crc = Signal()
         with m.FSM():
@@ -106,9 +108,7 @@ class FrameTx(wiring.Component):
             with m.State("TAKE"):
                 # accept one payload byte (or go on with the CRC)
                 with m.If(in_crc):
-                    # (the CRC stays put: no byte enters it after the payload's last)
-                    m.d.sync += [byte.eq(Array(self.crc_value.word_select(i, 8)
-                                               for i in range(CRC_BYTES))[CRC_BYTES - count]),
+                    m.d.sync += [byte.eq(crc_bytes[:8]), crc_bytes.eq(crc_bytes >> 8),
                                  count.eq(count - 1)]
                     m.next = "SEND"
                 with m.Elif(self.valid):
@@ -121,7 +121,7 @@ class FrameTx(wiring.Component):
                         m.next = "SEND"
             with m.State("LATCH"):
                 # the CRC holds the payload's CRC one cycle after the last byte
-                m.d.sync += [count.eq(CRC_BYTES), in_crc.eq(1)]
+                m.d.sync += [crc_bytes.eq(self.crc_value), count.eq(CRC_BYTES), in_crc.eq(1)]
                 m.next = "SEND"
             with m.State("SEND"):
                 special = (byte == SLIP_END) | (byte == SLIP_ESC)
