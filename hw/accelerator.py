@@ -53,7 +53,7 @@ from .isa import (
 )
 from .protocol import Space
 from .spram import SinglePortRAM
-from .vector import BypassAdd, GlobalSum, MaxPool
+from .vector import BypassAdd, Pool
 
 __all__ = ["Accelerator", "check_program", "codebook_bits_needed", "FETCH_CYCLES",
            "CONSTANT_CYCLES"]
@@ -286,11 +286,12 @@ class Accelerator(wiring.Component):
         # with memory_registers the activation read data is registered once here, for every
         # unit (a block RAM's output and the multiplexer of its blocks make a long path)
         latency = 1 + cfg.memory_registers
-        m.submodules.maxpool = pool = MaxPool(self.act_aw, latency)
-        m.submodules.gsum = gsum = GlobalSum(self.act_aw, self.res_aw, latency)
-        units = {Op.CONV: conv, Op.MAXPOOL: pool, Op.AVGPOOL: gsum}
+        m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency)
+        # each unit and the opcodes it runs
+        units = [(conv, (Op.CONV,)), (pool, (Op.MAXPOOL, Op.AVGPOOL))]
         if cfg.bypass_add:
-            m.submodules.add = units[Op.ADD] = BypassAdd(self.act_aw, latency)
+            m.submodules.add = add = BypassAdd(self.act_aw, latency)
+            units.append((add, (Op.ADD,)))
 
         # The descriptor arrives one program word at a time (see FETCH).
         desc_bits = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BYTES * 8)
@@ -301,7 +302,7 @@ class Accelerator(wiring.Component):
             m.d.sync += unit_rdata.eq(act.rd_data)
         else:
             m.d.comb += unit_rdata.eq(act.rd_data)
-        for u in units.values():
+        for u, _ in units:
             m.d.comb += [u.desc.eq(desc), u.consts.eq(consts), u.act_rdata.eq(unit_rdata)]
         m.d.comb += [
             w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
@@ -310,8 +311,8 @@ class Accelerator(wiring.Component):
             conv.cb_rdata.eq(cb_rd.rd_data),
             p_rd.rd_addr.eq(conv.p_raddr + rd_base[Space.PARAMS]),
             conv.p_rdata.eq(p_rd.rd_data),
-            res_wr.addr.eq(gsum.res_waddr), res_wr.data.eq(gsum.res_wdata),
-            res_wr.en.eq(gsum.res_we),
+            res_wr.addr.eq(pool.res_waddr), res_wr.data.eq(pool.res_wdata),
+            res_wr.en.eq(pool.res_we),
             res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data),
             cnt_rd.addr.eq(self.cnt_addr), self.cnt_data.eq(cnt_rd.data),
             self.host_rdata.eq(act.rd_data),
@@ -321,8 +322,8 @@ class Accelerator(wiring.Component):
         running = Signal()
         with m.If(running):
             with m.Switch(desc.op):
-                for op, u in units.items():
-                    with m.Case(op):
+                for u, ops in units:
+                    with m.Case(*ops):
                         m.d.comb += [act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
                                      act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
         with m.Else():
@@ -340,8 +341,8 @@ class Accelerator(wiring.Component):
                      self.layer.eq(pc), self.total_cycles.eq(total),
                      cnt_wr.addr.eq(pc), cnt_wr.data.eq(layer_cycles), cnt_wr.en.eq(0)]
         with m.Switch(desc.op):
-            for op, u in units.items():
-                with m.Case(op):
+            for u, ops in units:
+                with m.Case(*ops):
                     m.d.comb += unit_done.eq(u.done)
 
         # Layer constants: one shift-add multiplier, each product in a load cycle and one
@@ -401,8 +402,8 @@ class Accelerator(wiring.Component):
             with m.State("GO"):
                 m.d.comb += self.busy.eq(1)
                 with m.Switch(desc.op):
-                    for op, u in units.items():
-                        with m.Case(op):
+                    for u, ops in units:
+                        with m.Case(*ops):
                             m.d.comb += u.start.eq(1)
                 # layer_cycles counts this cycle and the done cycle ahead: the counter write
                 # takes it as it is

@@ -28,8 +28,7 @@ SEQUENCER_CYCLES_PER_LAYER = FETCH_CYCLES + CONSTANT_CYCLES
 _CONV_TAIL = 9 + REQUANT_LATENCY
 #: cycles from a group's first step to its credit's return, beyond its steps and channels
 _CREDIT_LATENCY = 4
-_MAXPOOL_TAIL = 3
-_SUM_TAIL = 4
+_POOL_TAIL = 3
 _ADD_TAIL = 6
 
 
@@ -52,9 +51,9 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
     # the accelerator's activation read-data register, where configured
     reg = int(config.memory_registers)
     if d.op == Op.MAXPOOL:
-        return d.out_h * d.out_w * d.out_c * 9 + _MAXPOOL_TAIL + reg
+        return d.out_h * d.out_w * d.out_c * 9 + _POOL_TAIL + reg
     if d.op == Op.AVGPOOL:
-        return d.in_h * d.in_w * d.in_c + _SUM_TAIL + reg
+        return d.in_h * d.in_w * d.in_c + _POOL_TAIL + reg
     if d.op == Op.ADD:
         return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL + reg
     raise ValueError(f"unknown opcode {d.op}")

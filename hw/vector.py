@@ -1,4 +1,4 @@
-"""The element-wise units: max pool, global sum (average pool) and the bypass add.
+"""The element-wise units: the pool (max pool and global sum) and the bypass add.
 
 They work on the activation memory one byte per cycle (the add: two reads per element) and
 need no multiplier in their address arithmetic: every address moves by a stride, and the
@@ -12,10 +12,10 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor, LayerConstants
+from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor, LayerConstants, Op
 from .requant import Window, clamp_byte, select_window, window_bits
 
-__all__ = ["MaxPool", "GlobalSum", "BypassAdd"]
+__all__ = ["Pool", "BypassAdd"]
 
 
 def _ports(aw: int, extra: dict | None = None) -> dict:
@@ -70,21 +70,31 @@ def _control(m: Module, unit, running: Signal, drained, load: list, step, setup:
                 m.next = "IDLE"
 
 
-class MaxPool(wiring.Component):
-    """3x3 stride-2 max pool, ceil mode: window positions past the edge are skipped (reading as
-    0, which cannot win over unsigned values). Ten cycles per output byte."""
+class Pool(wiring.Component):
+    """Max pool and global sum: one walker over windows of the input map.
 
-    def __init__(self, aw: int, read_latency: int = 1):
+    Per output pixel and channel, one cycle per window position:
+
+    * ``MAXPOOL``: 3x3 windows at stride 2, ceil mode. Positions past the edge read as 0, which
+      cannot win over unsigned values. The maximum goes to the activation memory.
+    * ``AVGPOOL``: one window, the whole map (the descriptor's output is 1x1). The int32 sum of
+      each channel goes to the result memory at ``out_addr + c``.
+    """
+
+    def __init__(self, aw: int, res_aw: int, read_latency: int = 1):
         self._aw = aw
         self.read_latency = read_latency
-        super().__init__(_ports(aw))
+        super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
+                                     "res_we": Out(1)}))
 
     def elaborate(self, platform):
         m = Module()
         d = self.desc
         aw = self._aw + 2
         oy, ox, c = Signal(10), Signal(10), Signal(12)
-        ky, kx = Signal(2), Signal(2)
+        ky, kx = Signal(10), Signal(10)  # the position in the window
+        ky_last, kx_last = Signal(10), Signal(10)  # the window's size - 1
+        is_sum = Signal()
         stride, rowstride = Signal(aw), Signal(aw)
         orow, opix, krow, kaddr = (Signal(aw, name=n) for n in ("orow", "opix", "krow", "kaddr"))
         outpix = Signal(aw)
@@ -92,31 +102,40 @@ class MaxPool(wiring.Component):
         # issue stage -> data stage
         v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
         waddr1 = Signal(aw)
-        best = Signal(ACT_BITS)
+        acc = Signal(ACC_BITS)  # the maximum (8 bits) or the sum so far
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
+        row_end = kx == kx_last
         first = (ky == 0) & (kx == 0)
-        last = (ky == 2) & (kx == 2)
+        last = (ky == ky_last) & row_end
         m.d.comb += self.act_raddr.eq((kaddr + c)[:self._aw])
         pending = _read_stage(m, self.read_latency, [
             (v1, running), (first1, first), (last1, last), (inb1, inb), (waddr1, outpix + c)])
         value = Mux(inb1, self.act_rdata, 0)
-        cur = Mux(first1, value, Mux(value > best, value, best))
+        best = acc[:ACT_BITS]
+        cur = Mux(first1, value,
+                  Mux(is_sum, acc + value, Mux(value > best, value, best)))
         with m.If(v1):
-            m.d.sync += best.eq(cur)
-        m.d.comb += [self.act_we.eq(v1 & last1), self.act_waddr.eq(waddr1[:self._aw]),
-                     self.act_wdata.eq(cur)]
+            m.d.sync += acc.eq(cur)
+        write = v1 & last1
+        m.d.comb += [self.act_we.eq(write & ~is_sum), self.act_waddr.eq(waddr1[:self._aw]),
+                     self.act_wdata.eq(cur[:ACT_BITS]),
+                     self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr1),
+                     self.res_wdata.eq(cur)]
         base = d.in_addr + d.in_offset
-        load = [stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
+        sums = d.op == Op.AVGPOOL
+        load = [is_sum.eq(sums), kx_last.eq(Mux(sums, d.in_w - 1, 2)),
+                ky_last.eq(Mux(sums, d.in_h - 1, 2)),
+                stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
                 kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset)]
 
         def step():
-            with m.If(kx != 2):
+            with m.If(~row_end):
                 m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
             with m.Else():
                 m.d.sync += kx.eq(0)
-                with m.If(ky != 2):
+                with m.If(ky != ky_last):
                     m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
                                  kaddr.eq(krow + rowstride)]
                 with m.Else():
@@ -137,49 +156,6 @@ class MaxPool(wiring.Component):
                                 m.d.sync += running.eq(0)
 
         _control(m, self, running, ~Cat(v1, *pending).any(), load, step, setup=False)
-        return m
-
-
-class GlobalSum(wiring.Component):
-    """Per channel, the sum of the map (int32) into the result memory at ``out_addr + c``."""
-
-    def __init__(self, aw: int, res_aw: int, read_latency: int = 1):
-        self._aw = aw
-        self.read_latency = read_latency
-        super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
-                                     "res_we": Out(1)}))
-
-    def elaborate(self, platform):
-        m = Module()
-        d = self.desc
-        c, pix = Signal(12), Signal(20)
-        addr = Signal(self._aw + 1)
-        running = Signal()
-        v1, first1, last1 = Signal(), Signal(), Signal()
-        c1 = Signal(12)
-        acc = Signal(signed(ACC_BITS))
-        npix = Signal(20)
-        first, last = pix == 0, pix + 1 == npix
-        m.d.comb += self.act_raddr.eq(addr[:self._aw])
-        pending = _read_stage(m, self.read_latency, [
-            (v1, running), (first1, first), (last1, last), (c1, c)])
-        total = Mux(first1, 0, acc) + self.act_rdata
-        with m.If(v1):
-            m.d.sync += acc.eq(total)
-        m.d.comb += [self.res_we.eq(v1 & last1), self.res_waddr.eq(d.out_addr + c1),
-                     self.res_wdata.eq(total)]
-        load = [npix.eq(self.consts.in_pixels), c.eq(0), pix.eq(0),
-                addr.eq(d.in_addr + d.in_offset)]
-
-        def step():
-            with m.If(~last):
-                m.d.sync += [pix.eq(pix + 1), addr.eq(addr + d.in_stride)]
-            with m.Else():
-                m.d.sync += [pix.eq(0), c.eq(c + 1), addr.eq(d.in_addr + d.in_offset + c + 1)]
-                with m.If(c + 1 == d.in_c):
-                    m.d.sync += running.eq(0)
-
-        _control(m, self, running, ~Cat(v1, *pending).any(), load, step)
         return m
 
 
