@@ -81,6 +81,9 @@ class _Port:
         self.rd_data = Signal(width, name=f"{name}_rdata")
         self.wr_data = Signal(width, name=f"{name}_wdata")
         self.wr_en = Signal(lanes, name=f"{name}_we")
+        #: some lane is written (without the lane decode: a short path to a single port's
+        #: address multiplexer)
+        self.wr_any = Signal(name=f"{name}_wany")
 
 
 def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
@@ -99,7 +102,7 @@ def _single_port(m: Module, name: str, width: int, depth: int) -> _Port:
     The writer (the host's model load) only writes while the engine is idle."""
     port = _Port(name, width, depth, width // 8)
     m.submodules[name] = ram = SinglePortRAM(width, depth)
-    m.d.comb += [ram.addr.eq(Mux(port.wr_en.any(), port.wr_addr, port.rd_addr)),
+    m.d.comb += [ram.addr.eq(Mux(port.wr_any, port.wr_addr, port.rd_addr)),
                  ram.wdata.eq(port.wr_data), ram.we.eq(port.wr_en),
                  port.rd_data.eq(ram.rdata)]
     return port
@@ -264,8 +267,9 @@ class Accelerator(wiring.Component):
             m.d.comb += [
                 port.wr_addr.eq(self.mem_word + Mux(load_slot, entries, 0)),
                 port.wr_data.eq(self.mem_wdata.replicate(word_bytes)),
-                port.wr_en.eq(Cat(self.mem_we & (self.mem_space == space)
-                                  & (self.mem_lane == lane) for lane in range(word_bytes))),
+                port.wr_any.eq(self.mem_we & (self.mem_space == space)),
+                port.wr_en.eq(Cat(port.wr_any & (self.mem_lane == lane)
+                                  for lane in range(word_bytes))),
             ]
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]

@@ -198,11 +198,18 @@ class ConvEngine(wiring.Component):
         o_g_end = Signal()  # it is the pixel's last group
         o_pix = Signal(self._aw + 1)  # the head group's output pixel address
         o_base = Signal(12)
-        o_rest = Signal(13)
-        m.d.comb += [o_base.eq(o_g << clog), o_rest.eq(out_c - o_base)]
-        head_count = Mux(o_rest > C, C, o_rest)
+        m.d.comb += o_base.eq(o_g << clog)
         head_param = param_base + o_base
         head_addr = o_pix + o_base
+
+        def last_element(g):  # the index of group g's last channel: min(C, out_c - g * C) - 1
+            rest = Signal(13, name="o_rest")
+            m.d.comb += rest.eq(out_c - (g << clog))
+            return Mux(rest > C, C - 1, rest - 1)
+
+        # the head group's last element, a register set one group ahead: the subtraction and
+        # comparison stay off the path to ``popped`` (it was the UP5K's critical path)
+        head_last = Signal(range(C))
 
         # ---------------------------------------------------------------- requantization
         # One element of the head group per cycle; the group leaves the FIFO with its last
@@ -215,12 +222,13 @@ class ConvEngine(wiring.Component):
         r_acc = Signal(signed(ACC_BITS))
         r_tag = Signal(self._aw + 1)
         sums = Array(head.sums[i] for i in range(C))
-        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head_count - 1)),
+        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head_last)),
                      self.p_raddr.eq(head_param + j), q.r_en.eq(popped)]
         m.d.sync += [r_valid.eq(issue), r_acc.eq(sums[j]), r_tag.eq(head_addr + j)]
         with m.If(issue):
             m.d.sync += j.eq(Mux(popped, 0, j + 1))
         with m.If(popped):
+            m.d.sync += head_last.eq(last_element(Mux(o_g_end, 0, o_g + 1)))
             with m.If(o_g_end):
                 m.d.sync += [o_g.eq(0), o_pix.eq(o_pix + out_stride), o_g_end.eq(groups == 1)]
             with m.Else():
@@ -277,6 +285,7 @@ class ConvEngine(wiring.Component):
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
                     o_pix.eq(d.out_addr + d.out_offset), o_g.eq(0), o_g_end.eq(groups == 1),
+                    head_last.eq(last_element(0)),
                     first.eq(1),
                     ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
                     ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),

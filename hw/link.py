@@ -270,6 +270,8 @@ class HostLink(wiring.Component):
         idx = Signal(range(buf_depth + 1))
         data_off = Signal(range(_HEADER_BYTES + CommitArgs.size // 8 + 1))
         data_len = Signal(range(buf_depth + 1))
+        short = Signal()  # the frame ends before its command's arguments
+        assert _HEADER_BYTES + _ARG_REG_BYTES >= 4  # (the time data_off and data_len need)
         body_len = Signal(range(InfoReply.size // 8 + 4 * max(cfg.result_entries,
                                                                cfg.program_entries, 64)
                                 + MAX_DATA + 1))
@@ -312,8 +314,9 @@ class HostLink(wiring.Component):
                                  word_offset.eq(w_args.word[:space_bits]
                                                 << (wb.bit_length() - 1))]
 
-        # Registered in two steps (short paths at 100 MHz): the argument register is final after
-        # HEADER; DISPATCH and ARGUMENTS give them two cycles before EXECUTE.
+        # Registered in steps (short paths): the argument register is final after HEADER,
+        # word_end in ARGUMENTS, the range checks in CHECKS, each command's check (below) in
+        # EXECUTE.
         word_end = Signal(space_bits + lane_bits + 1)  # the byte after WRITE_WEIGHTS's last
         word_far = Signal()
         m.d.sync += [word_end.eq(word_offset + w_args.lane[:lane_bits]
@@ -331,6 +334,23 @@ class HostLink(wiring.Component):
             commit_bad.eq((commit_layers == 0) | (commit_layers > cfg.program_entries)
                           | (commit_classes == 0) | (commit_classes > cfg.result_entries)),
         ]
+
+        # Each command's argument check, and the load's CRC check, registered: EXECUTE's
+        # decisions start at flip-flops (comparators in front of them were the UP5K's critical
+        # path).
+        args_bad, crc_bad = Signal(), Signal()
+        with m.Switch(cmd):
+            with m.Case(Cmd.WRITE_IMAGE):
+                m.d.sync += args_bad.eq((data_len != mem_args.length) | image_range_bad)
+            with m.Case(Cmd.READ_TENSOR):
+                m.d.sync += args_bad.eq((data_len != 0) | image_range_bad)
+            with m.Case(Cmd.WRITE_WEIGHTS):
+                m.d.sync += args_bad.eq((data_len != w_args.length) | weights_range_bad)
+            with m.Case(Cmd.LOAD_COMMIT):
+                m.d.sync += args_bad.eq(data_len != _INFO_BYTES)
+            with m.Default():  # the commands without data
+                m.d.sync += args_bad.eq(data_len != 0)
+        m.d.sync += crc_bad.eq(load_crc.crc != commit_crc)
 
         def reply(code, n=0):
             m.d.sync += [status.eq(code), body_len.eq(n), idx.eq(0)]
@@ -361,44 +381,49 @@ class HostLink(wiring.Component):
                     m.d.sync += tag.eq(buf_rd.data)
                 with m.If(idx >= 3):
                     m.d.sync += args.eq(Cat(args[8:], buf_rd.data))
-                with m.If(idx == _HEADER_BYTES + _ARG_REG_BYTES):
-                    m.next = "DISPATCH"
-            with m.State("DISPATCH"):
+                # the data's offset and length follow cmd a register apart each (short paths:
+                # cmd, its offset, the subtraction and the reply's length in one cycle were
+                # the UP5K's critical path); final two cycles after cmd, long before DISPATCH
                 offset = Signal.like(data_off)
                 with m.Switch(cmd):
                     for c in Cmd:
                         with m.Case(c):
                             m.d.comb += offset.eq(_HEADER_BYTES + arg_bytes.get(c, 0))
-                m.d.sync += [data_off.eq(offset), data_len.eq(length - CRC_BYTES - offset),
-                             idx.eq(0)]
-                with m.If(length < CRC_BYTES + offset):
+                m.d.sync += [data_off.eq(offset), data_len.eq(length - CRC_BYTES - data_off),
+                             short.eq(length < CRC_BYTES + data_off)]
+                with m.If(idx == _HEADER_BYTES + _ARG_REG_BYTES):
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                m.d.sync += idx.eq(0)
+                with m.If(short):
                     reply(Status.BAD_FRAME)
                 with m.Else():
                     m.next = "ARGUMENTS"
             with m.State("ARGUMENTS"):
+                m.next = "CHECKS"
+            with m.State("CHECKS"):
                 m.next = "EXECUTE"
             with m.State("EXECUTE"):
-                fixed = data_len == 0
                 with m.Switch(cmd):
                     with m.Case(Cmd.INFO):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             reply(Status.OK, InfoReply.size // 8)
                     with m.Case(Cmd.STATUS):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             reply(Status.OK, StatusReply.size // 8)
                     with m.Case(Cmd.WRITE_IMAGE):
                         with m.If(~idle):
                             reply(Status.BUSY)
-                        with m.Elif((data_len != mem_args.length) | image_range_bad):
+                        with m.Elif(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             m.next = "COPY_IMAGE"
                     with m.Case(Cmd.RUN):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
@@ -409,28 +434,28 @@ class HostLink(wiring.Component):
                             m.d.sync += step.eq(run_args.step)
                             reply(Status.OK)
                     with m.Case(Cmd.READ_RESULT):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
                         with m.Else():
                             reply(Status.OK, ResultHeader.size // 8 + (num_classes << 2))
                     with m.Case(Cmd.READ_COUNTERS):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
                         with m.Else():
                             reply(Status.OK, CountersHeader.size // 8 + (acc.n_layers << 2))
                     with m.Case(Cmd.READ_TENSOR):
-                        with m.If(~fixed | image_range_bad):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(acc.busy):
                             reply(Status.BUSY)
                         with m.Else():
                             reply(Status.OK, mem_args.length)
                     with m.Case(Cmd.LOAD_BEGIN):
-                        with m.If(~fixed):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(single_port & ~idle):
                             reply(Status.BUSY)
@@ -445,13 +470,13 @@ class HostLink(wiring.Component):
                             reply(Status.NOT_LOADING)
                         with m.Elif(single_port & ~idle):
                             reply(Status.BUSY)
-                        with m.Elif((data_len != w_args.length) | weights_range_bad):
+                        with m.Elif(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Else():
                             m.d.sync += [word.eq(w_args.word), lane.eq(w_args.lane)]
                             m.next = "COPY_WEIGHTS"
                     with m.Case(Cmd.LOAD_COMMIT):
-                        with m.If(data_len != _INFO_BYTES):
+                        with m.If(args_bad):
                             reply(Status.BAD_ARGUMENT)
                         with m.Elif(~loading):
                             reply(Status.NOT_LOADING)
@@ -459,7 +484,7 @@ class HostLink(wiring.Component):
                             reply(Status.BUSY)
                         with m.Elif(commit_bad):
                             reply(Status.BAD_ARGUMENT)
-                        with m.Elif(load_crc.crc != commit_crc):
+                        with m.Elif(crc_bad):
                             m.d.sync += loading.eq(0)
                             reply(Status.LOAD_FAILED)
                         with m.Else():

@@ -95,6 +95,10 @@ class Pool(wiring.Component):
         ky, kx = Signal(10), Signal(10)  # the position in the window
         ky_last, kx_last = Signal(10), Signal(10)  # the window's size - 1
         is_sum = Signal()
+        # "at its last value" of each counter, registers kept one step ahead (the chain of
+        # their comparators in one cycle was the UP5K's critical path)
+        kx_end, ky_end, c_end, ox_end, oy_end = (Signal(name=f"{n}_end")
+                                                 for n in ("kx", "ky", "c", "ox", "oy"))
         stride, rowstride = Signal(aw), Signal(aw)
         orow, opix, krow, kaddr = (Signal(aw, name=n) for n in ("orow", "opix", "krow", "kaddr"))
         outpix = Signal(aw)
@@ -105,9 +109,8 @@ class Pool(wiring.Component):
         acc = Signal(ACC_BITS)  # the maximum (8 bits) or the sum so far
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
-        row_end = kx == kx_last
         first = (ky == 0) & (kx == 0)
-        last = (ky == ky_last) & row_end
+        last = ky_end & kx_end
         m.d.comb += self.act_raddr.eq((kaddr + c)[:self._aw])
         pending = _read_stage(m, self.read_latency, [
             (v1, running), (first1, first), (last1, last), (inb1, inb), (waddr1, outpix + c)])
@@ -124,35 +127,42 @@ class Pool(wiring.Component):
                      self.res_wdata.eq(cur)]
         base = d.in_addr + d.in_offset
         sums = d.op == Op.AVGPOOL
+        # (a window of one pixel: a global sum of a 1x1 map)
         load = [is_sum.eq(sums), kx_last.eq(Mux(sums, d.in_w - 1, 2)),
-                ky_last.eq(Mux(sums, d.in_h - 1, 2)),
+                ky_last.eq(Mux(sums, d.in_h - 1, 2)), kx_end.eq(sums & (d.in_w == 1)),
+                ky_end.eq(sums & (d.in_h == 1)),
                 stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
-                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset)]
+                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset), c_end.eq(d.in_c == 1),
+                ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1)]
 
         def step():
-            with m.If(~row_end):
-                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride)]
+            with m.If(~kx_end):
+                m.d.sync += [kx.eq(kx + 1), kx_end.eq(kx + 1 == kx_last),
+                             kaddr.eq(kaddr + stride)]
             with m.Else():
-                m.d.sync += kx.eq(0)
-                with m.If(ky != ky_last):
-                    m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
-                                 kaddr.eq(krow + rowstride)]
+                m.d.sync += [kx.eq(0), kx_end.eq(kx_last == 0)]
+                with m.If(~ky_end):
+                    m.d.sync += [ky.eq(ky + 1), ky_end.eq(ky + 1 == ky_last),
+                                 krow.eq(krow + rowstride), kaddr.eq(krow + rowstride)]
                 with m.Else():
-                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix)]
-                    with m.If(c + 1 < d.in_c):
-                        m.d.sync += c.eq(c + 1)
+                    m.d.sync += [ky.eq(0), ky_end.eq(ky_last == 0), krow.eq(opix),
+                                 kaddr.eq(opix)]
+                    with m.If(~c_end):
+                        m.d.sync += [c.eq(c + 1), c_end.eq(c + 2 == d.in_c)]
                     with m.Else():
-                        m.d.sync += [c.eq(0), outpix.eq(outpix + d.out_stride)]
-                        with m.If(ox + 1 < d.out_w):
+                        m.d.sync += [c.eq(0), c_end.eq(d.in_c == 1),
+                                     outpix.eq(outpix + d.out_stride)]
+                        with m.If(~ox_end):
                             nxt = opix + (stride << 1)
-                            m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
-                                         kaddr.eq(nxt)]
+                            m.d.sync += [ox.eq(ox + 1), ox_end.eq(ox + 2 == d.out_w),
+                                         opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
                         with m.Else():
                             nxt = orow + (rowstride << 1)
-                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
-                                         krow.eq(nxt), kaddr.eq(nxt)]
-                            with m.If(oy + 1 == d.out_h):
+                            m.d.sync += [ox.eq(0), ox_end.eq(d.out_w == 1), oy.eq(oy + 1),
+                                         oy_end.eq(oy + 2 == d.out_h), orow.eq(nxt),
+                                         opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
+                            with m.If(oy_end):
                                 m.d.sync += running.eq(0)
 
         _control(m, self, running, ~Cat(v1, *pending).any(), load, step, setup=False)
