@@ -75,12 +75,12 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         memory_registers=spec.family == "ecp5")
     if spec.dev.spram_blocks:
         # SPRAM for the activations (two banks) and the weights (as deep as one SPRAM), one
-        # slot (the load overwrites the model: SPRAM is written while the engine is idle), and
-        # the shallow group FIFO (registers, not block RAM, on the iCE40)
-        # and a codebook decoder only as wide as the program needs (none for int8 weights)
+        # slot (the load overwrites the model: SPRAM is written while the engine is idle), the
+        # shallow group FIFO in block RAM (logic is what these devices run out of), and a
+        # codebook decoder only as wide as the program needs (none for int8 weights)
         return base.replace(act_bytes=2 * SPRAM_BYTES, act_memory="spram",
                             weight_memory="spram", weight_bytes=SPRAM_DEPTH * columns,
-                            model_slots=1, fifo_depth=2,
+                            model_slots=1, fifo_depth=2, fifo_memory="bram",
                             codebook_bits=codebook_bits_needed(program))
     if slots is not None:
         return base.replace(model_slots=slots)
@@ -97,9 +97,12 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
     acts = ([MemoryUse("activations", SPRAM_WIDTH, config.bank_bytes // 2 * config.act_banks,
                        "spram")] if config.act_memory == "spram"
             else [MemoryUse("activations", ACT_BITS, config.act_bytes)])
+    fifo = ([MemoryUse("group FIFO", ACC_BITS * config.columns, config.fifo_depth)]
+            if config.fifo_memory == "bram" else [])
     return [
         *acts,
         *model,
+        *fifo,
         MemoryUse("results", ACC_BITS, config.result_entries),
         MemoryUse("counters", 32, config.program_entries),
         MemoryUse("link buffer", 8, 1 << (MAX_FRAME - 1).bit_length()),

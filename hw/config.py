@@ -56,6 +56,11 @@ class AcceleratorConfig:
         Build the bypass-add unit; programs with ADD operations (bypass variants) need it.
     fifo_depth
         Finished output groups buffered between the array and requantization.
+    fifo_memory
+        Where that buffer lives: ``"logic"`` (registers or LUT RAM, the head read
+        combinationally) or ``"bram"`` (block RAM, :class:`~.fifo.BlockFIFO`: a group takes one
+        more cycle to reach requantization, and the logic it saves is a few hundred cells where
+        logic is scarce, as on the iCE40 UltraPlus). A power-of-two ``fifo_depth``.
     memory_registers
         Register the memory read addresses and read data, and the weight indices before the
         codebook lookup (three more convolution stages, one more for the other units): short
@@ -80,6 +85,7 @@ class AcceleratorConfig:
     weight_memory: str = "bram"
     bypass_add: bool = True
     fifo_depth: int = 4
+    fifo_memory: str = "logic"
     memory_registers: bool = False
     model_slots: int = 2
 
@@ -127,6 +133,11 @@ class AcceleratorConfig:
         if self.fifo_depth < 2:
             raise FireforgeError("fifo_depth must be at least 2 (one group in the array, one "
                                  "being requantized)")
+        if self.fifo_memory not in ("logic", "bram"):
+            raise FireforgeError(f"fifo_memory={self.fifo_memory!r}: 'logic' or 'bram'")
+        if self.fifo_memory == "bram" and self.fifo_depth & (self.fifo_depth - 1):
+            raise FireforgeError(f"fifo_depth={self.fifo_depth}: a block RAM FIFO's depth is a "
+                                 f"power of two")
         if self.model_slots not in (1, 2):
             raise FireforgeError(f"model_slots={self.model_slots}: 1 or 2")
         assert CODEBOOK_ENTRIES == 1 << WEIGHT_BITS
@@ -171,11 +182,13 @@ CONFIGS: dict[str, AcceleratorConfig] = {
     "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024),
     # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
     # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
-    # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add.
+    # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, and
+    # the group FIFO in block RAM.
     "up5k": AcceleratorConfig(columns=4, act_bytes=2 * SPRAM_BYTES, weight_bytes=64 * 1024,
                               codebook_bits=0,
                               act_memory="spram", weight_memory="spram", bypass_add=False,
-                              fifo_depth=2, model_slots=1, param_entries=512,
+                              fifo_depth=2, fifo_memory="bram", model_slots=1,
+                              param_entries=512,
                               codebook_entries=512, program_entries=32),
     # ECP5: 64 MULT18X18D columns for the CIFAR presets.
     "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,

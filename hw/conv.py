@@ -31,6 +31,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import MACArray
 from .config import AcceleratorConfig
+from .fifo import BlockFIFO
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
 from .requant import Requantizer
 
@@ -189,7 +190,8 @@ class ConvEngine(wiring.Component):
 
         # ---------------------------------------------------------------- group FIFO
         entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C)})
-        m.submodules.fifo = q = fifo.SyncFIFO(width=entry.size, depth=cfg.fifo_depth)
+        m.submodules.fifo = q = (BlockFIFO if cfg.fifo_memory == "bram" else fifo.SyncFIFO)(
+            width=entry.size, depth=cfg.fifo_depth)
         m.d.comb += [q.w_en.eq(array.out_valid), q.w_data.eq(array.sums.as_value())]
         head = data.View(entry, q.r_data)
         # Groups leave in the order they were issued (pixels in raster order, groups within a

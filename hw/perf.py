@@ -16,6 +16,7 @@ import math
 from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
 from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES
+from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY
 
@@ -39,15 +40,28 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
         steps = d.kernel * d.kernel * d.in_c
         counts = [min(C, d.out_c - g * C) for g in range(math.ceil(d.out_c / C))]
 
-        extra = MEMORY_REGISTER_STAGES * config.memory_registers
+        extra = (MEMORY_REGISTER_STAGES * config.memory_registers
+                 + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram"))
+
+        depth = config.fifo_depth
+
+        def round_trip(c):  # a group's first step to its credit's return
+            return steps + c + _CREDIT_LATENCY + extra
 
         def per_group(c):  # steps, requantization, or credits (fifo_depth in flight)
-            return max(steps, c, (steps + c + _CREDIT_LATENCY + extra) / config.fifo_depth)
+            return max(steps, c, round_trip(c) / depth)
 
-        work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
         last = counts[-1]
         codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
-        return round(work - (per_group(last) - steps) + _CONV_TAIL + extra + last + codebook)
+        tail = _CONV_TAIL + extra + last + codebook
+        n = d.out_h * d.out_w * len(counts)
+        if len(set(counts)) == 1 and round_trip(last) > depth * max(steps, last):
+            # Bound by credits, every group alike: groups start in bursts of fifo_depth,
+            # ``steps`` apart, each burst a round trip after the one before.
+            return ((n - 1) // depth * round_trip(last) + (n - 1) % depth * steps + steps
+                    + tail)
+        work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
+        return round(work - (per_group(last) - steps) + tail)
     # the accelerator's activation read-data register, where configured
     reg = int(config.memory_registers)
     if d.op == Op.MAXPOOL:

@@ -110,6 +110,26 @@ def test_single_port_banks_and_spram_weights_bit_exact(tmp_path, bypass, bits):
     assert np.array_equal(got.sums, run_golden(program, x).sums)
 
 
+def test_cycle_model_exact_on_the_up5k_configuration(tmp_path):
+    """The UP5K's configuration (group FIFO in block RAM, two entries deep) on a network whose
+    output groups are all alike: the cycle model matches the RTL's counter of every layer,
+    including the expand 1x1 layers (four steps a group), whose pace the FIFO's credits set."""
+    config = config_by_name("up5k")
+    assert config.fifo_memory == "bram"
+    net = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(4, 8, 8), FireSpec(4, 8, 8)), (0,),
+                           num_classes=4, in_channels=1, input_size=10)
+    ckpt = _random_checkpoint(net, 5, None)
+    x = np.random.default_rng(5).integers(0, 256, (1, 1, 10, 10), dtype=np.uint8)
+    compile_checkpoint(ckpt, x, tmp_path, group=config.columns, banks=config.act_banks,
+                       bank_bytes=config.bank_bytes)
+    program = load_program(tmp_path)
+    got = simulate(config, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+    model = estimate(config, program)
+    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
+    assert model["cycles_per_inference"] == got.total_cycles[0]
+
+
 def test_bank_and_unit_mismatches_are_refused(tmp_path):
     net = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4), FireSpec(2, 4, 4)), (0,),
                            num_classes=3, in_channels=1, input_size=8, bypass="simple")
