@@ -95,6 +95,12 @@ class ConvEngine(wiring.Component):
         w_base, param_base, cb_base = Signal(24), Signal(16), Signal(16)
         out_stride, shift, pad_value = Signal(12), Signal(6), Signal(8)
         cb_count = Signal(9)
+        # Each counter's second-to-last value, registered (the layer's sizes are still long
+        # before RUN): "the next value is the last" is then an equality of two registers, not
+        # an adder and a comparator (the UP5K's critical path).
+        lim = Signal(data.StructLayout({"in_c": 12, "groups": 12, "OW": 10, "OH": 10}))
+        m.d.sync += [lim.in_c.eq(in_c - 2), lim.groups.eq(groups - 2), lim.OW.eq(OW - 2),
+                     lim.OH.eq(OH - 2)]
 
         # ---------------------------------------------------------------- codebook registers
         cb_regs = Array(Signal(signed(WEIGHT_BITS), name=f"cb{i}")
@@ -234,7 +240,7 @@ class ConvEngine(wiring.Component):
             with m.If(o_g_end):
                 m.d.sync += [o_g.eq(0), o_pix.eq(o_pix + out_stride), o_g_end.eq(groups == 1)]
             with m.Else():
-                m.d.sync += [o_g.eq(o_g + 1), o_g_end.eq(o_g + 2 == groups)]
+                m.d.sync += [o_g.eq(o_g + 1), o_g_end.eq(o_g == lim.groups)]
         m.d.comb += [
             rq.i_valid.eq(r_valid),
             rq.acc.eq(r_acc),
@@ -312,7 +318,7 @@ class ConvEngine(wiring.Component):
                     m.d.sync += first.eq(last)
                     self._advance(m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr,
                                   krow, opix, orow, stride, rowstride, stride2, iy0, ix0, pad,
-                                  wpos, issuing, ends)
+                                  wpos, issuing, ends, lim)
                 with m.If(~issuing):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
@@ -322,14 +328,14 @@ class ConvEngine(wiring.Component):
         return m
 
     def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr, krow, opix,
-                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, issuing, ends):
+                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, issuing, ends, lim):
         """Counter and address updates after one issued step. Each counter's end flag is set
         for its next value: "the value after this one is the last"."""
         sstride = Mux(stride2, stride << 1, stride)
         srow = Mux(stride2, rowstride << 1, rowstride)
         m.d.sync += wpos.eq(wpos + 1)
         with m.If(~ends["ci"]):
-            m.d.sync += [ci.eq(ci + 1), ends["ci"].eq(ci + 2 == in_c)]
+            m.d.sync += [ci.eq(ci + 1), ends["ci"].eq(ci == lim.in_c)]
         with m.Else():
             m.d.sync += [ci.eq(0), ends["ci"].eq(in_c == 1)]
             with m.If(~ends["kx"]):
@@ -342,7 +348,7 @@ class ConvEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix), ends["ky"].eq(~k3)]
                     with m.If(~ends["g"]):
-                        m.d.sync += [g.eq(g + 1), ends["g"].eq(g + 2 == groups)]
+                        m.d.sync += [g.eq(g + 1), ends["g"].eq(g == lim.groups)]
                     with m.Else():
                         m.d.sync += [g.eq(0), wpos.eq(0),
                                      ends["g"].eq(groups == 1)]
@@ -350,12 +356,12 @@ class ConvEngine(wiring.Component):
                             nxt = opix + sstride
                             m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
                                          kaddr.eq(nxt), ix0.eq(ix0 + Mux(stride2, 2, 1)),
-                                         ends["ox"].eq(ox + 2 == OW)]
+                                         ends["ox"].eq(ox == lim.OW)]
                         with m.Else():
                             nxt = orow + srow
                             m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
                                          krow.eq(nxt), kaddr.eq(nxt), ix0.eq(-pad),
                                          iy0.eq(iy0 + Mux(stride2, 2, 1)),
-                                         ends["ox"].eq(OW == 1), ends["oy"].eq(oy + 2 == OH)]
+                                         ends["ox"].eq(OW == 1), ends["oy"].eq(oy == lim.OH)]
                             with m.If(ends["oy"]):
                                 m.d.sync += issuing.eq(0)

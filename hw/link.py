@@ -76,8 +76,11 @@ class FrameTx(wiring.Component):
     """Payload bytes (``last`` marks the final one) -> ``END``, escaped payload and CRC, ``END``.
 
     The CRC unit is outside (``crc_*``): the link shares one between the frames it receives and
-    the frames it sends. The CRC is copied after the payload's last byte, because the link goes
-    back to receiving (and feeding the unit) while the CRC bytes are still being sent.
+    the frames it sends. It is fed from registers (a cycle after the byte is taken), so the
+    link's reply multiplexers and the CRC's XOR tree are not one path. The CRC is copied two
+    cycles after the payload's last byte (its last update is then in): the link goes back to
+    receiving, and to feeding the unit, while the CRC bytes are being sent. The first byte it
+    can receive reaches the unit no earlier than the cycle of the copy.
     """
 
     data: In(8)
@@ -98,12 +101,16 @@ class FrameTx(wiring.Component):
         crc_bytes = Signal(32)  # a copy: the link receives again while the CRC goes out
         count = Signal(range(CRC_BYTES + 1))  # CRC bytes still to send
         in_crc = Signal()
+        starting, feeding = Signal(), Signal()  # the CRC unit's start and byte, registered
+        m.d.comb += [self.crc_start.eq(starting), self.crc_valid.eq(feeding),
+                     self.crc_data.eq(byte)]
+        m.d.sync += [starting.eq(0), feeding.eq(0)]
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.valid):
                     m.d.comb += [self.tx_data.eq(SLIP_END), self.tx_valid.eq(1)]
                     with m.If(self.tx_ready):
-                        m.d.comb += self.crc_start.eq(1)
+                        m.d.sync += starting.eq(1)
                         m.next = "TAKE"
             with m.State("TAKE"):
                 # accept one payload byte (or go on with the CRC)
@@ -112,15 +119,17 @@ class FrameTx(wiring.Component):
                                  count.eq(count - 1)]
                     m.next = "SEND"
                 with m.Elif(self.valid):
-                    m.d.comb += [self.ready.eq(1), self.crc_valid.eq(1),
-                                 self.crc_data.eq(self.data)]
-                    m.d.sync += byte.eq(self.data)
+                    m.d.comb += self.ready.eq(1)
+                    m.d.sync += [byte.eq(self.data), feeding.eq(1)]
                     with m.If(self.last):
-                        m.next = "LATCH"
+                        m.next = "FEED"
                     with m.Else():
                         m.next = "SEND"
+            with m.State("FEED"):
+                # the last payload byte goes into the CRC
+                m.next = "LATCH"
             with m.State("LATCH"):
-                # the CRC holds the payload's CRC one cycle after the last byte
+                # the CRC of the whole payload
                 m.d.sync += [crc_bytes.eq(self.crc_value), count.eq(CRC_BYTES), in_crc.eq(1)]
                 m.next = "SEND"
             with m.State("SEND"):
@@ -352,8 +361,13 @@ class HostLink(wiring.Component):
                 m.d.sync += args_bad.eq(data_len != 0)
         m.d.sync += crc_bad.eq(load_crc.crc != commit_crc)
 
+        # The reply's length tests as registers: no body, and idx at the body's last byte
+        # (final in REPLY_BODY, two cycles after idx moves)
+        no_body, body_last = Signal(), Signal()
+        m.d.sync += body_last.eq(idx == body_len - 1)
+
         def reply(code, n=0):
-            m.d.sync += [status.eq(code), body_len.eq(n), idx.eq(0)]
+            m.d.sync += [status.eq(code), body_len.eq(n), no_body.eq(n == 0), idx.eq(0)]
             m.next = "REPLY_HEADER"
 
         with m.FSM():
@@ -537,7 +551,7 @@ class HostLink(wiring.Component):
 
             # -------------------------------------------------------- reply
             with m.State("REPLY_HEADER"):
-                m.d.comb += [ftx.valid.eq(1), ftx.last.eq((body_len == 0) & (idx == 2))]
+                m.d.comb += [ftx.valid.eq(1), ftx.last.eq(no_body & (idx == 2))]
                 with m.Switch(idx):
                     with m.Case(0):
                         m.d.comb += ftx.data.eq(status)
@@ -549,7 +563,7 @@ class HostLink(wiring.Component):
                     m.d.sync += idx.eq(idx + 1)
                     with m.If(idx == 2):
                         m.d.sync += idx.eq(0)
-                        with m.If(body_len == 0):
+                        with m.If(no_body):
                             m.next = "FINISH"
                         with m.Else():
                             m.next = "REPLY_SETUP"
@@ -563,11 +577,11 @@ class HostLink(wiring.Component):
                 m.d.sync += body_r.eq(body)
                 m.next = "REPLY_BODY"
             with m.State("REPLY_BODY"):
-                m.d.comb += [ftx.valid.eq(1), ftx.last.eq(idx == body_len - 1),
+                m.d.comb += [ftx.valid.eq(1), ftx.last.eq(body_last),
                              ftx.data.eq(body_r)]
                 with m.If(ftx.ready):
                     m.d.sync += idx.eq(idx + 1)
-                    with m.If(idx == body_len - 1):
+                    with m.If(body_last):
                         m.next = "FINISH"
                     with m.Else():
                         m.next = "REPLY_SETUP"

@@ -29,7 +29,7 @@ SEQUENCER_CYCLES_PER_LAYER = FETCH_CYCLES + CONSTANT_CYCLES
 _CONV_TAIL = 9 + REQUANT_LATENCY
 #: cycles from a group's first step to its credit's return, beyond its steps and channels
 _CREDIT_LATENCY = 4
-_POOL_TAIL = 3
+_POOL_TAIL = 4
 _ADD_TAIL = 6
 
 

@@ -120,11 +120,15 @@ class Pool(wiring.Component):
                   Mux(is_sum, acc + value, Mux(value > best, value, best)))
         with m.If(v1):
             m.d.sync += acc.eq(cur)
-        write = v1 & last1
-        m.d.comb += [self.act_we.eq(write & ~is_sum), self.act_waddr.eq(waddr1[:self._aw]),
-                     self.act_wdata.eq(cur[:ACT_BITS]),
-                     self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr1),
-                     self.res_wdata.eq(cur)]
+        # The window's result is written a cycle later, from the accumulator: the memory's
+        # read data, the comparison or sum, and the write data in one cycle were the UP5K's
+        # critical path.
+        write, waddr2 = Signal(), Signal(aw)
+        m.d.sync += [write.eq(v1 & last1), waddr2.eq(waddr1)]
+        m.d.comb += [self.act_we.eq(write & ~is_sum), self.act_waddr.eq(waddr2[:self._aw]),
+                     self.act_wdata.eq(acc[:ACT_BITS]),
+                     self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr2),
+                     self.res_wdata.eq(acc)]
         base = d.in_addr + d.in_offset
         sums = d.op == Op.AVGPOOL
         # (a window of one pixel: a global sum of a 1x1 map)
@@ -165,7 +169,7 @@ class Pool(wiring.Component):
                             with m.If(oy_end):
                                 m.d.sync += running.eq(0)
 
-        _control(m, self, running, ~Cat(v1, *pending).any(), load, step, setup=False)
+        _control(m, self, running, ~Cat(v1, write, *pending).any(), load, step, setup=False)
         return m
 
 
