@@ -14,7 +14,8 @@ with no model (``n_layers`` 0) until the host loads one.
 Host interface (the serial link, :mod:`.link`):
 
 * ``host_addr``/``host_wdata``/``host_we``: write activation memory (the input image) while idle;
-  ``host_rdata``: the byte at ``host_addr`` one cycle later (any tensor, while idle or paused);
+  ``host_rdata``: the byte at ``host_addr`` one cycle later, two with ``memory_registers`` (any
+  tensor, while idle or paused);
 * ``start``: run the program from layer 0 (or continue after a pause); ``step`` (level): pause
   after every layer, so each layer's output can be read before the next overwrites memory;
 * ``busy``, ``paused``, ``done`` (level until the next ``start``), ``layer``: the current index;
@@ -319,7 +320,7 @@ class Accelerator(wiring.Component):
             res_wr.en.eq(pool.res_we),
             res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data),
             cnt_rd.addr.eq(self.cnt_addr), self.cnt_data.eq(cnt_rd.data),
-            self.host_rdata.eq(act.rd_data),
+            self.host_rdata.eq(unit_rdata),
         ]
 
         # Activation memory ports: the running unit, or the host when the sequencer is idle.

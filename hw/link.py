@@ -288,6 +288,7 @@ class HostLink(wiring.Component):
         loading = Signal()
         body = Signal(8)  # the reply body's byte idx (see the end)
         body_r = Signal(8)
+        copy_byte = Signal(8)  # the byte being copied out of the frame buffer
         m.d.comb += acc.step.eq(step)
 
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
@@ -507,18 +508,22 @@ class HostLink(wiring.Component):
                         reply(Status.UNKNOWN_COMMAND)
 
             # -------------------------------------------------------- copies out of the buffer
-            # idx counts data bytes: read buf[data_off + idx], write it a cycle later.
-            # When every byte is written, finish() runs (it sends the reply).
+            # idx counts data bytes: read buf[data_off + idx], register the byte (a block
+            # RAM's output straight into the load CRC or another memory was the ECP5's
+            # critical path), write it. When every byte is written, finish() runs (it sends
+            # the reply).
             def copy_state(name, write, finish=lambda: reply(Status.OK)):
                 with m.State(name):
                     m.d.comb += buf_rd.addr.eq(data_off + idx)
                     with m.If(idx < data_len):
-                        m.next = name + "_WRITE"
+                        m.next = name + "_READ"
                     with m.Else():
                         finish()
+                with m.State(name + "_READ"):
+                    m.d.sync += copy_byte.eq(buf_rd.data)
+                    m.next = name + "_WRITE"
                 with m.State(name + "_WRITE"):
-                    m.d.comb += buf_rd.addr.eq(data_off + idx)
-                    write(buf_rd.data)
+                    write(copy_byte)
                     m.d.sync += idx.eq(idx + 1)
                     m.next = name
 
@@ -568,7 +573,10 @@ class HostLink(wiring.Component):
                         with m.Else():
                             m.next = "REPLY_SETUP"
             with m.State("REPLY_SETUP"):
-                # memory addresses follow idx; their data is there one cycle later
+                # memory addresses follow idx; their data is there one cycle later (the
+                # activations' two, with the accelerator's memory registers)
+                m.next = "REPLY_WAIT"
+            with m.State("REPLY_WAIT"):
                 m.next = "REPLY_LATCH"
             with m.State("REPLY_LATCH"):
                 # the byte is registered before the frame encoder and its CRC: a block RAM's
@@ -593,7 +601,7 @@ class HostLink(wiring.Component):
 
         # ------------------------------------------------------------ reply bodies
         # Byte idx of each command's reply body; memory addresses follow idx, so the byte is
-        # valid in REPLY_LATCH, a cycle after REPLY_SETUP set idx, and registered there.
+        # valid in REPLY_LATCH, two cycles after REPLY_SETUP set idx, and registered there.
         # Every reply is a view of its protocol layout, filled by field name.
         state_flags = Signal(StateFlags)
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),

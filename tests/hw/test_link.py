@@ -124,6 +124,19 @@ def test_classify_and_verify_equal_golden(board, programs):
     assert not report["bit_exact"] and report["layer"] == a.layers[1]["name"]
 
 
+def test_verify_with_memory_registers(programs):
+    """With the ECP5's memory registers the activation bytes reach the link a cycle later;
+    READ_TENSOR still returns every layer's bytes."""
+    (a, xa), _ = programs
+    b = Board(LinkTransport(TEST_CONFIG.replace(memory_registers=True), a), timeout=5.0,
+              retries=1)
+    try:
+        one = run_golden(a, xa[:1], keep_layers=True)
+        assert b.verify(a, xa[0], one) == {"bit_exact": True, "layers": len(a.layers)}
+    finally:
+        b.close()
+
+
 def test_load_swaps_the_model_and_a_bad_crc_keeps_the_old(board, programs):
     (a, xa), (b, xb) = programs
     # A load whose bytes do not match the committed CRC: refused, old model untouched.
