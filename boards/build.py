@@ -31,6 +31,9 @@ from .fit import board_config, fit_board, require_fit
 __all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "default_program", "flash"]
 
 BAUD = 115200
+#: yosys, after reading the design: the MAC array's register copies of its shared inputs
+#: (``*_bcast*``, see hw/array.py) are kept, or opt_merge would fold them back into one register
+KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
 #: nextpnr options per family. ECP5: the analytic "static" placer and router2; the default
 #: HeAP placer's annealing refinement ran for over 25 minutes on the 85F with the 64-column
 #: array, static places and routes it in about 7 (measured on 2 cores).
@@ -219,7 +222,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     t0 = time.perf_counter()
     # the tools run in out_dir; YoWASP's tools only see paths under their working directory
     opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json "
-                            f"{NEXTPNR_OPTS[spec.family]}".strip()}
+                            f"{NEXTPNR_OPTS[spec.family]}".strip(),
+            "script_after_read": KEEP_COPIES}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"
     try:

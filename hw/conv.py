@@ -35,7 +35,7 @@ from .fifo import BlockFIFO
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
 from .requant import Requantizer
 
-__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES"]
+__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast"]
 
 #: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, read data,
 #: and the decoded indices before the codebook lookup
@@ -44,6 +44,17 @@ MEMORY_REGISTER_STAGES = 3
 #: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
 #: holds a whole number of steps
 SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
+#: columns that share one register copy of the array's activation and control
+BROADCAST_COLUMNS = 8
+
+
+def array_broadcast(config: AcceleratorConfig) -> int:
+    """Register copies of the MAC array's shared inputs (one more pipeline stage): one per
+    ``BROADCAST_COLUMNS`` columns where the configuration has memory registers (the large
+    devices, whose multipliers spread across the die), else 1 (none)."""
+    if config.memory_registers and config.columns > BROADCAST_COLUMNS:
+        return config.columns // BROADCAST_COLUMNS
+    return 1
 
 
 class ConvEngine(wiring.Component):
@@ -161,7 +172,7 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- decode (stage 1)
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
-        m.submodules.array = array = MACArray(C)
+        m.submodules.array = array = MACArray(C, array_broadcast(cfg))
         act = Mux(s1.pad, pad_value, act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)

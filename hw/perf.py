@@ -15,7 +15,7 @@ import math
 
 from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
 from .config import AcceleratorConfig
-from .conv import MEMORY_REGISTER_STAGES
+from .conv import MEMORY_REGISTER_STAGES, array_broadcast
 from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY
@@ -41,7 +41,8 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
         counts = [min(C, d.out_c - g * C) for g in range(math.ceil(d.out_c / C))]
 
         extra = (MEMORY_REGISTER_STAGES * config.memory_registers
-                 + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram"))
+                 + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
+                 + (array_broadcast(config) > 1))
 
         depth = config.fifo_depth
 

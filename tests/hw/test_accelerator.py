@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
+from fireforge.hw.conv import array_broadcast
 from fireforge.hw.isa import Op
 from fireforge.hw.perf import estimate
 from fireforge.sim.pysim import simulate
@@ -151,3 +152,18 @@ def test_memory_registers_bit_exact(tmp_path):
     assert np.array_equal(got.sums, run_golden(program, x).sums)
     conv = [i for i, d in enumerate(program.descriptors) if d.op == Op.CONV]
     assert (got.layer_cycles[:, conv] >= plain.layer_cycles[:, conv] + 2).all()
+
+
+def test_broadcast_copies_bit_exact(tmp_path):
+    """16 columns with memory registers: the MAC array's shared inputs go through two register
+    copies (one per 8 columns, one more stage); the sums equal golden and the cycle model,
+    which counts the stage, matches every layer of this network (its groups are alike)."""
+    config = TEST_CONFIG.replace(columns=16, memory_registers=True)
+    assert array_broadcast(config) == 2
+    net = SqueezeNetConfig(16, 3, 1, 1, (FireSpec(16, 16, 16),), (0,), num_classes=16,
+                           in_channels=1, input_size=9)
+    program, x = compile_random(net, 9, 4, tmp_path, group=16, images=1)
+    got = simulate(config, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+    model = estimate(config, program)
+    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()

@@ -1,16 +1,19 @@
 """The MAC array against numpy dot products."""
 
 import numpy as np
+import pytest
 from amaranth.sim import Simulator
 from fireforge.hw.array import MACArray
 
 
-def test_mac_array_dot_products():
+@pytest.mark.parametrize("broadcast", [1, 2])
+def test_mac_array_dot_products(broadcast):
+    """Every column's sums, with the shared inputs straight or through per-group copies."""
     cols = 4
     rng = np.random.default_rng(1)
     # three groups of different lengths, back to back, no gaps
     groups = [(rng.integers(0, 256, k), rng.integers(-128, 128, (k, cols))) for k in (1, 5, 9)]
-    dut = MACArray(cols)
+    dut = MACArray(cols, broadcast)
     results = []
 
     async def bench(ctx):
