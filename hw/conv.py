@@ -114,8 +114,12 @@ class ConvEngine(wiring.Component):
                      lim.OH.eq(OH - 2)]
 
         # ---------------------------------------------------------------- codebook registers
-        cb_regs = Array(Signal(signed(WEIGHT_BITS), name=f"cb{i}")
-                        for i in range(1 << cfg.codebook_bits))
+        # (a copy per broadcast group, like the array's shared inputs: 64 columns reading one
+        # set of registers was the 85F's critical path once the activation had its copies)
+        copies = array_broadcast(cfg)
+        cb_sets = [Array(Signal(signed(WEIGHT_BITS),
+                                name=f"cb{i}_bcast{k}" if copies > 1 else f"cb{i}")
+                         for i in range(1 << cfg.codebook_bits)) for k in range(copies)]
 
         # ---------------------------------------------------------------- address generator
         oy, ox, g = Signal(10), Signal(10), Signal(12)
@@ -199,6 +203,7 @@ class ConvEngine(wiring.Component):
             idxs = regs
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
+            cb_regs = cb_sets[j * copies // C]
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
@@ -320,7 +325,8 @@ class ConvEngine(wiring.Component):
                     m.d.sync += cb_i.eq(cb_i + 1)
                 if cfg.codebook_bits:
                     with m.If(cb_v):
-                        m.d.sync += cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
+                        m.d.sync += [cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
+                                     for cb_regs in cb_sets]
                 with m.If((cb_i >= cb_count) & ~cb_v):
                     m.d.sync += [cb_i.eq(0), issuing.eq(1)]
                     m.next = "RUN"
