@@ -280,7 +280,7 @@ def default_program(spec: BoardSpec, runs: Path, log=print):
 
     base = Path(runs) / f"{spec.default_preset}-{spec.default_data}"
     # iCE40 UltraPlus: 4 columns and SPRAM banks; ECP5: the tiny preset on 8 columns, the
-    # CIFAR presets on the 64-column array
+    # CIFAR presets on the 64-MAC array (8 input lanes x 8 columns)
     config = ("up5k" if spec.dev.spram_blocks else
               "small" if spec.default_preset == "squeezenet_tiny" else "ecp5")
     int8 = not config_by_name(config).codebook_bits

@@ -59,12 +59,14 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
     multipliers, and two model slots when they fit (``slots`` forces one or two; a device with
     SPRAM always gets the SPRAM layout with one slot)."""
     m = program.manifest
-    columns = m["group"]
+    columns, rows = m["group"], program.lanes
+    word = rows * columns
     images = program.images
     base = AcceleratorConfig(
         columns=columns,
+        rows=rows,
         act_bytes=_round(m["act_bytes"]),
-        weight_bytes=_round(-(-len(images["weights.bin"]) // columns)) * columns,
+        weight_bytes=_round(-(-len(images["weights.bin"]) // word)) * word,
         param_entries=_round(len(images["params.bin"]) // CHANNEL_PARAMS_BYTES),
         codebook_entries=_round(len(images["codebooks.bin"])),
         program_entries=max(32, len(program.layers)),
@@ -73,6 +75,15 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
         # block RAMs spread over the device: registered addresses and data in the engine
         memory_registers=spec.family == "ecp5")
+    if rows > 1:
+        # Input lanes: as many requantization lanes as the multipliers allow (up to one per
+        # column), and a group FIFO deep enough for groups of one step (in block RAM).
+        base = base.replace(fifo_depth=16, fifo_memory="bram")
+        for lanes in (16, 8, 4, 2, 1):
+            if columns % lanes == 0 and rows % lanes == 0:
+                base = base.replace(requant_lanes=lanes)
+                if fit_board(spec, base)["dsp"] <= spec.dev.dsp:
+                    break
     if spec.dev.spram_blocks:
         # SPRAM for the activations (two banks) and the weights (as deep as one SPRAM), one
         # slot (the load overwrites the model: SPRAM is written while the engine is idle), the
@@ -96,7 +107,8 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
              for space, (words, word_bytes) in config.model_spaces().items()]
     acts = ([MemoryUse("activations", SPRAM_WIDTH, config.bank_bytes // 2 * config.act_banks,
                        "spram")] if config.act_memory == "spram"
-            else [MemoryUse("activations", ACT_BITS, config.act_bytes)])
+            else [MemoryUse("activations", ACT_BITS * config.rows,
+                            config.act_bytes // config.rows)])
     fifo = ([MemoryUse("group FIFO", ACC_BITS * config.columns, config.fifo_depth)]
             if config.fifo_memory == "bram" else [])
     return [
@@ -120,7 +132,8 @@ def fit_board(spec: BoardSpec, config: AcceleratorConfig) -> dict:
         MULT_BITS / _DSP_WIDTH[spec.family])
     # the array's int8 multipliers, the requantizer (int32 x uint16), the bypass add (2x)
     add = 2 if config.bypass_add else 0
-    dsp = config.columns + per + add
+    rq = per * config.requant_lanes
+    dsp = config.macs + rq + add
     problems = []
     if bram > dev.bram_blocks:
         problems.append(f"block RAM: needs {bram} of {dev.bram_blocks} blocks ("
@@ -131,8 +144,8 @@ def fit_board(spec: BoardSpec, config: AcceleratorConfig) -> dict:
                         + ", ".join(f"{r['memory']} {r['blocks']}" for r in rows
                                     if r["kind"] == "spram") + ")")
     if dsp > dev.dsp:
-        problems.append(f"multipliers: needs {dsp} ({config.columns} columns + {per} "
-                        f"requantizer" + (f" + {add} bypass add" if add else "")
+        problems.append(f"multipliers: needs {dsp} ({config.macs} MACs + {rq} "
+                        f"requantization" + (f" + {add} bypass add" if add else "")
                         + f"), the device has {dev.dsp}")
     return {"board": spec.name, "device": dev.name, "fits": not problems, "problems": problems,
             "bram_blocks": bram, "bram_available": dev.bram_blocks, "spram_blocks": spram,

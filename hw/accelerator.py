@@ -145,6 +145,9 @@ def check_program(config: AcceleratorConfig, program) -> None:
     if m["group"] != config.columns:
         problems.append(f"compiled for {m['group']} output channels per weight word, the "
                         f"array has {config.columns} columns (compile with --config)")
+    if m.get("lanes", 1) != config.rows:
+        problems.append(f"compiled for {m.get('lanes', 1)} input lane(s), the array has "
+                        f"{config.rows} rows (compile with --config)")
     for name, have, need in (
             ("activation memory", config.act_bytes, m["act_bytes"]),
             ("weight memory", config.weight_bytes, len(program.images["weights.bin"])),
@@ -233,9 +236,9 @@ class Accelerator(wiring.Component):
         weights = [int.from_bytes(wb[i:i + cfg.word_bytes], "little")
                    for i in range(0, len(wb), cfg.word_bytes)]
         codebooks = np.frombuffer(images["codebooks.bin"], np.int8).tolist()
-        pr = images["params.bin"]
-        params = [int.from_bytes(pr[i:i + CHANNEL_PARAMS_BYTES], "little")
-                  for i in range(0, len(pr), CHANNEL_PARAMS_BYTES)]
+        pw = CHANNEL_PARAMS_BYTES * cfg.requant_lanes  # a word: one entry per requant lane
+        pr = images["params.bin"] + bytes(-len(images["params.bin"]) % pw)
+        params = [int.from_bytes(pr[i:i + pw], "little") for i in range(0, len(pr), pw)]
         return program, weights, codebooks, params
 
     def elaborate(self, platform):
@@ -280,8 +283,12 @@ class Accelerator(wiring.Component):
             m.d.comb += rd_base[space].eq(Mux(self.slot, self.space_words[space][0], 0))
         prog_rd, w_rd = ports[Space.PROGRAM], ports[Space.WEIGHTS]
         cb_rd, p_rd = ports[Space.CODEBOOKS], ports[Space.PARAMS]
-        act = (_dual_port(m, "act_mem", ACT_BITS, cfg.act_bytes) if cfg.act_banks == 1
-               else _banked(m, cfg))
+        # Activation words of R bytes (the array's input lanes); the pool, the add and the
+        # host read and write single bytes of them.
+        R = cfg.rows
+        lr = R.bit_length() - 1
+        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R)
+               if cfg.act_banks == 1 else _banked(m, cfg))
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
 
@@ -302,13 +309,27 @@ class Accelerator(wiring.Component):
         desc_bits = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BYTES * 8)
         desc = data.View(Descriptor, desc_bits[:Descriptor.size])
         consts = Signal(LayerConstants)
-        unit_rdata = Signal(ACT_BITS)
+        word_rdata = Signal(ACT_BITS * R)
         if cfg.memory_registers:
-            m.d.sync += unit_rdata.eq(act.rd_data)
+            m.d.sync += word_rdata.eq(act.rd_data)
         else:
-            m.d.comb += unit_rdata.eq(act.rd_data)
+            m.d.comb += word_rdata.eq(act.rd_data)
+        # byte accesses: the byte's place in the word, kept until its data arrives
+        byte_raddr = Signal(self.act_aw)
+        unit_rdata = Signal(ACT_BITS)
+        if R > 1:
+            place = byte_raddr[:lr]
+            for _ in range(latency):
+                later = Signal(lr)
+                m.d.sync += later.eq(place)
+                place = later
+            m.d.comb += unit_rdata.eq(word_rdata.word_select(place, ACT_BITS))
+        else:
+            m.d.comb += unit_rdata.eq(word_rdata)
         for u, _ in units:
-            m.d.comb += [u.desc.eq(desc), u.consts.eq(consts), u.act_rdata.eq(unit_rdata)]
+            m.d.comb += [u.desc.eq(desc), u.consts.eq(consts)]
+            m.d.comb += (u.act_rdata.eq(word_rdata) if u is conv else
+                         u.act_rdata.eq(unit_rdata))
         m.d.comb += [
             w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
             conv.w_rdata.eq(w_rd.rd_data),
@@ -324,16 +345,28 @@ class Accelerator(wiring.Component):
         ]
 
         # Activation memory ports: the running unit, or the host when the sequencer is idle.
+        # The convolution engine reads and writes words; the others bytes.
+        def byte_access(raddr, waddr, wdata, we):
+            if R == 1:
+                return [act.rd_addr.eq(raddr), act.wr_addr.eq(waddr), act.wr_data.eq(wdata),
+                        act.wr_en.eq(we)]
+            return [byte_raddr.eq(raddr), act.rd_addr.eq(raddr[lr:]),
+                    act.wr_addr.eq(waddr[lr:]), act.wr_data.eq(wdata.replicate(R)),
+                    act.wr_en.eq(Cat(we & (waddr[:lr] == k) for k in range(R)))]
+
         running = Signal()
         with m.If(running):
             with m.Switch(desc.op):
                 for u, ops in units:
                     with m.Case(*ops):
-                        m.d.comb += [act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
-                                     act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
+                        m.d.comb += ([act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
+                                      act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
+                                     if u is conv else
+                                     byte_access(u.act_raddr, u.act_waddr, u.act_wdata,
+                                                 u.act_we))
         with m.Else():
-            m.d.comb += [act.rd_addr.eq(self.host_addr), act.wr_addr.eq(self.host_addr),
-                         act.wr_data.eq(self.host_wdata), act.wr_en.eq(self.host_we)]
+            m.d.comb += byte_access(self.host_addr, self.host_addr, self.host_wdata,
+                                    self.host_we)
 
         # ---------------------------------------------------------------- sequencer
         pc = Signal(range(cfg.program_entries + 1))

@@ -33,8 +33,15 @@ class AcceleratorConfig:
         Output channels computed in parallel (the array's columns); also the number of output
         channels per weight word, so programs must be compiled with ``group == columns``.
     rows
-        Input-channel lanes per column (the array's rows): MACs = ``rows * columns``.
-        The convolution engine drives one lane today.
+        Input-channel lanes (the array's rows): each step multiplies ``rows`` consecutive input
+        channels by ``rows x columns`` weights; MACs = ``rows * columns``. With more than one
+        lane the activation memory is ``rows`` bytes wide (block RAM only), and programs must
+        be compiled with ``lanes == rows`` (channel strides, channel offsets and parameter
+        addresses then are multiples of ``rows``).
+    requant_lanes
+        Output channels requantized (and written, as one activation word) per cycle: a
+        divisor of ``rows`` and of ``columns``. More lanes keep pace with groups of few steps
+        (1x1 layers of few input channels), at one int32 x uint16 multiplier each.
     codebook_bits
         Widest codebook the decoder holds in registers (``2**codebook_bits`` int8 entries). Layers
         with 8-bit indices must use the identity codebook (uncompressed int8 weights). 0: no
@@ -73,6 +80,7 @@ class AcceleratorConfig:
 
     columns: int = 8
     rows: int = 1
+    requant_lanes: int = 1
     codebook_bits: int = 4
     act_bytes: int = 32 * 1024
     weight_bytes: int = 64 * 1024
@@ -105,9 +113,18 @@ class AcceleratorConfig:
                                      f"{getattr(self, name)!r}")
         if self.columns > 256 or self.columns & (self.columns - 1):
             raise FireforgeError(f"columns={self.columns}: a power of two up to 256")
-        if self.rows != 1:
-            raise FireforgeError(f"rows={self.rows}: the convolution engine drives one input "
-                                 f"lane today (rows=1); use more columns for more MACs")
+        if self.rows > 16 or self.rows & (self.rows - 1):
+            raise FireforgeError(f"rows={self.rows}: a power of two up to 16")
+        if self.rows > 1 and self.act_memory != "bram":
+            raise FireforgeError(f"rows={self.rows}: input lanes read a {self.rows}-byte "
+                                 f"activation word, which needs block RAM activations "
+                                 f"(act_memory='bram'), or rows=1")
+        if self.rows % self.requant_lanes or self.columns % self.requant_lanes:
+            raise FireforgeError(f"requant_lanes={self.requant_lanes}: a divisor of rows "
+                                 f"({self.rows}) and of columns ({self.columns})")
+        if self.act_bytes % self.rows or self.param_entries % self.requant_lanes:
+            raise FireforgeError(f"act_bytes ({self.act_bytes}) must be a multiple of rows and "
+                                 f"param_entries ({self.param_entries}) of requant_lanes")
         if not (isinstance(self.codebook_bits, int) and 0 <= self.codebook_bits <= WEIGHT_BITS):
             raise FireforgeError(f"codebook_bits={self.codebook_bits!r}: allowed 0 (no decoder) "
                                  f"..{WEIGHT_BITS}")
@@ -127,9 +144,9 @@ class AcceleratorConfig:
                     f"weight_bytes={self.weight_bytes} x {self.model_slots} slot(s) in SPRAM: "
                     f"the weight word ({self.word_bytes * 8} bits) must be a multiple of "
                     f"{SPRAM_WIDTH} bits and at most {SPRAM_DEPTH} words deep")
-        if self.weight_bytes % self.columns:
+        if self.weight_bytes % self.word_bytes:
             raise FireforgeError(f"weight_bytes={self.weight_bytes} must be a multiple of the "
-                                 f"weight word ({self.columns} bytes)")
+                                 f"weight word ({self.word_bytes} bytes)")
         if self.fifo_depth < 2:
             raise FireforgeError("fifo_depth must be at least 2 (one group in the array, one "
                                  "being requantized)")
@@ -162,8 +179,8 @@ class AcceleratorConfig:
 
     @property
     def word_bytes(self) -> int:
-        """Bytes per weight-memory word: one 8-bit index per column (narrower indices pack)."""
-        return self.columns
+        """Bytes per weight-memory word: one 8-bit index per MAC (narrower indices pack)."""
+        return self.rows * self.columns
 
     def model_spaces(self) -> dict[Space, tuple[int, int]]:
         """Words and bytes per word of each model memory (one slot): what the gateware builds,
@@ -171,7 +188,8 @@ class AcceleratorConfig:
         return {Space.PROGRAM: (self.program_entries * DESCRIPTOR_WORDS, PROGRAM_WORD_BYTES),
                 Space.WEIGHTS: (self.weight_bytes // self.word_bytes, self.word_bytes),
                 Space.CODEBOOKS: (self.codebook_entries, WEIGHT_BITS // 8),
-                Space.PARAMS: (self.param_entries, CHANNEL_PARAMS_BYTES)}
+                Space.PARAMS: (self.param_entries // self.requant_lanes,
+                               CHANNEL_PARAMS_BYTES * self.requant_lanes)}
 
     def replace(self, **changes) -> AcceleratorConfig:
         return dataclasses.replace(self, **changes)
@@ -190,10 +208,13 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               fifo_depth=2, fifo_memory="bram", model_slots=1,
                               param_entries=512,
                               codebook_entries=512, program_entries=32),
-    # ECP5: 64 MULT18X18D columns for the CIFAR presets.
-    "ecp5": AcceleratorConfig(columns=64, act_bytes=128 * 1024, weight_bytes=256 * 1024,
-                              param_entries=4096, codebook_entries=2048, program_entries=128,
-                              memory_registers=True),
+    # ECP5: 64 MULT18X18D MACs for the CIFAR presets, 8 input lanes x 8 columns (activation
+    # words of 8 bytes), 8 requantization lanes, the group FIFO 16 deep in block RAM (groups
+    # of one step keep the array busy).
+    "ecp5": AcceleratorConfig(columns=8, rows=8, requant_lanes=8, act_bytes=128 * 1024,
+                              weight_bytes=256 * 1024, param_entries=4096,
+                              codebook_entries=2048, program_entries=128, fifo_depth=16,
+                              fifo_memory="bram", memory_registers=True),
 }
 
 

@@ -1,12 +1,13 @@
 """The convolution engine: runs one CONV descriptor on the MAC array.
 
-Loop nest (output-stationary, ``C = columns`` output channels at a time)::
+Loop nest (output-stationary, ``C = columns`` output channels at a time, ``R = rows`` input
+channels a step, read as one activation word)::
 
     for oy, ox:                      # output pixels, raster order
         for g in range(ceil(out_c / C)):
-            for ky, kx, ci:          # one reduction step per cycle
-                acc[j] += act[iy, ix, ci] * w[g*C + j, ci, ky, kx]
-            requantize acc[0..C) -> out[oy, ox, g*C + j]
+            for ky, kx, ci in (..., range(0, in_c, R)):   # one reduction step per cycle
+                acc[j] += sum(act[iy, ix, ci + r] * w[g*C + j, ci + r, ky, kx] for r < R)
+            requantize acc[0..C) -> out[oy, ox, g*C + j]   # Q = requant_lanes a cycle
 
 Stages, one step per cycle with no stall inside a group:
 
@@ -16,11 +17,15 @@ Stages, one step per cycle with no stall inside a group:
   activation byte, and ``C`` indices of ``w_bits`` bits out of the weight word, turned into int8
   through the codebook registers (or taken as int8 when the layer is uncompressed 8-bit);
 * the :class:`~.array.MACArray`;
-* a FIFO of finished groups, then one :class:`~.requant.Requantizer` that takes one element
-  per cycle, back to back across groups. Credits (one per FIFO entry) hold the address generator
-  back before a group's first step, so nothing ever stalls mid-pipeline. A group of fewer steps
-  than it has output channels therefore waits for requantization: that, and output channels
-  that do not fill the last group, is where utilization goes.
+* a FIFO of finished groups, then ``Q`` :class:`~.requant.Requantizer` lanes that take ``Q``
+  consecutive elements per cycle (written as part of one activation word), back to back across
+  groups. Credits (one per FIFO entry) hold the address generator back before a group's first
+  step, so nothing ever stalls mid-pipeline. A group of fewer steps than ``ceil(channels / Q)``
+  therefore waits for requantization: that, output channels that do not fill the last group,
+  and input channels that do not fill the last step's lanes, is where utilization goes.
+
+Input channels past ``in_c`` in a step's last word have index 0 (the weight 0) in the weight
+stream, so whatever the word holds there adds nothing.
 """
 
 from __future__ import annotations
@@ -64,23 +69,28 @@ class ConvEngine(wiring.Component):
     """
 
     def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int):
+        """``act_aw``: bits of a byte address; the activation ports address words of
+        ``rows`` bytes. ``p_aw``: bits of a parameter word address (``requant_lanes``
+        entries a word)."""
         self.config = config
-        c = config.columns
+        c, R, Q = config.columns, config.rows, config.requant_lanes
         self._aw = act_aw
+        self._lr = R.bit_length() - 1
+        word_aw = max(1, act_aw - self._lr)
         super().__init__({
             "start": In(1),
             "done": Out(1),
             "desc": In(Descriptor),
             "consts": In(LayerConstants),
-            "act_raddr": Out(act_aw),
-            "act_rdata": In(ACT_BITS),
-            "act_waddr": Out(act_aw),
-            "act_wdata": Out(ACT_BITS),
-            "act_we": Out(1),
+            "act_raddr": Out(word_aw),
+            "act_rdata": In(ACT_BITS * R),
+            "act_waddr": Out(word_aw),
+            "act_wdata": Out(ACT_BITS * R),
+            "act_we": Out(R),
             "w_raddr": Out(w_aw),
-            "w_rdata": In(c * 8),
+            "w_rdata": In(c * R * 8),
             "p_raddr": Out(p_aw),
-            "p_rdata": In(ChannelParams),
+            "p_rdata": In(data.ArrayLayout(ChannelParams, Q)),
             "cb_raddr": Out(cb_aw),
             "cb_rdata": In(signed(WEIGHT_BITS)),
         })
@@ -88,8 +98,10 @@ class ConvEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        C = cfg.columns
+        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
+        N = R * C  # MACs: weights per step
         clog = C.bit_length() - 1
+        lr, lq = self._lr, Q.bit_length() - 1
         d = self.desc
         aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
 
@@ -122,6 +134,7 @@ class ConvEngine(wiring.Component):
                          for i in range(1 << cfg.codebook_bits)) for k in range(copies)]
 
         # ---------------------------------------------------------------- address generator
+        # ``ci`` counts steps of R channels (words); addresses are in bytes, words are aligned
         oy, ox, g = Signal(10), Signal(10), Signal(12)
         ky, kx, ci = Signal(2), Signal(2), Signal(12)
         iy0, ix0 = Signal(signed(12)), Signal(signed(12))
@@ -159,12 +172,12 @@ class ConvEngine(wiring.Component):
             m.d.sync += reg.eq(chain[-1])
             chain.append(reg)
         s1 = chain[-1]
-        act_addr = (kaddr + ci)[:self._aw]
-        w_addr = w_base[clog:] + (wpos >> spw_log)
-        act_rdata, w_rdata = Signal(ACT_BITS), Signal(C * 8)
+        act_addr = (kaddr + (ci << lr))[lr:self._aw]
+        w_addr = w_base[N.bit_length() - 1:] + (wpos >> spw_log)
+        act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
         if cfg.memory_registers:
             # (the accelerator registers the activation read data for every unit)
-            act_addr_r, w_addr_r = Signal(self._aw), Signal(len(self.w_raddr))
+            act_addr_r, w_addr_r = Signal(len(self.act_raddr)), Signal(len(self.w_raddr))
             m.d.sync += [act_addr_r.eq(act_addr), w_addr_r.eq(w_addr),
                          w_rdata.eq(self.w_rdata)]
             m.d.comb += [self.act_raddr.eq(act_addr_r), self.w_raddr.eq(w_addr_r),
@@ -176,19 +189,19 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- decode (stage 1)
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
-        m.submodules.array = array = MACArray(C, array_broadcast(cfg))
-        act = Mux(s1.pad, pad_value, act_rdata)
+        m.submodules.array = array = MACArray(C, array_broadcast(cfg), R)
+        act = Mux(s1.pad, pad_value.replicate(R), act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         idxs = []
-        for j in range(C):
+        for j in range(N):
             idx = Signal(8, name=f"idx{j}")
-            # Column j's index of step ``s1.sub`` within the word: a mux over the few places
+            # Cell j's index of step ``s1.sub`` within the word: a mux over the few places
             # it can be (a variable word_select would build a shifter as wide as the word).
             with m.Switch(bits):
                 for b in index_bits:
                     with m.Case(b):
-                        places = [w_rdata.word_select(sub * C + j, b)
+                        places = [w_rdata.word_select(sub * N + j, b)
                                   for sub in range(8 // b)]
                         m.d.comb += idx.eq(Array(places)[s1.sub[:max(1, (8 // b - 1)
                                                                       .bit_length())]]
@@ -196,14 +209,14 @@ class ConvEngine(wiring.Component):
             idxs.append(idx)
         s2, act2 = s1, act
         if cfg.memory_registers:
-            s2, act2 = Signal(ctl, name="ctl_decode"), Signal(ACT_BITS, name="act_decode")
+            s2, act2 = Signal(ctl, name="ctl_decode"), Signal(ACT_BITS * R, name="act_decode")
             m.d.sync += [s2.eq(s1), act2.eq(act)]
-            regs = [Signal(8, name=f"idx{j}_r") for j in range(C)]
+            regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
-            cb_regs = cb_sets[j * copies // C]
+            cb_regs = cb_sets[(j % C) * copies // C]
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
@@ -231,42 +244,64 @@ class ConvEngine(wiring.Component):
             m.d.comb += rest.eq(out_c - (g << clog))
             return Mux(rest > C, C - 1, rest - 1)
 
-        # the head group's last element, a register set one group ahead: the subtraction and
-        # comparison stay off the path to ``popped`` (it was the UP5K's critical path)
-        head_last = Signal(range(C))
+        # The head group's last chunk (of Q elements) and which of its lanes hold channels:
+        # registers set one group ahead, so the subtraction and comparison stay off the path
+        # to ``popped`` (it was the UP5K's critical path).
+        head_last = Signal(range(C // Q))
+        head_mask = Signal(Q)
+
+        def set_last(g):
+            e = Signal(range(C), name="o_last")
+            m.d.comb += e.eq(last_element(g))
+            return [head_last.eq(e[lq:]),
+                    head_mask.eq((Const(2, Q + 1) << (e[:lq] if lq else 0)) - 1)]
 
         # ---------------------------------------------------------------- requantization
-        # One element of the head group per cycle; the group leaves the FIFO with its last
-        # element, and the next group's first element follows in the next cycle.
-        m.submodules.rq = rq = Requantizer(tag_bits=self._aw + 1)
-        j = Signal(range(C))
+        # Q elements (a chunk) of the head group per cycle; the group leaves the FIFO with its
+        # last chunk, and the next group's first chunk follows in the next cycle.
+        lanes = [Requantizer(tag_bits=self._aw + 1) for _ in range(Q)]
+        for k, rq in enumerate(lanes):
+            m.submodules[f"rq{k}" if Q > 1 else "rq"] = rq
+        jc = Signal(range(C // Q))  # the chunk
         issue = Signal()
         popped = Signal()
         r_valid = Signal()
-        r_acc = Signal(signed(ACC_BITS))
+        r_mask = Signal(Q)
+        r_acc = [Signal(signed(ACC_BITS), name=f"r_acc{k}") for k in range(Q)]
         r_tag = Signal(self._aw + 1)
-        sums = Array(head.sums[i] for i in range(C))
-        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (j == head_last)),
-                     self.p_raddr.eq(head_param + j), q.r_en.eq(popped)]
-        m.d.sync += [r_valid.eq(issue), r_acc.eq(sums[j]), r_tag.eq(head_addr + j)]
+        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (jc == head_last)),
+                     self.p_raddr.eq((head_param + (jc << lq))[lq:]), q.r_en.eq(popped)]
+        m.d.sync += [r_valid.eq(issue), r_tag.eq(head_addr + (jc << lq)),
+                     r_mask.eq(Mux(popped, head_mask, (1 << Q) - 1))]
+        for k in range(Q):
+            m.d.sync += r_acc[k].eq(Array(head.sums[c * Q + k] for c in range(C // Q))[jc])
         with m.If(issue):
-            m.d.sync += j.eq(Mux(popped, 0, j + 1))
+            m.d.sync += jc.eq(Mux(popped, 0, jc + 1))
         with m.If(popped):
-            m.d.sync += head_last.eq(last_element(Mux(o_g_end, 0, o_g + 1)))
+            m.d.sync += set_last(Mux(o_g_end, 0, o_g + 1))
             with m.If(o_g_end):
                 m.d.sync += [o_g.eq(0), o_pix.eq(o_pix + out_stride), o_g_end.eq(groups == 1)]
             with m.Else():
                 m.d.sync += [o_g.eq(o_g + 1), o_g_end.eq(o_g == lim.groups)]
+        for k, rq in enumerate(lanes):
+            m.d.comb += [
+                rq.i_valid.eq(r_valid & r_mask[k]),
+                rq.acc.eq(r_acc[k]),
+                rq.bias.eq(self.p_rdata[k].bias),
+                rq.mult.eq(self.p_rdata[k].mult),
+                rq.shift.eq(shift),
+                rq.tag.eq(r_tag),
+            ]
+        # The chunk's bytes go to their place in one activation word: lane 0's tag is the
+        # chunk's first byte address (a multiple of Q), the bytes repeat across the word, and
+        # the write enables pick the chunk's place.
+        o_tag = lanes[0].o_tag
+        place = o_tag[lq:lr] if lr > lq else Const(0, 1)
         m.d.comb += [
-            rq.i_valid.eq(r_valid),
-            rq.acc.eq(r_acc),
-            rq.bias.eq(self.p_rdata.bias),
-            rq.mult.eq(self.p_rdata.mult),
-            rq.shift.eq(shift),
-            rq.tag.eq(r_tag),
-            self.act_we.eq(rq.o_valid),
-            self.act_waddr.eq(rq.o_tag[:self._aw]),
-            self.act_wdata.eq(rq.y),
+            self.act_waddr.eq(o_tag[lr:self._aw]),
+            self.act_wdata.eq(Cat(rq.y for rq in lanes).replicate(R // Q)),
+            self.act_we.eq(Cat(rq.o_valid & (place == p) for p in range(R // Q)
+                               for rq in lanes)),
         ]
         credit_take = step & first
         with m.If(credit_take & ~popped):
@@ -277,14 +312,17 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- control
         pipe_busy = Signal()
         m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | s2.valid | array.valid
-                                 | array.out_valid | r_valid | rq.busy | q.r_rdy
+                                 | array.out_valid | r_valid | q.r_rdy
+                                 | Cat(rq.busy for rq in lanes).any()
                                  | (credits != cfg.fifo_depth))
         # Layer constants from the descriptor (the sequencer holds it for the layer, and the
         # constants are ready long before GO). With memory_registers they are registers: some
         # fan out to every column (on the 85F the codebook select crossed the die).
         layer_domain = m.d.sync if cfg.memory_registers else m.d.comb
         layer_domain += [
-            k3.eq(d.kernel == 3), in_c.eq(d.in_c), out_c.eq(d.out_c), H.eq(d.in_h),
+            # (in_c counts steps: words of R channels)
+            k3.eq(d.kernel == 3), in_c.eq((d.in_c + (R - 1)) >> lr), out_c.eq(d.out_c),
+            H.eq(d.in_h),
             W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
             pad.eq(d.pad != 0), stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride),
             groups.eq((d.out_c + C - 1) >> clog), bits.eq(d.w_bits),
@@ -309,7 +347,7 @@ class ConvEngine(wiring.Component):
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
                     o_pix.eq(d.out_addr + d.out_offset), o_g.eq(0), o_g_end.eq(groups == 1),
-                    head_last.eq(last_element(0)),
+                    *set_last(0),
                     first.eq(1),
                     ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
                     ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),

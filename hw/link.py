@@ -611,7 +611,8 @@ class HostLink(wiring.Component):
         m.d.comb += [
             info_reply.version.eq(PROTOCOL_VERSION), info_reply.state.eq(state_flags),
             info_reply.board.eq(_board_id(self.board)), info_reply.columns.eq(cfg.columns),
-            info_reply.rows.eq(cfg.rows), info_reply.model_slots.eq(slots),
+            info_reply.rows.eq(cfg.rows), info_reply.requant_lanes.eq(cfg.requant_lanes),
+            info_reply.model_slots.eq(slots),
             info_reply.codebook_bits.eq(cfg.codebook_bits),
             info_reply.features.bypass_add.eq(cfg.bypass_add),
             info_reply.features.spram_acts.eq(cfg.act_banks > 1),

@@ -4,9 +4,10 @@ Cycles do not depend on the data. The tests hold the model to the RTL's own per-
 exact on the presets; on odd little networks, where output groups of different sizes share the
 FIFO's credits, the credit term is an approximation (3.3% off seen).
 
-Convolution: one reduction step per cycle, except that a group of ``c`` output channels with
-fewer than ``c`` steps waits for requantization (one channel per cycle); a fixed tail drains the
-pipeline, and the codebook load comes first.
+Convolution: one reduction step (``rows`` input channels) per cycle, except that a group of
+``c`` output channels with fewer than ``ceil(c / requant_lanes)`` steps waits for
+requantization (``requant_lanes`` channels per cycle); a fixed tail drains the pipeline, and the
+codebook load comes first.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import math
 
 from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
+from .array import array_latency
 from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES, array_broadcast
 from .fifo import BLOCK_FIFO_EXTRA_LATENCY
@@ -36,13 +38,15 @@ _ADD_TAIL = 6
 def layer_cycles(config: AcceleratorConfig, d) -> int:
     """Cycles the per-layer counter records for descriptor ``d``."""
     if d.op == Op.CONV:
-        C = config.columns
-        steps = d.kernel * d.kernel * d.in_c
-        counts = [min(C, d.out_c - g * C) for g in range(math.ceil(d.out_c / C))]
+        C, R, Q = config.columns, config.rows, config.requant_lanes
+        steps = d.kernel * d.kernel * math.ceil(d.in_c / R)
+        # requantization cycles of each group: chunks of Q channels
+        counts = [math.ceil(min(C, d.out_c - g * C) / Q) for g in range(math.ceil(d.out_c / C))]
 
+        broadcast = array_broadcast(config)
         extra = (MEMORY_REGISTER_STAGES * config.memory_registers
                  + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
-                 + (array_broadcast(config) > 1))
+                 + array_latency(R, broadcast) - array_latency(1, 1))
 
         depth = config.fifo_depth
 

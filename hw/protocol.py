@@ -74,7 +74,7 @@ __all__ = [
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -207,6 +207,7 @@ InfoReply = data.StructLayout({
     "board": unsigned(8 * BOARD_ID_BYTES),
     "columns": 16,
     "rows": 8,
+    "requant_lanes": 8,
     "model_slots": 8,
     "codebook_bits": 8,
     "features": Features,

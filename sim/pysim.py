@@ -33,7 +33,6 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
     dut = Accelerator(config, program)
     sim = Simulator(dut)
     sim.add_clock(1e-8)
-    input_addr = program.manifest["tensors"]["input"]["addr"]
     n_layers = len(program.layers)
     out = {"sums": [], "cycles": [], "total": []}
 
@@ -41,7 +40,8 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
         if not config.weights_preloaded:
             await load_model(ctx, dut, program)
         for image in images:
-            for i, v in enumerate(image.transpose(1, 2, 0).ravel().tolist()):
+            input_addr, raw = program.input_bytes(image)
+            for i, v in enumerate(raw):
                 ctx.set(dut.host_addr, input_addr + i)
                 ctx.set(dut.host_wdata, v)
                 ctx.set(dut.host_we, 1)

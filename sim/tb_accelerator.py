@@ -30,9 +30,17 @@ def _mem(handle) -> np.ndarray:
     """A Verilog memory as integers indexed by address (unknown bits read as 0). Iterating a
     cocotb Array goes left to right, which is address order reversed for ``[N-1:0]``."""
     value = handle.value
-    out = np.zeros(len(value), dtype=np.int64)
+    out = np.zeros(len(value), dtype=object)
     out[list(value.range)] = [int(v) if v.is_resolvable else 0 for v in value]
     return out
+
+
+def _bytes(words: np.ndarray, lanes: int) -> np.ndarray:
+    """The activation memory's bytes from its words of ``lanes`` bytes (little-endian)."""
+    if lanes == 1:
+        return words.astype(np.int64)
+    return np.frombuffer(b"".join(int(w).to_bytes(lanes, "little") for w in words),
+                         np.uint8).astype(np.int64)
 
 
 def _tensor(mem: np.ndarray, addr, stride, offset, c, h, w) -> np.ndarray:
@@ -49,7 +57,6 @@ async def run_program(dut):
     golden = run_golden(program, images, keep_layers=check_layers)
     descriptors = program.descriptors
     layers = program.layers
-    input_addr = program.manifest["tensors"]["input"]["addr"]
 
     cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.start.value = 0
@@ -63,8 +70,11 @@ async def run_program(dut):
     results = []
     sim_seconds = 0.0
     for n, image in enumerate(images):
-        for i, v in enumerate(image.transpose(1, 2, 0).ravel().tolist()):
-            dut.act_mem[input_addr + i].value = v
+        lanes = program.lanes
+        input_addr, raw = program.input_bytes(image)
+        for i in range(0, len(raw), lanes):
+            dut.act_mem[(input_addr + i) // lanes].value = int.from_bytes(raw[i:i + lanes],
+                                                                          "little")
         await RisingEdge(dut.clk)
         record = {"image": n, "bit_exact": True, "first_mismatch": None}
         t0 = time.perf_counter()
@@ -78,7 +88,7 @@ async def run_program(dut):
             if check_layers and d.op != Op.AVGPOOL:
                 t1 = time.perf_counter()
                 sim_seconds += t1 - t0
-                mem = _mem(dut.act_mem)
+                mem = _bytes(_mem(dut.act_mem), program.lanes)
                 got = _tensor(mem, d.out_addr, d.out_stride, d.out_offset, d.out_c, d.out_h,
                               d.out_w)
                 want = golden.layers[layer["name"]][n]
@@ -94,14 +104,14 @@ async def run_program(dut):
                 dut.start.value = 0
         await RisingEdge(dut.clk)
         sim_seconds += time.perf_counter() - t0
-        sums = _mem(dut.res_mem)[:program.num_classes]
+        sums = _mem(dut.res_mem)[:program.num_classes].astype(np.int64)
         sums = np.where(sums >= 1 << 31, sums - (1 << 32), sums)
         want = golden.sums[n]
         if not np.array_equal(sums, want) and record["bit_exact"]:
             record["bit_exact"] = False
             record["first_mismatch"] = {"layer": layers[-1]["name"], "index": len(layers) - 1,
                                         **first_mismatch(sums, want)}
-        cycles = _mem(dut.cnt_mem)[:len(layers)]
+        cycles = _mem(dut.cnt_mem)[:len(layers)].astype(np.int64)
         record.update(sums=sums.tolist(), prediction=int(np.argmax(sums)),
                       golden_prediction=int(np.argmax(want)),
                       layer_cycles=cycles.tolist(), total_cycles=int(dut.total_cycles.value))

@@ -297,7 +297,8 @@ def _cmd_compile(args) -> dict:
     accel = config_by_name(args.config)
     manifest = compile_checkpoint(ckpt, calib, args.out, budget, accel.columns, ckpt.shared,
                                   source=str(args.checkpoint), accelerator=args.config,
-                                  banks=accel.act_banks, bank_bytes=accel.bank_bytes)
+                                  banks=accel.act_banks, bank_bytes=accel.bank_bytes,
+                                  lanes=accel.rows)
     from ..hw.perf import estimate
     from .program import load_program
 
@@ -567,7 +568,7 @@ def _cmd_infer(args) -> dict:
         else:
             info = board.check_model(program)
         say(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
-            f"{info.columns} MACs")
+            f"{info.rows * info.columns} MACs")
         for n, (name, image) in enumerate(zip(names, images, strict=True)):
             r = board.classify(program, image, top=min(args.top, program.num_classes))
             entry = {"image": name, "class": r.cls, "label": classes[r.cls],

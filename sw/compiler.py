@@ -33,8 +33,8 @@ from .errors import FireforgeError
 from .program import FORMAT, IMAGE_FILES, VERSION, model_hash, sha256
 from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, quantize
 
-__all__ = ["compile_checkpoint", "plan_memory", "MemoryPlan", "Budget", "fit_report",
-           "footprint", "DEFAULT_GROUP"]
+__all__ = ["compile_checkpoint", "plan_memory", "channel_stride", "MemoryPlan", "Budget",
+           "fit_report", "footprint", "DEFAULT_GROUP"]
 
 #: output channels per weight word: the default configuration's columns (the manifest records
 #: the value used)
@@ -91,8 +91,14 @@ def assign_banks(nodes: list[Node], banks: int) -> dict[str, int]:
     return bank
 
 
+def channel_stride(channels: int, lanes: int) -> int:
+    """Bytes per pixel of a tensor of ``channels`` channels: rounded up to whole activation
+    words of ``lanes`` bytes (the array's input lanes), so every pixel starts a word."""
+    return -(-channels // lanes) * lanes
+
+
 def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIGN,
-                banks: int = 1, bank_bytes: int | None = None) -> MemoryPlan:
+                banks: int = 1, bank_bytes: int | None = None, lanes: int = 1) -> MemoryPlan:
     """Placement of every activation tensor over its lifetime (in node steps): largest first,
     each at the lowest address free of the tensors whose lifetimes overlap its own.
 
@@ -108,7 +114,10 @@ def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIG
         first.setdefault(n.output, i)
         for t in n.inputs:
             last[t] = i
-    size = {t: math.prod(tensors[t].shape) for t in first if t != LOGITS}
+    if align % lanes:
+        raise FireforgeError(f"lanes={lanes}: tensor alignment {align} is not a multiple")
+    size = {t: math.prod(tensors[t].shape[1:]) * channel_stride(tensors[t].shape[0], lanes)
+            for t in first if t != LOGITS}
     bank = assign_banks(nodes, banks)
     addr = {}
     peak = used = 0
@@ -136,15 +145,17 @@ def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIG
     return MemoryPlan(addr, size, peak, bank, used)
 
 
-def _weight_stream(indices: np.ndarray, group: int) -> np.ndarray:
+def _weight_stream(indices: np.ndarray, group: int, lanes: int = 1) -> np.ndarray:
     """Indices ``(out, in, k, k)`` in the array's order: groups of ``group`` output channels,
-    then ky, kx, ci, then the channel within the group (missing channels: index 0)."""
-    out_c = indices.shape[0]
+    then ky, kx, ci (input channels padded to a multiple of ``lanes``), then the channel within
+    the group (missing channels and input channels: index 0, the weight 0)."""
+    out_c, in_c = indices.shape[:2]
     groups = -(-out_c // group)
-    padded = np.zeros((groups * group,) + indices.shape[1:], dtype=np.int64)
-    padded[:out_c] = indices
+    padded = np.zeros((groups * group, channel_stride(in_c, lanes)) + indices.shape[2:],
+                      dtype=np.int64)
+    padded[:out_c, :in_c] = indices
     # (g, j, ci, ky, kx) -> (g, ky, kx, ci, j)
-    return padded.reshape(groups, group, *indices.shape[1:]).transpose(0, 3, 4, 2, 1).ravel()
+    return padded.reshape(groups, group, *padded.shape[1:]).transpose(0, 3, 4, 2, 1).ravel()
 
 
 @dataclass(frozen=True)
@@ -249,8 +260,34 @@ def fit_message(report: dict) -> str:
             f"{-report['margin']:,} B){hint}")
 
 
-def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, bytes], list[dict]]:
-    tensors = net.tensors
+def _stem_unfold(net: IntNetwork, lanes: int) -> dict | None:
+    """Whether the stem runs on an unfolded input, and how.
+
+    With input lanes, a stem of few input channels (1 or 3 image channels) would use one or
+    three of the lanes of each step. Instead the host writes the image unfolded: each output
+    pixel's ``k x k x c`` window as its channels (``(ky, kx, ci)`` order, padding with the pad
+    value), and the stem becomes a 1x1 convolution over it: the same products and sums, in
+    ``ceil(k*k*c / lanes)`` steps instead of ``k*k*ceil(c / lanes)``.
+    :meth:`.program.Program.input_bytes` unfolds the image; the manifest's ``input.unfold``
+    says how."""
+    if lanes == 1 or not net.nodes:
+        return None
+    stem = net.nodes[0].node
+    c = net.tensors[INPUT].shape[0]
+    readers = [q for q in net.nodes if INPUT in q.node.inputs]
+    if (stem.op is not Op.CONV or stem.inputs != [INPUT] or len(readers) != 1
+            or stem.kernel == 1 or c >= lanes):
+        return None
+    k = stem.kernel
+    return {"kernel": k, "stride": stem.stride, "pad": stem.pad,
+            "pad_value": int(net.nodes[0].pad_value),
+            "shape": [k * k * c, *stem.out_shape[1:]]}
+
+
+def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
+          tensors: dict[str, Tensor] | None = None,
+          unfold: dict | None = None) -> tuple[dict[str, bytes], list[dict]]:
+    tensors = tensors or net.tensors
     program, weights, codebooks, params = bytearray(), bytearray(), bytearray(), bytearray()
     layers = []
     n_params = 0
@@ -261,36 +298,55 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int) -> tuple[dict[str, byte
         c, h, w = src.shape
         oc, oh, ow = n.out_shape
         fields = dict(op=n.op, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh, out_w=ow,
-                      in_addr=plan.addr[src.name], in_stride=c)
+                      in_addr=plan.addr[src.name], in_stride=channel_stride(c, lanes))
         if n.op is not Op.AVGPOOL:
-            fields.update(out_addr=plan.addr[n.output], out_stride=tensors[n.output].shape[0],
+            if n.out_offset % lanes:
+                raise FireforgeError(
+                    f"layer {n.name} writes channels from {n.out_offset} of {n.output}: with "
+                    f"{lanes} input lanes a concatenation must start on a multiple of {lanes} "
+                    f"channels (give the Fire module's expand1x1 a multiple of {lanes} "
+                    f"channels, or compile for a configuration with fewer rows)")
+            fields.update(out_addr=plan.addr[n.output],
+                          out_stride=channel_stride(tensors[n.output].shape[0], lanes),
                           out_offset=n.out_offset)
         layer = {"name": n.name, "op": n.op.name, "inputs": n.inputs, "output": n.output,
                  "in_shape": [c, h, w], "out_shape": [oc, oh, ow], "out_offset": n.out_offset,
                  "acc_bits": q.acc_bits, "shift": q.shift}
+        kernel, stride, pad, indices = n.kernel, n.stride, n.pad, getattr(q, "indices", None)
+        if unfold and n.inputs == [INPUT]:
+            # the stem on the unfolded input: a 1x1 convolution, weights in (ky, kx, ci) order
+            kernel, stride, pad = 1, 1, 0
+            indices = q.indices.transpose(0, 2, 3, 1).reshape(oc, -1, 1, 1)
+            layer.update(unfolded={"kernel": n.kernel, "stride": n.stride, "pad": n.pad})
         if n.op is Op.CONV:
             codebook = q.codebook.astype(np.int8).tobytes()
             if codebook not in shared_codebooks:
                 shared_codebooks[codebook] = len(codebooks)
                 codebooks += codebook
-            fields.update(kernel=n.kernel, stride=n.stride, pad=n.pad, pad_value=q.pad_value,
+            fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
                           w_addr=len(weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
                           cb_addr=shared_codebooks[codebook], param_addr=n_params,
                           shift=q.shift)
-            stream = _weight_stream(q.indices, group)
+            stream = _weight_stream(indices, group, lanes)
             weights += pack_indices(stream, q.bits)
-            # Every layer starts on a weight word (``group`` bytes: one 8-bit index per column).
-            weights += bytes(-len(weights) % group)
+            # Every layer starts on a weight word (``group * lanes`` bytes: one 8-bit index per
+            # MAC), and its parameters on a multiple of ``lanes`` entries (the requantizer's
+            # lanes read a whole parameter word).
+            weights += bytes(-len(weights) % (group * lanes))
             params += pack_channel_params(q.bias, q.mult)
             n_params += oc
-            layer.update(kernel=n.kernel, stride=n.stride, pad=n.pad, bits=q.bits,
+            pad = -n_params % lanes
+            params += bytes(pad * CHANNEL_PARAMS_BYTES)
+            n_params += pad
+            layer.update(kernel=kernel, stride=stride, pad=pad, bits=q.bits,
                          density=round(q.density, 5), weights=int(q.weights.size),
                          macs=int(q.weights[0].size * oc * oh * ow), **q.info)
         elif n.op is Op.MAXPOOL:
             fields.update(kernel=3, stride=2)
         elif n.op is Op.ADD:
             src2 = tensors[n.inputs[1]]
-            fields.update(in2_addr=plan.addr[src2.name], in2_stride=src2.shape[0],
+            fields.update(in2_addr=plan.addr[src2.name],
+                          in2_stride=channel_stride(src2.shape[0], lanes),
                           mult1=int(q.mult[0]), mult2=int(q.mult[1]), shift=q.shift)
             layer.update(mult1=int(q.mult[0]), mult2=int(q.mult[1]))
         elif n.op is Op.AVGPOOL:
@@ -311,17 +367,23 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
                        budget: Budget | None = None, group: int = DEFAULT_GROUP,
                        shared: dict[str, SharedLayer] | None = None,
                        source: str | None = None, accelerator: str | None = None,
-                       banks: int = 1, bank_bytes: int | None = None) -> dict:
+                       banks: int = 1, bank_bytes: int | None = None, lanes: int = 1) -> dict:
     """Compile ``ckpt`` into the directory ``out``; returns the manifest. ``banks`` and
-    ``bank_bytes``: the activation memory's single-port banks (1: one dual-port memory)."""
+    ``bank_bytes``: the activation memory's single-port banks (1: one dual-port memory);
+    ``lanes``: the array's input lanes (rows), the activation word in bytes."""
     if group < 1 or group > 256:
         raise FireforgeError("group (output channels per weight word) must be 1..256")
+    if lanes < 1 or lanes > ALIGN or lanes & (lanes - 1):
+        raise FireforgeError(f"lanes={lanes}: a power of two up to {ALIGN}")
     model = ckpt.model.eval()
     nodes, tensors = lower(model)
     calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
     net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared)
-    plan = plan_memory(nodes, tensors, banks=banks, bank_bytes=bank_bytes)
-    images, layers = _pack(net, plan, group)
+    unfold = _stem_unfold(net, lanes)
+    if unfold:  # the input tensor as the host writes it
+        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), tensors[INPUT].scale)}
+    plan = plan_memory(nodes, tensors, banks=banks, bank_bytes=bank_bytes, lanes=lanes)
+    images, layers = _pack(net, plan, group, lanes, tensors, unfold)
     use = footprint(images, plan.used, ckpt.config.num_classes)
     bits = max(q.bits for q in net.nodes if q.node.op is Op.CONV)
     sparse = None
@@ -356,8 +418,9 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
         "num_classes": ckpt.config.num_classes,
         "input": {"channels": ckpt.config.in_channels, "size": ckpt.config.input_size,
                   "pad_value": net.pad_value, "mean": ckpt.mean, "std": ckpt.std,
-                  "layout": "HWC uint8 pixels"},
+                  "layout": "HWC uint8 pixels", "unfold": unfold},
         "group": group,
+        "lanes": lanes,
         "accelerator": accelerator,
         "descriptor_bytes": DESCRIPTOR_BYTES,
         "descriptor_bits": Descriptor.size,
@@ -371,6 +434,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
                   for name, blob in images.items()},
         "tensors": {t: {"addr": plan.addr[t], "bank": plan.bank[t],
                         "shape": list(tensors[t].shape),
+                        "stride": channel_stride(tensors[t].shape[0], lanes),
                         "scale": tensors[t].scale} for t in plan.addr},
         "layers": layers,
         "fit": fit,

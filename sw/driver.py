@@ -151,6 +151,7 @@ class BoardInfo:
     board: str
     columns: int
     rows: int
+    requant_lanes: int
     model_slots: int
     codebook_bits: int
     features: dict
@@ -171,7 +172,8 @@ class BoardInfo:
         """The board's accelerator configuration, as far as the host needs it."""
         f = self.features
         return AcceleratorConfig(
-            columns=self.columns, rows=self.rows, codebook_bits=self.codebook_bits,
+            columns=self.columns, rows=self.rows, requant_lanes=self.requant_lanes,
+            codebook_bits=self.codebook_bits,
             act_bytes=self.act_bytes, weight_bytes=self.weight_bytes,
             param_entries=self.param_entries, codebook_entries=self.codebook_entries,
             program_entries=self.program_entries, result_entries=self.result_entries,
@@ -312,6 +314,7 @@ class Board:
         board = int(r.board).to_bytes(16, "little").rstrip(b"\0").decode("ascii", "replace")
         return BoardInfo(
             version=int(r.version), board=board, columns=int(r.columns), rows=int(r.rows),
+            requant_lanes=int(r.requant_lanes),
             model_slots=int(r.model_slots), codebook_bits=int(r.codebook_bits),
             features={name: bool(getattr(r.features, name))
                       for name in ("bypass_add", "spram_acts", "spram_weights")},
@@ -358,8 +361,7 @@ class Board:
         if image.dtype != np.uint8 or tuple(image.shape) != want:
             raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
                              f"takes uint8 {want} (C, H, W): use prepare_image()")
-        addr = program.manifest["tensors"]["input"]["addr"]
-        self.write_memory(addr, np.ascontiguousarray(image.transpose(1, 2, 0)).tobytes())
+        self.write_memory(*program.input_bytes(image))
 
     def run(self, step: bool = False) -> None:
         self.request(Cmd.RUN, step=int(step))

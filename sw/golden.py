@@ -64,33 +64,31 @@ def write_tensor(mem: np.ndarray, value: np.ndarray, addr, stride, offset) -> No
 
 def write_input(program: Program, mem: np.ndarray, images: np.ndarray) -> None:
     """Place uint8 images ``(N, C, H, W)`` in activation memory the way the host writes them."""
-    c, h, w = program.input_shape
-    if images.ndim != 4 or images.shape[1:] != (c, h, w):
-        raise FireforgeError(f"images of shape {tuple(images.shape[1:])}: this program takes "
-                             f"{c}x{h}x{w} (channels x height x width)")
-    if images.dtype != np.uint8:
-        raise FireforgeError(f"images must be uint8 pixels, not {images.dtype}")
-    t = program.manifest["tensors"]["input"]
-    write_tensor(mem, images.transpose(0, 2, 3, 1), t["addr"], c, 0)
+    if images.ndim != 4:
+        raise FireforgeError(f"images of shape {tuple(images.shape)}: a batch (N, C, H, W)")
+    for i, image in enumerate(images):
+        addr, raw = program.input_bytes(image)
+        mem[i, addr:addr + len(raw)] = np.frombuffer(raw, np.uint8)
 
 
 def decode_weights(program: Program, d) -> np.ndarray:
     """int64 weights ``(out, in, k, k)`` of a CONV descriptor, decoded from the images."""
     if d.w_encoding != WeightEncoding.DENSE:
         raise FireforgeError(f"weight encoding {d.w_encoding} is not implemented")
-    group = program.manifest["group"]
+    group, lanes = program.manifest["group"], program.lanes
     k, ci, co, bits = d.kernel, d.in_c, d.out_c, d.w_bits
+    ci_pad = -(-ci // lanes) * lanes  # input channels padded to whole lanes (index 0)
     groups = -(-co // group)
-    count = groups * group * k * k * ci
+    count = groups * group * k * k * ci_pad
     raw = program.images["weights.bin"][d.w_addr:]
     idx = unpack_indices(raw, bits, count)
     entries = 1 << bits
     cb = np.frombuffer(program.images["codebooks.bin"], np.int8)[d.cb_addr:d.cb_addr + entries]
     if len(cb) != entries:
         raise FireforgeError("codebook image too short for the program")
-    w = cb.astype(np.int64)[idx].reshape(groups, k, k, ci, group)
+    w = cb.astype(np.int64)[idx].reshape(groups, k, k, ci_pad, group)
     # (g, ky, kx, ci, j) -> (g, j, ci, ky, kx)
-    return w.transpose(0, 4, 3, 1, 2).reshape(groups * group, ci, k, k)[:co]
+    return w.transpose(0, 4, 3, 1, 2).reshape(groups * group, ci_pad, k, k)[:co, :ci]
 
 
 def _channel_params(program: Program, d) -> tuple[np.ndarray, np.ndarray]:

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ..hw.isa import DESCRIPTOR_BYTES, unpack_descriptor
 from .errors import FireforgeError
 
@@ -76,6 +78,35 @@ class Program:
     def input_shape(self) -> tuple[int, int, int]:
         i = self.manifest["input"]
         return i["channels"], i["size"], i["size"]
+
+    @property
+    def lanes(self) -> int:
+        """The array's input lanes the program was compiled for (bytes per activation word)."""
+        return self.manifest.get("lanes", 1)
+
+    def input_bytes(self, image: np.ndarray) -> tuple[int, bytes]:
+        """Where and how one uint8 image ``(C, H, W)`` lies in activation memory: its address
+        and bytes (pixel-major, each pixel's channels padded with zeros to the tensor's
+        stride; unfolded into the stem's windows where the manifest's ``input.unfold`` says
+        so). The golden model, the driver and the testbenches all place it with this."""
+        c, h, w = self.input_shape
+        if image.shape != (c, h, w):
+            raise FireforgeError(f"an image of shape {tuple(image.shape)}: this program takes "
+                                 f"{c}x{h}x{w} (channels x height x width)")
+        if image.dtype != np.uint8:
+            raise FireforgeError(f"images must be uint8 pixels, not {image.dtype}")
+        t = self.manifest["tensors"]["input"]
+        hwc = image.transpose(1, 2, 0)
+        unfold = self.manifest["input"].get("unfold")
+        if unfold:  # each output pixel's window as its channels, (ky, kx, ci) order
+            k, s, p = unfold["kernel"], unfold["stride"], unfold["pad"]
+            _, oh, ow = unfold["shape"]
+            padded = np.pad(hwc, ((p, p), (p, p), (0, 0)), constant_values=unfold["pad_value"])
+            hwc = np.concatenate([padded[ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]
+                                  for ky in range(k) for kx in range(k)], axis=2)
+        out = np.zeros(hwc.shape[:2] + (t.get("stride", hwc.shape[2]),), np.uint8)
+        out[:, :, :hwc.shape[2]] = hwc
+        return t["addr"], out.tobytes()
 
 
 def load_program(path: str | Path) -> Program:

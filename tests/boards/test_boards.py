@@ -53,7 +53,7 @@ def test_tiny_program_fit_and_elaboration(name, quick_tiny_program):
     if spec.family == "ice40":
         assert not report["fits"]
         with pytest.raises(FireforgeError, match=r"SPRAM: needs 6 of 4 blocks.*multipliers: "
-                                                 r"needs 10 \(8 columns"):
+                                                 r"needs 10 \(8 MACs"):
             require_fit(spec, program, config)
         return
     assert report["fits"], report["problems"]

@@ -12,7 +12,7 @@ from fireforge.sim.runner import run_rtl
 from fireforge.sw.cli import main
 from hypothesis import HealthCheck, given, settings
 
-from ..hw.test_accelerator import HW_BITS, TEST_CONFIG, compile_random
+from ..hw.test_accelerator import HW_BITS, LANES_CONFIG, TEST_CONFIG, compile_random, lane_networks
 from ..sw.test_golden import networks
 
 needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
@@ -36,6 +36,21 @@ def _random_nets(tmp_path_factory, net, simulator="icarus"):
 @given(networks(bits=HW_BITS))
 def test_random_networks_icarus(tmp_path_factory, net):
     _random_nets(tmp_path_factory, net)
+
+
+@needs_icarus
+@settings(max_examples=1, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(lane_networks())
+def test_input_lanes_icarus(tmp_path_factory, net):
+    """4 input lanes and 2 requantization lanes in the Verilog: the activation memory's
+    4-byte words are written and read by back door, every layer compared."""
+    config, seed, bits = net
+    program, x = compile_random(config, seed, bits, tmp_path_factory.mktemp("p"), images=1,
+                                lanes=4)
+    result = run_rtl(program, LANES_CONFIG, x, "icarus", check_layers=True,
+                     build_dir=tmp_path_factory.mktemp("b"))
+    assert result["images"][0]["bit_exact"], result["images"]
 
 
 @pytest.mark.slow
@@ -113,7 +128,7 @@ def test_sim_cli_errors(tmp_path, quick_tiny_program, capsys):
     assert "not a compiled program" in capsys.readouterr().err
     assert main(["sim", "--program", str(quick_tiny_program), "--config", "ecp5"]) == 1
     err = capsys.readouterr().err
-    assert "compiled for 8 output channels per weight word, the array has 64 columns" in err
+    assert "compiled for 1 input lane(s), the array has 8 rows" in err
 
 
 def test_unsupported_program_named_before_simulation(tmp_path):

@@ -209,7 +209,7 @@ def test_golden_rejects_wrong_images(tmp_path):
     ckpt = _random_checkpoint(config, 0, None)
     compile_checkpoint(ckpt, np.zeros((2, 1, 12, 12), np.uint8), tmp_path)
     program = load_program(tmp_path)
-    with pytest.raises(FireforgeError, match="images of shape \\(3, 12, 12\\).*1x12x12"):
+    with pytest.raises(FireforgeError, match="image of shape \\(3, 12, 12\\).*1x12x12"):
         run_golden(program, np.zeros((1, 3, 12, 12), np.uint8))
     with pytest.raises(FireforgeError, match="uint8"):
         run_golden(program, np.zeros((1, 1, 12, 12), np.float32))
