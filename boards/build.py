@@ -215,7 +215,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     platform = spec.platform_class()()
     f_in = platform.default_clk_frequency / 1e6
     top = BoardTop(spec, config, program, f_in, target)
-    log(f"{spec.name} ({spec.device}): {config.columns} MACs, {config.model_slots} model "
+    log(f"{spec.name} ({spec.device}): {config.macs} MACs ({config.rows} x {config.columns}), "
+        f"{config.model_slots} model "
         f"slot(s), PLL {f_in:g} -> {top.f_mhz:.2f} MHz, UART divisor {top.divisor} "
         f"({BAUD} baud); fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
         f"{fit['dsp']}/{fit['dsp_available']} multipliers")
@@ -249,7 +250,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     report = {
         "board": spec.name, "device": spec.device, "model_hash": program.model_hash,
         "program": str(program.path), "preset": program.manifest.get("preset"),
-        "config": {"columns": config.columns, "model_slots": config.model_slots,
+        "config": {"columns": config.columns, "rows": config.rows,
+                   "requant_lanes": config.requant_lanes, "model_slots": config.model_slots,
                    "act_bytes": config.act_bytes, "weight_bytes": config.weight_bytes},
         "resources": {k: {"used": u, "available": a} for k, (u, a) in res.items()},
         "fmax_mhz": round(fmax, 2) if fmax else None, "target_mhz": round(top.f_mhz, 3),

@@ -9,13 +9,20 @@ Activations live in one byte-addressed activation memory. A tensor of ``C`` chan
 ``H x W`` pixels is stored pixel-major (HWC): the value of channel ``c`` at pixel ``(y, x)`` of a
 tensor placed at ``addr`` with pixel stride ``stride`` and channel offset ``offset`` is at
 ``addr + (y * W + x) * stride + offset + c``. Both Fire expands write into one tensor with
-``stride = e1x1 + e3x3`` and offsets ``0`` and ``e1x1``, so the concat costs nothing.
+``stride = e1x1 + e3x3`` and offsets ``0`` and ``e1x1``, so the concat costs nothing. A
+program compiled for ``lanes`` input lanes (the manifest's ``lanes``: the array's rows, the
+activation word in bytes) rounds every stride up to a multiple of ``lanes`` and needs channel
+offsets that are multiples of it, so each step reads ``lanes`` channels as one aligned word.
+With lanes, a 3x3 stem of fewer channels than lanes reads an *unfolded* input (the manifest's
+``input.unfold``): each output pixel holds its window's ``k * k * c`` values, and the stem is a
+1x1 convolution over them.
 
 Weights are codebook indices of ``w_bits`` bits (index 0 is the pruned weight 0), decoded through
 the layer's int8 codebook. A layer's indices are stored in the order the array consumes them:
 output channels in groups of ``group`` (the array's columns, recorded in the manifest), then
-``ky, kx, ci`` (the HWC reduction order), then the output channel within the group; missing output
-channels of the last group are padded with index 0. Indices are packed little-endian, ``w_bits``
+``ky, kx, ci`` (the HWC reduction order; ``ci`` padded to a multiple of ``lanes``), then the
+output channel within the group; missing output and input channels are padded with index 0.
+Each layer's per-channel parameters start on a multiple of ``lanes`` entries. Indices are packed little-endian, ``w_bits``
 each, into bytes; each layer starts on a byte boundary.
 
 Per output channel, :data:`ChannelParams` holds the int32 bias (already in accumulator units)
