@@ -298,6 +298,12 @@ def default_program(spec: BoardSpec, runs: Path, log=print):
     steps.append((program / "manifest.json", ["compile", "--checkpoint", str(source),
                                               "--config", config, "--out", str(program)]))
     for done, argv in steps:
+        if done == program / "manifest.json" and done.exists():
+            accel = config_by_name(config)
+            m = load_program(program).manifest
+            if (m["group"], m.get("lanes", 1)) != (accel.columns, accel.rows):
+                log(f"{program} was compiled for another array shape: compiling it again")
+                done.unlink()
         if done.exists():
             log(f"reusing {done.parent}")
             continue

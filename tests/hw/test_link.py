@@ -31,7 +31,7 @@ from fireforge.sw.driver import Board, BoardError, _Deframer
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
-from .test_accelerator import TEST_CONFIG, compile_random
+from .test_accelerator import LANES_CONFIG, TEST_CONFIG, compile_random
 
 NET = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3, in_channels=1,
                        input_size=8)
@@ -233,3 +233,23 @@ def test_out_of_range_arguments_are_refused(board):
     with pytest.raises(BoardError, match="BAD_ARGUMENT"):
         board.request(Cmd.WRITE_WEIGHTS, b"\x05\x06", space=1, word=entries - 1, lane=wb - 1,
                       length=2)
+
+
+def test_input_lanes_through_the_link(tmp_path):
+    """4 input lanes and 2 requantization lanes: the host writes the (unfolded) image and
+    reads every layer back as bytes of the 4-byte activation words, and a load writes the
+    parameters as words of two entries, as INFO's ``requant_lanes`` tells the host."""
+    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=2, lanes=4)
+    b, xb = compile_random(NET2, 2, 2, tmp_path / "b", images=1, lanes=4)
+    assert a.manifest["input"]["unfold"] is not None
+    board = Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1)
+    try:
+        info = board.info()
+        assert (info.rows, info.requant_lanes) == (4, 2)
+        one = run_golden(a, xa[:1], keep_layers=True)
+        assert board.verify(a, xa[0], one) == {"bit_exact": True, "layers": len(a.layers)}
+        assert np.array_equal(board.classify(a, xa[1]).sums, run_golden(a, xa[1:]).sums[0])
+        board.load(b)
+        assert np.array_equal(board.classify(b, xb[0]).sums, run_golden(b, xb).sums[0])
+    finally:
+        board.close()
