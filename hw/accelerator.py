@@ -266,14 +266,26 @@ class Accelerator(wiring.Component):
         # Host writes into the load slot, one byte lane at a time; reads from the active slot.
         load_slot = Signal()
         m.d.comb += load_slot.eq(self.slot ^ (slots - 1))
+        # With memory_registers each memory takes the write a cycle later from registers of
+        # its own (the link's argument registers drove every model memory across the 85F,
+        # its worst path); nothing reads a model memory right after the host writes it.
         for space, port in ports.items():
             entries, word_bytes = self.space_words[space]
+            word, lane, wdata = self.mem_word, self.mem_lane, self.mem_wdata
+            write = self.mem_we & (self.mem_space == space)
+            if cfg.memory_registers:
+                name = space.name.lower()
+                word, lane = Signal.like(word, name=f"{name}_wword"), Signal.like(
+                    lane, name=f"{name}_wlane")
+                wdata, w = Signal.like(wdata, name=f"{name}_wbyte"), Signal(name=f"{name}_wr")
+                m.d.sync += [word.eq(self.mem_word), lane.eq(self.mem_lane),
+                             wdata.eq(self.mem_wdata), w.eq(write)]
+                write = w
             m.d.comb += [
-                port.wr_addr.eq(self.mem_word + Mux(load_slot, entries, 0)),
-                port.wr_data.eq(self.mem_wdata.replicate(word_bytes)),
-                port.wr_any.eq(self.mem_we & (self.mem_space == space)),
-                port.wr_en.eq(Cat(port.wr_any & (self.mem_lane == lane)
-                                  for lane in range(word_bytes))),
+                port.wr_addr.eq(word + Mux(load_slot, entries, 0)),
+                port.wr_data.eq(wdata.replicate(word_bytes)),
+                port.wr_any.eq(write),
+                port.wr_en.eq(Cat(port.wr_any & (lane == k) for k in range(word_bytes))),
             ]
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]

@@ -22,8 +22,8 @@ the layer's int8 codebook. A layer's indices are stored in the order the array c
 output channels in groups of ``group`` (the array's columns, recorded in the manifest), then
 ``ky, kx, ci`` (the HWC reduction order; ``ci`` padded to a multiple of ``lanes``), then the
 output channel within the group; missing output and input channels are padded with index 0.
-Each layer's per-channel parameters start on a multiple of ``lanes`` entries. Indices are packed little-endian, ``w_bits``
-each, into bytes; each layer starts on a byte boundary.
+Each layer's per-channel parameters start on a multiple of ``lanes`` entries. Indices are
+packed little-endian, ``w_bits`` each, into bytes; each layer starts on a byte boundary.
 
 Per output channel, :data:`ChannelParams` holds the int32 bias (already in accumulator units)
 and the unsigned requantization multiplier.
