@@ -310,7 +310,7 @@ class Accelerator(wiring.Component):
         # with memory_registers the activation read data is registered once here, for every
         # unit (a block RAM's output and the multiplexer of its blocks make a long path)
         latency = 1 + cfg.memory_registers
-        m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency)
+        m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency, cfg.rows)
         # each unit and the opcodes it runs
         units = [(conv, (Op.CONV,)), (pool, (Op.MAXPOOL, Op.AVGPOOL))]
         if cfg.bypass_add:
@@ -340,7 +340,7 @@ class Accelerator(wiring.Component):
             m.d.comb += unit_rdata.eq(word_rdata)
         for u, _ in units:
             m.d.comb += [u.desc.eq(desc), u.consts.eq(consts)]
-            m.d.comb += (u.act_rdata.eq(word_rdata) if u is conv else
+            m.d.comb += (u.act_rdata.eq(word_rdata) if u in (conv, pool) else
                          u.act_rdata.eq(unit_rdata))
         m.d.comb += [
             w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
@@ -357,7 +357,7 @@ class Accelerator(wiring.Component):
         ]
 
         # Activation memory ports: the running unit, or the host when the sequencer is idle.
-        # The convolution engine reads and writes words; the others bytes.
+        # The convolution engine and the pool read and write words; the add and the host bytes.
         def byte_access(raddr, waddr, wdata, we):
             if R == 1:
                 return [act.rd_addr.eq(raddr), act.wr_addr.eq(waddr), act.wr_data.eq(wdata),
@@ -373,7 +373,7 @@ class Accelerator(wiring.Component):
                     with m.Case(*ops):
                         m.d.comb += ([act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
                                       act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
-                                     if u is conv else
+                                     if u in (conv, pool) else
                                      byte_access(u.act_raddr, u.act_waddr, u.act_wdata,
                                                  u.act_we))
         with m.Else():

@@ -70,7 +70,8 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
     # the accelerator's activation read-data register, where configured
     reg = int(config.memory_registers)
     if d.op == Op.MAXPOOL:
-        return d.out_h * d.out_w * d.out_c * 9 + _POOL_TAIL + reg
+        # (a window covers a word of ``rows`` channels)
+        return d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL + reg
     if d.op == Op.AVGPOOL:
         return d.in_h * d.in_w * d.in_c + _POOL_TAIL + reg
     if d.op == Op.ADD:

@@ -8,7 +8,7 @@ counted in MAC-array utilization.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -18,14 +18,16 @@ from .requant import Window, clamp_byte, select_window, window_bits
 __all__ = ["Pool", "BypassAdd"]
 
 
-def _ports(aw: int, extra: dict | None = None) -> dict:
-    """The units' ports. ``act_rdata`` is the byte read ``read_latency`` cycles after
-    ``act_raddr`` (1: the memory itself; 2: with the accelerator's read-data register)."""
+def _ports(aw: int, extra: dict | None = None, lanes: int = 1) -> dict:
+    """The units' ports. ``act_rdata`` is the byte (with ``lanes`` > 1: the word of ``lanes``
+    bytes, addressed in words) read ``read_latency`` cycles after ``act_raddr`` (1: the memory
+    itself; 2: with the accelerator's read-data register)."""
+    word_aw = aw - (lanes.bit_length() - 1)
     return {"start": In(1), "done": Out(1), "desc": In(Descriptor),
             "consts": In(LayerConstants),
-            "act_raddr": Out(aw), "act_rdata": In(ACT_BITS),
-            "act_waddr": Out(aw), "act_wdata": Out(ACT_BITS), "act_we": Out(1),
-            **(extra or {})}
+            "act_raddr": Out(word_aw), "act_rdata": In(ACT_BITS * lanes),
+            "act_waddr": Out(word_aw), "act_wdata": Out(ACT_BITS * lanes),
+            "act_we": Out(lanes), **(extra or {})}
 
 
 def _read_stage(m: Module, latency: int, pairs: list) -> list[Signal]:
@@ -76,22 +78,31 @@ class Pool(wiring.Component):
     Per output pixel and channel, one cycle per window position:
 
     * ``MAXPOOL``: 3x3 windows at stride 2, ceil mode. Positions past the edge read as 0, which
-      cannot win over unsigned values. The maximum goes to the activation memory.
+      cannot win over unsigned values. The maximum goes to the activation memory. With
+      ``lanes`` > 1 (activation words of that many bytes) a window covers ``lanes`` channels,
+      one maximum per byte, written back as one word (channels past ``in_c`` not written).
     * ``AVGPOOL``: one window, the whole map (the descriptor's output is 1x1). The int32 sum of
-      each channel goes to the result memory at ``out_addr + c``.
+      each channel goes to the result memory at ``out_addr + c``; one channel at a time (the
+      byte of the word it is in).
     """
 
-    def __init__(self, aw: int, res_aw: int, read_latency: int = 1):
+    def __init__(self, aw: int, res_aw: int, read_latency: int = 1, lanes: int = 1):
         self._aw = aw
+        self.lanes = lanes
         self.read_latency = read_latency
         super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
-                                     "res_we": Out(1)}))
+                                     "res_we": Out(1)}, lanes))
 
     def elaborate(self, platform):
         m = Module()
         d = self.desc
         aw = self._aw + 2
+        R = self.lanes
+        lr = R.bit_length() - 1
+        # c counts channels of a global sum, or words of R channels of a max pool
         oy, ox, c = Signal(10), Signal(10), Signal(12)
+        n_c = Signal(12)  # c's count
+        last_mask = Signal(R)  # the channels of the last word
         ky, kx = Signal(10), Signal(10)  # the position in the window
         ky_last, kx_last = Signal(10), Signal(10)  # the window's size - 1
         is_sum = Signal()
@@ -105,40 +116,58 @@ class Pool(wiring.Component):
         running = Signal()
         # issue stage -> data stage
         v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
-        waddr1 = Signal(aw)
-        acc = Signal(ACC_BITS)  # the maximum (8 bits) or the sum so far
+        waddr1, lane1, mask1 = Signal(aw), Signal(max(1, lr)), Signal(R)
+        acc = Signal(ACC_BITS)  # the sum so far; with one lane also the maximum (8 bits)
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
         first = (ky == 0) & (kx == 0)
         last = ky_end & kx_end
-        m.d.comb += self.act_raddr.eq((kaddr + c)[:self._aw])
-        pending = _read_stage(m, self.read_latency, [
-            (v1, running), (first1, first), (last1, last), (inb1, inb), (waddr1, outpix + c)])
-        value = Mux(inb1, self.act_rdata, 0)
-        best = acc[:ACT_BITS]
-        cur = Mux(first1, value,
-                  Mux(is_sum, acc + value, Mux(value > best, value, best)))
-        with m.If(v1):
-            m.d.sync += acc.eq(cur)
+        c_byte = Mux(is_sum, c, c << lr) if R > 1 else c  # the channel's byte offset
+        m.d.comb += self.act_raddr.eq((kaddr + c_byte)[lr:self._aw])
+        stage = [(v1, running), (first1, first), (last1, last), (inb1, inb),
+                 (waddr1, outpix + c_byte)]
+        if R > 1:
+            stage += [(lane1, c_byte[:lr]), (mask1, Mux(c_end, last_mask, (1 << R) - 1))]
+        pending = _read_stage(m, self.read_latency, stage)
+        values = [Mux(inb1, self.act_rdata.word_select(r, ACT_BITS), 0) for r in range(R)]
+        if R == 1:
+            bests = [acc[:ACT_BITS]]
+            total = Mux(is_sum, acc + values[0],
+                        Mux(values[0] > bests[0], values[0], bests[0]))
+            with m.If(v1):
+                m.d.sync += acc.eq(Mux(first1, values[0], total))
+        else:
+            bests = [Signal(ACT_BITS, name=f"best{r}") for r in range(R)]
+            value = Mux(inb1, self.act_rdata.word_select(lane1, ACT_BITS), 0)
+            with m.If(v1):
+                m.d.sync += acc.eq(Mux(first1, value, acc + value))
+                m.d.sync += [b.eq(Mux(first1 | (v > b), v, b))
+                             for b, v in zip(bests, values, strict=True)]
         # The window's result is written a cycle later, from the accumulator: the memory's
         # read data, the comparison or sum, and the write data in one cycle were the UP5K's
         # critical path.
-        write, waddr2 = Signal(), Signal(aw)
+        write, waddr2, mask2 = Signal(), Signal(aw), Signal(R, init=1)
         m.d.sync += [write.eq(v1 & last1), waddr2.eq(waddr1)]
-        m.d.comb += [self.act_we.eq(write & ~is_sum), self.act_waddr.eq(waddr2[:self._aw]),
-                     self.act_wdata.eq(acc[:ACT_BITS]),
+        if R > 1:
+            m.d.sync += mask2.eq(mask1)
+        m.d.comb += [self.act_we.eq(Mux(write & ~is_sum, mask2, 0)),
+                     self.act_waddr.eq(waddr2[lr:self._aw]),
+                     self.act_wdata.eq(Cat(bests)),
                      self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr2),
                      self.res_wdata.eq(acc)]
         base = d.in_addr + d.in_offset
         sums = d.op == Op.AVGPOOL
+        n_words = Mux(sums, d.in_c, (d.in_c + (R - 1)) >> lr) if R > 1 else d.in_c
         # (a window of one pixel: a global sum of a 1x1 map)
         load = [is_sum.eq(sums), kx_last.eq(Mux(sums, d.in_w - 1, 2)),
                 ky_last.eq(Mux(sums, d.in_h - 1, 2)), kx_end.eq(sums & (d.in_w == 1)),
                 ky_end.eq(sums & (d.in_h == 1)),
                 stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
-                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset), c_end.eq(d.in_c == 1),
-                ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1)]
+                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset), c_end.eq(n_words == 1),
+                ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1), n_c.eq(n_words),
+                last_mask.eq(Mux(d.in_c[:lr] == 0, (1 << R) - 1,
+                                 (Const(1, R + 1) << d.in_c[:lr]) - 1) if R > 1 else 1)]
 
         def step():
             with m.If(~kx_end):
@@ -153,9 +182,9 @@ class Pool(wiring.Component):
                     m.d.sync += [ky.eq(0), ky_end.eq(ky_last == 0), krow.eq(opix),
                                  kaddr.eq(opix)]
                     with m.If(~c_end):
-                        m.d.sync += [c.eq(c + 1), c_end.eq(c + 2 == d.in_c)]
+                        m.d.sync += [c.eq(c + 1), c_end.eq(c + 2 == n_c)]
                     with m.Else():
-                        m.d.sync += [c.eq(0), c_end.eq(d.in_c == 1),
+                        m.d.sync += [c.eq(0), c_end.eq(n_c == 1),
                                      outpix.eq(outpix + d.out_stride)]
                         with m.If(~ox_end):
                             nxt = opix + (stride << 1)
