@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from ..hw.accelerator import check_program, codebook_bits_needed
 from ..hw.config import AcceleratorConfig
+from ..hw.conv import weight_parts
 from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
 from ..hw.protocol import MAX_FRAME, Space
 from ..hw.spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
@@ -101,10 +102,14 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
 
 
 def memories(config: AcceleratorConfig) -> list[MemoryUse]:
-    model = [MemoryUse(space.name.lower(), word_bytes * 8, words * config.model_slots,
-                       "spram" if space == Space.WEIGHTS and not config.weights_preloaded
-                       else "bram")
-             for space, (words, word_bytes) in config.model_spaces().items()]
+    model = []
+    for space, (words, word_bytes) in config.model_spaces().items():
+        kind = "spram" if space == Space.WEIGHTS and not config.weights_preloaded else "bram"
+        # (the weight memory in parts, each mapped to its own blocks)
+        parts = weight_parts(config) if space == Space.WEIGHTS else 1
+        model += [MemoryUse(space.name.lower() + (f" {k}" if parts > 1 else ""),
+                            word_bytes * 8 // parts, words * config.model_slots, kind)
+                  for k in range(parts)]
     acts = ([MemoryUse("activations", SPRAM_WIDTH, config.bank_bytes // 2 * config.act_banks,
                        "spram")] if config.act_memory == "spram"
             else [MemoryUse("activations", ACT_BITS * config.rows,

@@ -40,7 +40,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..sw.errors import FireforgeError
 from .config import AcceleratorConfig
-from .conv import SUPPORTED_INDEX_BITS, ConvEngine
+from .conv import SUPPORTED_INDEX_BITS, ConvEngine, weight_parts
 from .isa import (
     ACC_BITS,
     ACT_BITS,
@@ -96,6 +96,26 @@ def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
     m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd.data), wr.addr.eq(port.wr_addr),
                  wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
     return port
+
+
+def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
+                     parts: int) -> tuple[_Port, list[Signal]]:
+    """A dual-port memory of ``parts`` side-by-side slices of the word, each with its own read
+    address (returned): a register copy each can drive, so no one register reaches every block
+    RAM of a wide word. Written as one memory."""
+    lanes = width // 8
+    port = _Port(name, width, depth, lanes)
+    pw, pl = width // parts, lanes // parts
+    addrs, datas = [], []
+    for k in range(parts):
+        part = _dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
+                          [(v >> (k * pw)) & ((1 << pw) - 1) for v in init])
+        m.d.comb += [part.wr_addr.eq(port.wr_addr), part.wr_data.eq(port.wr_data[k * pw:][:pw]),
+                     part.wr_en.eq(port.wr_en[k * pl:][:pl])]
+        addrs.append(part.rd_addr)
+        datas.append(part.rd_data)
+    m.d.comb += port.rd_data.eq(Cat(datas))
+    return port, addrs
 
 
 def _single_port(m: Module, name: str, width: int, depth: int) -> _Port:
@@ -248,12 +268,17 @@ class Accelerator(wiring.Component):
 
         slots = cfg.model_slots
         ports = {}
+        w_addrs = None  # the weight memory parts' read addresses, where it is split
         for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
                             (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
             entries, word_bytes = self.space_words[space]
             if space == Space.WEIGHTS and not cfg.weights_preloaded:
                 ports[space] = _single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                             entries * slots)
+            elif space == Space.WEIGHTS:
+                ports[space], w_addrs = _split_dual_port(
+                    m, "weights_mem", word_bytes * 8, entries * slots,
+                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg))
             else:
                 ports[space] = _dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                           entries * slots,
@@ -343,7 +368,9 @@ class Accelerator(wiring.Component):
             m.d.comb += (u.act_rdata.eq(word_rdata) if u in (conv, pool) else
                          u.act_rdata.eq(unit_rdata))
         m.d.comb += [
-            w_rd.rd_addr.eq(conv.w_raddr + rd_base[Space.WEIGHTS]),
+            *([w_rd.rd_addr.eq(conv.w_raddr[0] + rd_base[Space.WEIGHTS])] if w_addrs is None
+              else [a.eq(conv.w_raddr[k] + rd_base[Space.WEIGHTS])
+                    for k, a in enumerate(w_addrs)]),
             conv.w_rdata.eq(w_rd.rd_data),
             cb_rd.rd_addr.eq(conv.cb_raddr + rd_base[Space.CODEBOOKS]),
             conv.cb_rdata.eq(cb_rd.rd_data),

@@ -40,7 +40,8 @@ from .fifo import BlockFIFO
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
 from .requant import Requantizer
 
-__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast"]
+__all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast",
+           "weight_parts"]
 
 #: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, read data,
 #: and the decoded indices before the codebook lookup
@@ -51,6 +52,20 @@ MEMORY_REGISTER_STAGES = 3
 SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
 #: columns that share one register copy of the array's activation and control
 BROADCAST_COLUMNS = 8
+
+
+#: bytes of the weight word per weight-memory part (see :func:`weight_parts`)
+WEIGHT_PART_BYTES = 8
+
+
+def weight_parts(config: AcceleratorConfig) -> int:
+    """Parts the weight memory is split into, each a slice of the word with its own register
+    copy of the read address: one per ``WEIGHT_PART_BYTES`` bytes where the configuration has
+    memory registers and block RAM weights (one address register driving the block RAMs of a
+    512-bit word across the 85F was its critical path), else 1."""
+    if config.memory_registers and config.weights_preloaded:
+        return max(1, config.word_bytes // WEIGHT_PART_BYTES)
+    return 1
 
 
 def array_broadcast(config: AcceleratorConfig) -> int:
@@ -87,7 +102,8 @@ class ConvEngine(wiring.Component):
             "act_waddr": Out(word_aw),
             "act_wdata": Out(ACT_BITS * R),
             "act_we": Out(R),
-            "w_raddr": Out(w_aw),
+            # (one copy of the read address per weight-memory part)
+            "w_raddr": Out(data.ArrayLayout(w_aw, weight_parts(config))),
             "w_rdata": In(c * R * 8),
             "p_raddr": Out(p_aw),
             "p_rdata": In(data.ArrayLayout(ChannelParams, Q)),
@@ -177,13 +193,16 @@ class ConvEngine(wiring.Component):
         act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
         if cfg.memory_registers:
             # (the accelerator registers the activation read data for every unit)
-            act_addr_r, w_addr_r = Signal(len(self.act_raddr)), Signal(len(self.w_raddr))
-            m.d.sync += [act_addr_r.eq(act_addr), w_addr_r.eq(w_addr),
-                         w_rdata.eq(self.w_rdata)]
-            m.d.comb += [self.act_raddr.eq(act_addr_r), self.w_raddr.eq(w_addr_r),
-                         act_rdata.eq(self.act_rdata)]
+            parts = weight_parts(cfg)
+            act_addr_r = Signal(len(self.act_raddr))
+            w_addr_r = [Signal(len(self.w_raddr[0]), name=f"w_addr_bcast{k}" if parts > 1
+                               else "w_addr_r") for k in range(parts)]
+            m.d.sync += [act_addr_r.eq(act_addr), w_rdata.eq(self.w_rdata)]
+            m.d.sync += [r.eq(w_addr) for r in w_addr_r]
+            m.d.comb += [self.act_raddr.eq(act_addr_r), act_rdata.eq(self.act_rdata)]
+            m.d.comb += [self.w_raddr[k].eq(r) for k, r in enumerate(w_addr_r)]
         else:
-            m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr.eq(w_addr),
+            m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr[0].eq(w_addr),
                          act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
 
         # ---------------------------------------------------------------- decode (stage 1)
