@@ -267,13 +267,13 @@ class ConvEngine(wiring.Component):
         # registers set one group ahead, so the subtraction and comparison stay off the path
         # to ``popped`` (it was the UP5K's critical path).
         head_last = Signal(range(C // Q))
-        head_mask = Signal(Q)
+        head_mask = Signal(Q)  # (with one lane, always 1: no register)
 
         def set_last(g):
             e = Signal(range(C), name="o_last")
             m.d.comb += e.eq(last_element(g))
-            return [head_last.eq(e[lq:]),
-                    head_mask.eq((Const(2, Q + 1) << (e[:lq] if lq else 0)) - 1)]
+            return [head_last.eq(e[lq:])] + (
+                [head_mask.eq((Const(2, Q + 1) << e[:lq]) - 1)] if Q > 1 else [])
 
         # ---------------------------------------------------------------- requantization
         # Q elements (a chunk) of the head group per cycle; the group leaves the FIFO with its
@@ -285,13 +285,14 @@ class ConvEngine(wiring.Component):
         issue = Signal()
         popped = Signal()
         r_valid = Signal()
-        r_mask = Signal(Q)
+        r_mask = Signal(Q, init=1)
         r_acc = [Signal(signed(ACC_BITS), name=f"r_acc{k}") for k in range(Q)]
         r_tag = Signal(self._aw + 1)
         m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (jc == head_last)),
                      self.p_raddr.eq((head_param + (jc << lq))[lq:]), q.r_en.eq(popped)]
-        m.d.sync += [r_valid.eq(issue), r_tag.eq(head_addr + (jc << lq)),
-                     r_mask.eq(Mux(popped, head_mask, (1 << Q) - 1))]
+        m.d.sync += [r_valid.eq(issue), r_tag.eq(head_addr + (jc << lq))]
+        if Q > 1:
+            m.d.sync += r_mask.eq(Mux(popped, head_mask, (1 << Q) - 1))
         for k in range(Q):
             m.d.sync += r_acc[k].eq(Array(head.sums[c * Q + k] for c in range(C // Q))[jc])
         with m.If(issue):

@@ -101,7 +101,7 @@ class Pool(wiring.Component):
         lr = R.bit_length() - 1
         # c counts channels of a global sum, or words of R channels of a max pool
         oy, ox, c = Signal(10), Signal(10), Signal(12)
-        n_c = Signal(12)  # c's count
+        n_c = Signal(12) if R > 1 else d.in_c  # c's count
         last_mask = Signal(R)  # the channels of the last word
         ky, kx = Signal(10), Signal(10)  # the position in the window
         ky_last, kx_last = Signal(10), Signal(10)  # the window's size - 1
@@ -165,9 +165,10 @@ class Pool(wiring.Component):
                 stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
                 kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset), c_end.eq(n_words == 1),
-                ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1), n_c.eq(n_words),
-                last_mask.eq(Mux(d.in_c[:lr] == 0, (1 << R) - 1,
-                                 (Const(1, R + 1) << d.in_c[:lr]) - 1) if R > 1 else 1)]
+                ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1)]
+        if R > 1:
+            load += [n_c.eq(n_words), last_mask.eq(Mux(d.in_c[:lr] == 0, (1 << R) - 1,
+                                                       (Const(1, R + 1) << d.in_c[:lr]) - 1))]
 
         def step():
             with m.If(~kx_end):
