@@ -144,7 +144,9 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- codebook registers
         # (a copy per broadcast group, like the array's shared inputs: 64 columns reading one
         # set of registers was the 85F's critical path once the activation had its copies)
-        copies = array_broadcast(cfg)
+        # (one per BROADCAST_COLUMNS cells: with input lanes the cells are rows x columns)
+        copies = (N // BROADCAST_COLUMNS if cfg.memory_registers and N > BROADCAST_COLUMNS
+                  else 1)
         cb_sets = [Array(Signal(signed(WEIGHT_BITS),
                                 name=f"cb{i}_bcast{k}" if copies > 1 else f"cb{i}")
                          for i in range(1 << cfg.codebook_bits)) for k in range(copies)]
@@ -235,7 +237,7 @@ class ConvEngine(wiring.Component):
             idxs = regs
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
-            cb_regs = cb_sets[(j % C) * copies // C]
+            cb_regs = cb_sets[j * copies // N]
             m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
             m.d.sync += array.weights[j].eq(wj)
