@@ -280,7 +280,9 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- requantization
         # Q elements (a chunk) of the head group per cycle; the group leaves the FIFO with its
         # last chunk, and the next group's first chunk follows in the next cycle.
-        lanes = [Requantizer(tag_bits=self._aw + 1) for _ in range(Q)]
+        # (with memory_registers the multiply is split over two stages: large devices)
+        lanes = [Requantizer(tag_bits=self._aw + 1, split_multiply=cfg.memory_registers)
+                 for _ in range(Q)]
         for k, rq in enumerate(lanes):
             m.submodules[f"rq{k}" if Q > 1 else "rq"] = rq
         jc = Signal(range(C // Q))  # the chunk

@@ -20,7 +20,7 @@ from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES, array_broadcast
 from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
-from .requant import REQUANT_LATENCY
+from .requant import REQUANT_LATENCY, requant_latency
 
 __all__ = ["layer_cycles", "estimate", "SEQUENCER_CYCLES_PER_LAYER"]
 
@@ -58,7 +58,9 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
 
         last = counts[-1]
         codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
-        tail = _CONV_TAIL + extra + last + codebook
+        # (the requantizer's split multiply, where configured, lengthens only the drain)
+        tail = (_CONV_TAIL + extra + last + codebook
+                + requant_latency(config.memory_registers) - REQUANT_LATENCY)
         n = d.out_h * d.out_w * len(counts)
         if len(set(counts)) == 1 and round_trip(last) > depth * max(steps, last):
             # Bound by credits, every group alike: groups start in bursts of fifo_depth,

@@ -25,7 +25,7 @@ from amaranth.lib.wiring import In, Out
 from .isa import ACC_BITS, ACT_BITS, ACT_MAX, MAX_SHIFT, MULT_BITS
 
 __all__ = ["Requantizer", "round_shift_clamp", "select_window", "window_bits", "clamp_byte",
-           "Window", "Nine", "SHIFT_BITS", "REQUANT_LATENCY"]
+           "Window", "Nine", "SHIFT_BITS", "REQUANT_LATENCY", "requant_latency"]
 
 SHIFT_BITS = MAX_SHIFT.bit_length()
 #: the shift's low bits, applied inside the window
@@ -85,20 +85,33 @@ def round_shift_clamp(value: Value, shift: Value) -> Value:
     return clamp_byte(window_bits(select_window(value, shift)))
 
 
-#: cycles from an input beat of the :class:`Requantizer` to its output byte
+#: cycles from an input beat of the :class:`Requantizer` to its output byte (one more with
+#: ``split_multiply``)
 REQUANT_LATENCY = 5
+#: the low part of ``acc + bias`` in a split multiply: unsigned, so each part is one 18x18 DSP
+_SPLIT_BITS = 16
+
+
+def requant_latency(split_multiply: bool) -> int:
+    return REQUANT_LATENCY + split_multiply
 
 
 class Requantizer(wiring.Component):
     """Five-stage pipeline: ``acc + bias``, times ``mult``, the byte-wise window, the bit-wise
     shift, the clamp (each a short path at the ECP5's 100 MHz).
 
-    Each input beat (``i_valid``) gives one output byte ``y`` :data:`REQUANT_LATENCY` cycles
+    Each input beat (``i_valid``) gives one output byte ``y`` :func:`requant_latency` cycles
     later with ``o_valid`` and the ``tag`` it came with (the output address). ``busy`` while any
     beat is in flight.
+
+    ``split_multiply``: the 33 x 17-bit product as two registered partial products (the low 16
+    bits and the high 17 bits of ``acc + bias``, each one ECP5 MULT18X18D), added in the next
+    stage; one stage more. One stage held the multiplier blocks and the carry chain that joins
+    them, the 45F's critical path.
     """
 
-    def __init__(self, tag_bits: int):
+    def __init__(self, tag_bits: int, split_multiply: bool = False):
+        self.split_multiply = split_multiply
         super().__init__({
             "i_valid": In(1),
             "acc": In(signed(ACC_BITS)),
@@ -123,13 +136,25 @@ class Requantizer(wiring.Component):
         t1, t2, t3, t4 = (Signal(self.tag_bits, name=f"t{k}") for k in range(1, 5))
         s1, s2 = Signal(SHIFT_BITS), Signal(SHIFT_BITS)
         mult1 = Signal(signed(MULT_BITS + 1))
+        m.d.sync += [total.eq(self.acc + self.bias), mult1.eq(self.mult), v1.eq(self.i_valid),
+                     t1.eq(self.tag), s1.eq(self.shift)]
+        stages = [v1]  # the valid bits before v2
+        if self.split_multiply:
+            lo = Signal(unsigned(_SPLIT_BITS + MULT_BITS + 1), reset_less=True)
+            hi = Signal(signed(len(total) - _SPLIT_BITS + MULT_BITS + 1), reset_less=True)
+            vm, tm, sm = Signal(), Signal(self.tag_bits), Signal(SHIFT_BITS)
+            m.d.sync += [lo.eq(total[:_SPLIT_BITS] * mult1[:MULT_BITS]),
+                         hi.eq(total[_SPLIT_BITS:].as_signed() * mult1),
+                         vm.eq(v1), tm.eq(t1), sm.eq(s1)]
+            product, v1, t1, s1 = (hi << _SPLIT_BITS) + lo, vm, tm, sm
+            stages.append(vm)
+        else:
+            product = total * mult1
         m.d.sync += [
-            total.eq(self.acc + self.bias), mult1.eq(self.mult), v1.eq(self.i_valid),
-            t1.eq(self.tag), s1.eq(self.shift),
-            prod.eq(total * mult1), v2.eq(v1), t2.eq(t1), s2.eq(s1),
+            prod.eq(product), v2.eq(v1), t2.eq(t1), s2.eq(s1),
             window.eq(select_window(prod, s2)), v3.eq(v2), t3.eq(t2),
             nine.eq(window_bits(window)), v4.eq(v3), t4.eq(t3),
             self.y.eq(clamp_byte(nine)), self.o_valid.eq(v4), self.o_tag.eq(t4),
         ]
-        m.d.comb += self.busy.eq(self.i_valid | v1 | v2 | v3 | v4 | self.o_valid)
+        m.d.comb += self.busy.eq(Cat(self.i_valid, *stages, v2, v3, v4, self.o_valid).any())
         return m

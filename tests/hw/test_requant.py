@@ -1,6 +1,7 @@
 """The gateware requantizer and bypass rounding against the contract's definition (hw.isa)."""
 
 import numpy as np
+import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from fireforge.hw.isa import requantize
@@ -48,13 +49,15 @@ def _cases(n=300, seed=0):
     return total - bias, bias, mult, shift
 
 
-def test_requantizer_matches_contract():
-    dut = Requantizer(tag_bits=16)
+@pytest.mark.parametrize("split", [False, True])
+def test_requantizer_matches_contract(split):
+    """Every case, with the product in one stage or as two partial products."""
+    dut = Requantizer(tag_bits=16, split_multiply=split)
     acc, bias, mult, shift = _cases()
     got = {}
 
     async def bench(ctx):
-        for i in range(len(acc) + 4):
+        for i in range(len(acc) + 5):
             if i < len(acc):
                 ctx.set(dut.i_valid, 1)
                 ctx.set(dut.acc, int(acc[i]))
