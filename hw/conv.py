@@ -13,9 +13,10 @@ Stages, one step per cycle with no stall inside a group:
 
 * **address generator**: counters with incremental addresses (no multiplier in the loop), the
   padding test, the weight word and sub-word of the step, and ``first``/``last`` flags;
-* **fetch** (1 cycle, synchronous memories) and **decode**: the padded pixel value or the
-  activation byte, and ``C`` indices of ``w_bits`` bits out of the weight word, turned into int8
-  through the codebook registers (or taken as int8 when the layer is uncompressed 8-bit);
+* **fetch** (1 cycle, synchronous memories) and **decode**: the padded pixel value (in every
+  lane) or the activation word of ``R`` channels, and ``R x C`` indices of ``w_bits`` bits out
+  of the weight word, turned into int8 through the codebook registers (or taken as int8 when
+  the layer is uncompressed 8-bit);
 * the :class:`~.array.MACArray`;
 * a FIFO of finished groups, then ``Q`` :class:`~.requant.Requantizer` lanes that take ``Q``
   consecutive elements per cycle (written as part of one activation word), back to back across
