@@ -57,13 +57,14 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     BoardSpec("upduino_v3", "ice40", "iCE40UP5K", "upduino_v3:UpduinoV3Platform", 30.0,
               None, "squeezenet_tiny", "digits", "iceprog",
               notes="its FTDI chip is wired to the SPI flash only: no UART bridge"),
-    # The 45F holds the 64-column array with 66 of its 72 multipliers and 93 of 108 block RAMs:
-    # router2 did not converge there (overused wires between 4 and 133 for 370 iterations),
-    # router1 routes it in about 14 minutes.
+    # The 45F and the 85F hold the 64-MAC array of the CIFAR presets. nextpnr's router2 did
+    # not converge on either (45F: overused wires between 4 and 133 for 370 iterations; 85F
+    # with the lanes array: overuse rising from 9,212 to 11,991 over iterations 21-25);
+    # router1 routes them in about 12 and 25 minutes.
     *(BoardSpec(f"ulx3s-{n}f", "ecp5", f"LFE5U-{n}F", _ULX3S.format(n), 100.0, ("uart", 0),
                 "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
                 "digits" if n in (12, 25) else "mnist5k", "openFPGALoader",
-                router="router1" if n == 45 else None)
+                router="router1" if n in (45, 85) else None)
       for n in (12, 25, 45, 85)),
     BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
               "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 100.0, None, "squeezenet_tiny",
@@ -74,7 +75,8 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
               "squeezenet1_1_cifar_w50", "mnist5k", "dfu-util",
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
-              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "openFPGALoader"),
+              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "openFPGALoader",
+              router="router1"),
 )}
 
 
