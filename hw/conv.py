@@ -69,13 +69,19 @@ def weight_parts(config: AcceleratorConfig) -> int:
     return 1
 
 
-def array_broadcast(config: AcceleratorConfig) -> int:
-    """Register copies of the MAC array's shared inputs (one more pipeline stage): one per
-    ``BROADCAST_COLUMNS`` columns where the configuration has memory registers (the large
-    devices, whose multipliers spread across the die), else 1 (none)."""
-    if config.memory_registers and config.columns > BROADCAST_COLUMNS:
-        return config.columns // BROADCAST_COLUMNS
+def _copies(config: AcceleratorConfig, cells: int) -> int:
+    """Register copies of something ``cells`` read: one per ``BROADCAST_COLUMNS`` of them where
+    the configuration has memory registers (the large devices, whose multipliers spread across
+    the die), else 1 (none)."""
+    if config.memory_registers and cells > BROADCAST_COLUMNS:
+        return cells // BROADCAST_COLUMNS
     return 1
+
+
+def array_broadcast(config: AcceleratorConfig) -> int:
+    """Register copies of the MAC array's shared inputs (one more pipeline stage), one per
+    group of columns."""
+    return _copies(config, config.columns)
 
 
 class ConvEngine(wiring.Component):
@@ -146,8 +152,7 @@ class ConvEngine(wiring.Component):
         # (a copy per broadcast group, like the array's shared inputs: 64 columns reading one
         # set of registers was the 85F's critical path once the activation had its copies)
         # (one per BROADCAST_COLUMNS cells: with input lanes the cells are rows x columns)
-        copies = (N // BROADCAST_COLUMNS if cfg.memory_registers and N > BROADCAST_COLUMNS
-                  else 1)
+        copies = _copies(cfg, N)
         cb_sets = [Array(Signal(signed(WEIGHT_BITS),
                                 name=f"cb{i}_bcast{k}" if copies > 1 else f"cb{i}")
                          for i in range(1 << cfg.codebook_bits)) for k in range(copies)]

@@ -26,7 +26,7 @@ from ..hw.isa import (
     unpack_indices,
 )
 from .errors import FireforgeError
-from .program import Program
+from .program import Program, conv_windows
 
 __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_tensor"]
 
@@ -99,18 +99,11 @@ def _channel_params(program: Program, d) -> tuple[np.ndarray, np.ndarray]:
 
 def _conv(program: Program, mem: np.ndarray, d) -> np.ndarray:
     x = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h, d.in_w)
-    n = x.shape[0]
-    k, s, p = d.kernel, d.stride, d.pad
-    if p:
-        x = np.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), constant_values=d.pad_value)
-    oh, ow = d.out_h, d.out_w
-    cols = np.empty((n, oh, ow, k, k, d.in_c), dtype=np.float64)
-    for ky in range(k):
-        for kx in range(k):
-            cols[:, :, :, ky, kx, :] = x[:, ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]
+    n, oh, ow = x.shape[0], d.out_h, d.out_w
+    cols = conv_windows(x, d.kernel, d.stride, d.pad, d.pad_value, oh, ow)
     w = decode_weights(program, d)  # (out, in, k, k) -> (k, k, in, out)
     wmat = w.transpose(2, 3, 1, 0).reshape(-1, d.out_c).astype(np.float64)
-    acc = (cols.reshape(-1, wmat.shape[0]) @ wmat).astype(np.int64)
+    acc = (cols.reshape(-1, wmat.shape[0]).astype(np.float64) @ wmat).astype(np.int64)
     bias, mult = _channel_params(program, d)
     y = requantize(acc + bias, mult, d.shift)
     return y.reshape(n, oh, ow, d.out_c)

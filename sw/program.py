@@ -98,15 +98,26 @@ class Program:
         t = self.manifest["tensors"]["input"]
         hwc = image.transpose(1, 2, 0)
         unfold = self.manifest["input"].get("unfold")
-        if unfold:  # each output pixel's window as its channels, (ky, kx, ci) order
-            k, s, p = unfold["kernel"], unfold["stride"], unfold["pad"]
-            _, oh, ow = unfold["shape"]
-            padded = np.pad(hwc, ((p, p), (p, p), (0, 0)), constant_values=unfold["pad_value"])
-            hwc = np.concatenate([padded[ky:ky + s * (oh - 1) + 1:s, kx:kx + s * (ow - 1) + 1:s]
-                                  for ky in range(k) for kx in range(k)], axis=2)
+        if unfold:  # each output pixel's window as its channels
+            hwc = conv_windows(hwc, unfold["kernel"], unfold["stride"], unfold["pad"],
+                               unfold["pad_value"], *unfold["shape"][1:])
         out = np.zeros(hwc.shape[:2] + (t.get("stride", hwc.shape[2]),), np.uint8)
         out[:, :, :hwc.shape[2]] = hwc
         return t["addr"], out.tobytes()
+
+
+def conv_windows(x: np.ndarray, kernel: int, stride: int, pad: int, pad_value: int,
+                 out_h: int, out_w: int) -> np.ndarray:
+    """The convolution windows of ``x`` (``(..., H, W, C)``, padded by ``pad`` pixels of
+    ``pad_value``): ``(..., out_h, out_w, kernel * kernel * C)`` in ``(ky, kx, ci)`` order, the
+    order of the weight stream. The golden model's convolution and the unfolded stem's input
+    both gather with this."""
+    lead = [(0, 0)] * (x.ndim - 3)
+    if pad:
+        x = np.pad(x, lead + [(pad, pad), (pad, pad), (0, 0)], constant_values=pad_value)
+    rows, cols = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+    return np.concatenate([x[..., ky:ky + rows:stride, kx:kx + cols:stride, :]
+                           for ky in range(kernel) for kx in range(kernel)], axis=-1)
 
 
 def load_program(path: str | Path) -> Program:

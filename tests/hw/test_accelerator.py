@@ -26,6 +26,16 @@ TEST_CONFIG = AcceleratorConfig(columns=4, act_bytes=16384, weight_bytes=8192, p
 HW_BITS = (None, 1, 2, 4)
 
 
+def _assert_exact(config, program, x):
+    """One image: the sums equal golden, and the cycle model equals the RTL's counter of
+    every layer and the whole run."""
+    got = simulate(config, program, x)
+    assert np.array_equal(got.sums, run_golden(program, x).sums)
+    model = estimate(config, program)
+    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
+    assert model["cycles_per_inference"] == got.total_cycles[0]
+
+
 def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4, lanes=1):
     ckpt = _random_checkpoint(config, seed, bits)
     rng = np.random.default_rng(seed)
@@ -130,12 +140,7 @@ def test_cycle_model_exact_on_the_up5k_configuration(tmp_path):
     x = np.random.default_rng(5).integers(0, 256, (1, 1, 10, 10), dtype=np.uint8)
     compile_checkpoint(ckpt, x, tmp_path, group=config.columns, banks=config.act_banks,
                        bank_bytes=config.bank_bytes)
-    program = load_program(tmp_path)
-    got = simulate(config, program, x)
-    assert np.array_equal(got.sums, run_golden(program, x).sums)
-    model = estimate(config, program)
-    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
-    assert model["cycles_per_inference"] == got.total_cycles[0]
+    _assert_exact(config, load_program(tmp_path), x)
 
 
 def test_bank_and_unit_mismatches_are_refused(tmp_path):
@@ -170,10 +175,7 @@ def test_broadcast_copies_bit_exact(tmp_path):
     net = SqueezeNetConfig(16, 3, 1, 1, (FireSpec(16, 16, 16),), (0,), num_classes=16,
                            in_channels=1, input_size=9)
     program, x = compile_random(net, 9, 4, tmp_path, group=16, images=1)
-    got = simulate(config, program, x)
-    assert np.array_equal(got.sums, run_golden(program, x).sums)
-    model = estimate(config, program)
-    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
+    _assert_exact(config, program, x)
 
 
 #: 4 input lanes x 4 columns, two requantization lanes, memory registers (the ECP5's shape)
@@ -226,11 +228,7 @@ def test_input_lanes_cycle_model_exact(tmp_path):
     stem = program.descriptors[0]
     assert (stem.kernel, stem.in_c, stem.in_stride, stem.pad) == (1, 9, 12, 0)
     assert len(program.input_bytes(x[0])[1]) == 10 * 10 * 12
-    got = simulate(config, program, x)
-    assert np.array_equal(got.sums, run_golden(program, x).sums)
-    model = estimate(config, program)
-    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
-    assert model["cycles_per_inference"] == got.total_cycles[0]
+    _assert_exact(config, program, x)
 
 
 def test_input_lanes_refuse_unaligned_concatenation(tmp_path):
