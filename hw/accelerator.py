@@ -56,11 +56,16 @@ from .protocol import Space
 from .spram import SinglePortRAM
 from .vector import BypassAdd, Pool
 
-__all__ = ["Accelerator", "check_program", "codebook_bits_needed", "FETCH_CYCLES",
+__all__ = ["Accelerator", "check_program", "codebook_bits_needed", "fetch_cycles",
            "CONSTANT_CYCLES"]
 
-#: cycles to fetch one descriptor: one per program word, and the last word's read latency
-FETCH_CYCLES = DESCRIPTOR_WORDS + 1
+
+
+def fetch_cycles(config: AcceleratorConfig) -> int:
+    """Cycles to fetch one descriptor: one per program word, and the last word's read latency
+    (one more with ``memory_registers``: the word is registered before it is stored)."""
+    return DESCRIPTOR_WORDS + 1 + config.memory_registers
+
 #: operand bits of the shift-add multiplier that computes :data:`LayerConstants`
 _CONSTANT_OPERAND_BITS = 12
 #: cycles to compute the layer constants: per product a load and one step per operand bit
@@ -330,7 +335,7 @@ class Accelerator(wiring.Component):
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
 
         m.submodules.conv = conv = ConvEngine(
-            cfg, self.act_aw, *(_aw(self.space_words[s][0])
+            cfg, self.act_aw, *(len(rd_base[s])
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
         # with memory_registers the activation read data is registered once here, for every
         # unit (a block RAM's output and the multiplexer of its blocks make a long path)
@@ -368,13 +373,15 @@ class Accelerator(wiring.Component):
             m.d.comb += (u.act_rdata.eq(word_rdata) if u in (conv, pool) else
                          u.act_rdata.eq(unit_rdata))
         m.d.comb += [
-            *([w_rd.rd_addr.eq(conv.w_raddr[0] + rd_base[Space.WEIGHTS])] if w_addrs is None
-              else [a.eq(conv.w_raddr[k] + rd_base[Space.WEIGHTS])
-                    for k, a in enumerate(w_addrs)]),
+            # (the engine adds the slot's base to its layer's base addresses)
+            conv.w_slot.eq(rd_base[Space.WEIGHTS]), conv.p_slot.eq(rd_base[Space.PARAMS]),
+            conv.cb_slot.eq(rd_base[Space.CODEBOOKS]),
+            *([w_rd.rd_addr.eq(conv.w_raddr[0])] if w_addrs is None
+              else [a.eq(conv.w_raddr[k]) for k, a in enumerate(w_addrs)]),
             conv.w_rdata.eq(w_rd.rd_data),
-            cb_rd.rd_addr.eq(conv.cb_raddr + rd_base[Space.CODEBOOKS]),
+            cb_rd.rd_addr.eq(conv.cb_raddr),
             conv.cb_rdata.eq(cb_rd.rd_data),
-            p_rd.rd_addr.eq(conv.p_raddr + rd_base[Space.PARAMS]),
+            p_rd.rd_addr.eq(conv.p_raddr),
             conv.p_rdata.eq(p_rd.rd_data),
             res_wr.addr.eq(pool.res_waddr), res_wr.data.eq(pool.res_wdata),
             res_wr.en.eq(pool.res_we),
@@ -387,20 +394,32 @@ class Accelerator(wiring.Component):
         # The convolution engine and the pool read and write words; the add and the host bytes.
         def byte_access(raddr, waddr, wdata, we):
             if R == 1:
-                return [act.rd_addr.eq(raddr), act.wr_addr.eq(waddr), act.wr_data.eq(wdata),
-                        act.wr_en.eq(we)]
+                return [act.rd_addr.eq(raddr), act_waddr.eq(waddr), act_wdata.eq(wdata),
+                        act_we.eq(we)]
             return [byte_raddr.eq(raddr), act.rd_addr.eq(raddr[lr:]),
-                    act.wr_addr.eq(waddr[lr:]), act.wr_data.eq(wdata.replicate(R)),
-                    act.wr_en.eq(Cat(we & (waddr[:lr] == k) for k in range(R)))]
+                    act_waddr.eq(waddr[lr:]), act_wdata.eq(wdata.replicate(R)),
+                    act_we.eq(Cat(we & (waddr[:lr] == k) for k in range(R)))]
 
         running = Signal()
+        # With memory_registers the write port is registered: the multiplexer of the units
+        # and the host then ends at flip-flops, not at a block RAM's address setup (a write
+        # lands a cycle later; nothing reads an address the cycle after writing it)
+        act_write = [act.wr_addr, act.wr_data, act.wr_en]
+        if cfg.memory_registers:
+            act_w = [Signal.like(x, name=f"{x.name}_next") for x in act_write]
+            m.d.sync += [x.eq(n) for x, n in zip(act_write, act_w, strict=True)]
+            act_write = act_w
+        act_waddr, act_wdata, act_we = act_write
+
+        def word_access(u):
+            return [act.rd_addr.eq(u.act_raddr), act_waddr.eq(u.act_waddr),
+                    act_wdata.eq(u.act_wdata), act_we.eq(u.act_we)]
+
         with m.If(running):
             with m.Switch(desc.op):
                 for u, ops in units:
                     with m.Case(*ops):
-                        m.d.comb += ([act.rd_addr.eq(u.act_raddr), act.wr_addr.eq(u.act_waddr),
-                                      act.wr_data.eq(u.act_wdata), act.wr_en.eq(u.act_we)]
-                                     if u in (conv, pool) else
+                        m.d.comb += (word_access(u) if u in (conv, pool) else
                                      byte_access(u.act_raddr, u.act_waddr, u.act_wdata,
                                                  u.act_we))
         with m.Else():
@@ -412,6 +431,16 @@ class Accelerator(wiring.Component):
         pc_word = Signal(range(cfg.program_entries * DESCRIPTOR_WORDS + 1))  # pc * words
         fetch_i = Signal(range(DESCRIPTOR_WORDS + 1))
         fetch_v = Signal()  # the word addressed in the previous cycle is on the read port
+        # the word on the read port, its index + 1 and whether it is one; with memory_registers
+        # registered first (a block RAM's output to the descriptor's word select was a
+        # failing path on the 85F)
+        arrived, arrived_v, arrived_i = prog_rd.rd_data, fetch_v, fetch_i
+        if cfg.memory_registers:
+            arrived, arrived_v, arrived_i = (Signal(len(prog_rd.rd_data), name="prog_word"),
+                                             Signal(name="prog_word_v"),
+                                             Signal.like(fetch_i, name="prog_word_i"))
+            m.d.sync += [arrived.eq(prog_rd.rd_data), arrived_v.eq(fetch_v),
+                         arrived_i.eq(fetch_i)]
         layer_cycles, total = Signal(32), Signal(32)
         unit_done = Signal()
         m.d.comb += [prog_rd.rd_addr.eq(pc_word + fetch_i + rd_base[Space.PROGRAM]),
@@ -445,15 +474,15 @@ class Accelerator(wiring.Component):
                 m.d.sync += [total.eq(total + 1), fetch_v.eq(fetch_i < DESCRIPTOR_WORDS)]
                 with m.If(fetch_i < DESCRIPTOR_WORDS):
                     m.d.sync += fetch_i.eq(fetch_i + 1)
-                with m.If(fetch_v):
-                    # word fetch_i - 1 arrives (written in place, not shifted: the bits of
+                with m.If(arrived_v):
+                    # word arrived_i - 1 arrives (written in place, not shifted: the bits of
                     # fields no unit reads then have no register at all)
-                    with m.Switch(fetch_i):
+                    with m.Switch(arrived_i):
                         for i in range(DESCRIPTOR_WORDS):
                             with m.Case(i + 1):
                                 m.d.sync += desc_bits.word_select(
-                                    i, PROGRAM_WORD_BYTES * 8).eq(prog_rd.rd_data)
-                    with m.If(fetch_i == DESCRIPTOR_WORDS):
+                                    i, PROGRAM_WORD_BYTES * 8).eq(arrived)
+                    with m.If(arrived_i == DESCRIPTOR_WORDS):
                         m.d.sync += [mul_k.eq(0), mul_n.eq(0)]
                         m.next = "CONSTANTS"
             with m.State("CONSTANTS"):

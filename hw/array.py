@@ -4,8 +4,10 @@
 ``rows`` activations (unsigned 8-bit: consecutive input channels, each shared by its row) and one
 signed 8-bit weight per cell; column ``j`` adds the products of its ``rows`` cells to its
 accumulator. ``first`` restarts the accumulators, ``last`` delivers the sums. Pipeline: the
-product registers (what a DSP block's pipeline registers absorb), with more than one row the
-column sum of the products, then the accumulator; a broadcast stage in front where configured.
+product registers (with ``registered_multipliers`` the multipliers' operand and product
+registers before them), with more than one row the column sum of the products (a balanced
+adder tree, registered every two levels with ``registered_multipliers``), then the accumulator;
+a broadcast stage in front where configured.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import MULTIPLIER_LATENCY, RegisteredMultiplier
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS
 
 __all__ = ["MACArray", "PRODUCT_BITS", "array_latency"]
@@ -22,9 +25,44 @@ __all__ = ["MACArray", "PRODUCT_BITS", "array_latency"]
 PRODUCT_BITS = ACT_BITS + WEIGHT_BITS + 1
 
 
-def array_latency(rows: int, broadcast: int) -> int:
+def _product_stages(registered_multipliers: bool) -> int:
+    """Registered multipliers: their two stages and a register in the fabric beside the column
+    sum (a multiplier block's output to the adders was 6.5 ns of routing on the 85F)."""
+    return MULTIPLIER_LATENCY + 1 if registered_multipliers else 1
+
+
+def _levels_per_stage(registered_multipliers: bool) -> int:
+    """Adder levels of the column sum between registers: two with registered multipliers (the
+    large devices; eight products in one stage took 7 ns on the 85F), else all of them."""
+    return 2 if registered_multipliers else 1 << 30
+
+
+def _sum_stages(rows: int, registered_multipliers: bool) -> int:
+    levels = (rows - 1).bit_length()
+    return -(-levels // _levels_per_stage(registered_multipliers))
+
+
+def array_latency(rows: int, broadcast: int, registered_multipliers: bool = False) -> int:
     """Cycles from a ``last`` step at the inputs to ``out_valid``."""
-    return 2 + (rows > 1) + (broadcast > 1)
+    return (1 + _product_stages(registered_multipliers)
+            + _sum_stages(rows, registered_multipliers) + (broadcast > 1))
+
+
+def _column_sum(m: Module, values: list, bits: int, name: str, levels_per_stage: int):
+    """The sum of ``values`` by a balanced adder tree, registered after every
+    ``levels_per_stage`` levels and at the end."""
+    level = stage = 0
+    while len(values) > 1:
+        values = [values[i] + values[i + 1] if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+        level += 1
+        if level % levels_per_stage == 0 or len(values) == 1:
+            regs = [Signal(signed(bits), name=f"{name}_{stage}_{i}" if len(values) > 1
+                           else name, reset_less=True) for i in range(len(values))]
+            m.d.sync += [r.eq(v) for r, v in zip(regs, values, strict=True)]
+            values = regs
+            stage += 1
+    return values[0]
 
 
 class MACArray(wiring.Component):
@@ -45,14 +83,19 @@ class MACArray(wiring.Component):
     driving 64 multipliers across a large device was the ECP5's critical path. The copies are
     named ``*_bcast*``; the board build marks them ``keep``, as yosys would merge identical
     registers.
+
+    ``registered_multipliers``: each product is a :class:`~.dsp.RegisteredMultiplier` (operand
+    and product registers inside the ECP5's DSP block), one stage more.
     """
 
-    def __init__(self, columns: int, broadcast: int = 1, rows: int = 1):
+    def __init__(self, columns: int, broadcast: int = 1, rows: int = 1,
+                 registered_multipliers: bool = False):
         if broadcast < 1 or columns % broadcast:
             raise ValueError(f"broadcast={broadcast}: a divisor of columns={columns}")
         self.columns = columns
         self.rows = rows
         self.broadcast = broadcast
+        self.registered_multipliers = registered_multipliers
         super().__init__({
             "valid": In(1),
             "first": In(1),
@@ -86,7 +129,8 @@ class MACArray(wiring.Component):
         for k, (valid, first, last, act_in) in enumerate(shared):
             # control through the product stage (and the column-sum stage with rows > 1)
             c_valid, c_first, c_last = valid, first, last
-            for s in range(1 + (R > 1)):
+            for s in range(_product_stages(self.registered_multipliers)
+                           + _sum_stages(R, self.registered_multipliers)):
                 v, f, la = (Signal(name=f"{n}{s}_{k}") for n in ("p_valid", "p_first", "p_last"))
                 m.d.sync += [v.eq(c_valid), f.eq(c_first), la.eq(c_last)]
                 c_valid, c_first, c_last = v, f, la
@@ -100,15 +144,19 @@ class MACArray(wiring.Component):
             for j in range(k * per, (k + 1) * per):
                 prods = []
                 for r in range(R):
-                    prod = Signal(signed(PRODUCT_BITS), name=f"prod{r}_{j}" if R > 1
-                                  else f"prod{j}", reset_less=True)
-                    m.d.sync += prod.eq(acts[r] * weights[r * C + j])
+                    name = f"prod{r}_{j}" if R > 1 else f"prod{j}"
+                    if self.registered_multipliers:
+                        m.submodules[f"mul{r}_{j}"] = mul = RegisteredMultiplier(
+                            acts[r].shape(), weights[r * C + j].shape())
+                        m.d.comb += [mul.a.eq(acts[r]), mul.b.eq(weights[r * C + j])]
+                        product = mul.p
+                    else:
+                        product = acts[r] * weights[r * C + j]
+                    prod = Signal(signed(PRODUCT_BITS), name=name, reset_less=True)
+                    m.d.sync += prod.eq(product)
                     prods.append(prod)
-                if R > 1:
-                    total = Signal(signed(sum_bits), name=f"colsum{j}", reset_less=True)
-                    m.d.sync += total.eq(sum(prods))
-                else:
-                    total = prods[0]
+                total = _column_sum(m, prods, sum_bits, f"colsum{j}",
+                                    _levels_per_stage(self.registered_multipliers))
                 acc = Signal(signed(ACC_BITS), name=f"acc{j}", reset_less=True)
                 with m.If(c_valid):
                     m.d.sync += acc.eq(Mux(c_first, 0, acc) + total)

@@ -109,6 +109,10 @@ class ConvEngine(wiring.Component):
             "act_waddr": Out(word_aw),
             "act_wdata": Out(ACT_BITS * R),
             "act_we": Out(R),
+            # the active model slot's first word in each model memory
+            "w_slot": In(w_aw),
+            "p_slot": In(p_aw),
+            "cb_slot": In(cb_aw),
             # (one copy of the read address per weight-memory part)
             "w_raddr": Out(data.ArrayLayout(w_aw, weight_parts(config))),
             "w_rdata": In(c * R * 8),
@@ -135,10 +139,17 @@ class ConvEngine(wiring.Component):
         stride2, pad = Signal(), Signal()
         stride, rowstride = Signal(signed(aw)), Signal(signed(aw))
         groups = Signal(12)
+        single = Signal()  # one group a pixel
+        tail_last = Signal(range(C // Q))  # a pixel's last group's last chunk
+        tail_mask = Signal(Q)  # and its lanes that hold channels
         bits = Signal(4)
         spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
         use_cb = Signal()
-        w_base, param_base, cb_base = Signal(24), Signal(16), Signal(16)
+        # the layer's first word in each model memory (the slot's base added: a layer
+        # constant, not an adder after the address registers)
+        w_base, p_base, cb_base = (Signal.like(self.w_slot, name="w_base"),
+                                   Signal.like(self.p_slot, name="p_base"),
+                                   Signal.like(self.cb_slot, name="cb_base"))
         out_stride, shift, pad_value = Signal(12), Signal(6), Signal(8)
         cb_count = Signal(9)
         # Each counter's second-to-last value, registered (the layer's sizes are still long
@@ -197,7 +208,7 @@ class ConvEngine(wiring.Component):
             chain.append(reg)
         s1 = chain[-1]
         act_addr = (kaddr + (ci << lr))[lr:self._aw]
-        w_addr = w_base[N.bit_length() - 1:] + (wpos >> spw_log)
+        w_addr = w_base + (wpos >> spw_log)
         act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
         if cfg.memory_registers:
             # (the accelerator registers the activation read data for every unit)
@@ -216,7 +227,8 @@ class ConvEngine(wiring.Component):
         # ---------------------------------------------------------------- decode (stage 1)
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
-        m.submodules.array = array = MACArray(C, array_broadcast(cfg), R)
+        m.submodules.array = array = MACArray(
+            C, array_broadcast(cfg), R, registered_multipliers=cfg.memory_registers)
         act = Mux(s1.pad, pad_value.replicate(R), act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
@@ -225,9 +237,12 @@ class ConvEngine(wiring.Component):
             idx = Signal(8, name=f"idx{j}")
             # Cell j's index of step ``s1.sub`` within the word: a mux over the few places
             # it can be (a variable word_select would build a shifter as wide as the word).
+            # (the widest case is the default: every value of ``bits`` selects a place, so no
+            # "else 0" is left for synthesis to put on the registers' reset inputs, which was
+            # a failing path on the 85F)
             with m.Switch(bits):
                 for b in index_bits:
-                    with m.Case(b):
+                    with (m.Case(b) if b != index_bits[-1] else m.Default()):
                         places = [w_rdata.word_select(sub * N + j, b)
                                   for sub in range(8 // b)]
                         m.d.comb += idx.eq(Array(places)[s1.sub[:max(1, (8 // b - 1)
@@ -258,36 +273,33 @@ class ConvEngine(wiring.Component):
         head = data.View(entry, q.r_data)
         # Groups leave in the order they were issued (pixels in raster order, groups within a
         # pixel), so their output address, channel count and parameters come from counters here.
+        # Every address is a register updated per chunk or group (no multiply, no adder chain
+        # behind a memory port: the group counter through two adders to the parameter address
+        # was the 85F's critical path).
         o_g = Signal(12)  # the head group's index within its pixel
         o_g_end = Signal()  # it is the pixel's last group
         o_pix = Signal(self._aw + 1)  # the head group's output pixel address
-        o_base = Signal(12)
-        m.d.comb += o_base.eq(o_g << clog)
-        head_param = param_base + o_base
-        head_addr = o_pix + o_base
-
-        def last_element(g):  # the index of group g's last channel: min(C, out_c - g * C) - 1
-            rest = Signal(13, name="o_rest")
-            m.d.comb += rest.eq(out_c - (g << clog))
-            return Mux(rest > C, C - 1, rest - 1)
+        g_addr = Signal(self._aw + 1)  # its first output byte address: o_pix + o_g * C
+        g_pptr = Signal(len(self.p_raddr))  # its parameter word address
+        p_ptr = Signal(len(self.p_raddr))  # the head chunk's parameter word address
+        nxt_end = Signal()  # the group after the head group is its pixel's last
+        m.d.comb += nxt_end.eq(Mux(o_g_end, single, o_g == lim.groups))
 
         # The head group's last chunk (of Q elements) and which of its lanes hold channels:
-        # registers set one group ahead, so the subtraction and comparison stay off the path
-        # to ``popped`` (it was the UP5K's critical path).
+        # registers set one group ahead. Every group but a pixel's last is full; the last one
+        # ends at channel (out_c - 1) mod C, a layer constant.
         head_last = Signal(range(C // Q))
         head_mask = Signal(Q)  # (with one lane, always 1: no register)
 
-        def set_last(g):
-            e = Signal(range(C), name="o_last")
-            m.d.comb += e.eq(last_element(g))
-            return [head_last.eq(e[lq:])] + (
-                [head_mask.eq((Const(2, Q + 1) << e[:lq]) - 1)] if Q > 1 else [])
+        def set_last(is_tail):
+            return [head_last.eq(Mux(is_tail, tail_last, C // Q - 1))] + (
+                [head_mask.eq(Mux(is_tail, tail_mask, (1 << Q) - 1))] if Q > 1 else [])
 
         # ---------------------------------------------------------------- requantization
         # Q elements (a chunk) of the head group per cycle; the group leaves the FIFO with its
         # last chunk, and the next group's first chunk follows in the next cycle.
-        # (with memory_registers the multiply is split over two stages: large devices)
-        lanes = [Requantizer(tag_bits=self._aw + 1, split_multiply=cfg.memory_registers)
+        # (pipelined with memory_registers: large devices)
+        lanes = [Requantizer(tag_bits=self._aw + 1, pipelined=cfg.memory_registers)
                  for _ in range(Q)]
         for k, rq in enumerate(lanes):
             m.submodules[f"rq{k}" if Q > 1 else "rq"] = rq
@@ -299,20 +311,23 @@ class ConvEngine(wiring.Component):
         r_acc = [Signal(signed(ACC_BITS), name=f"r_acc{k}") for k in range(Q)]
         r_tag = Signal(self._aw + 1)
         m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (jc == head_last)),
-                     self.p_raddr.eq((head_param + (jc << lq))[lq:]), q.r_en.eq(popped)]
-        m.d.sync += [r_valid.eq(issue), r_tag.eq(head_addr + (jc << lq))]
+                     self.p_raddr.eq(p_ptr), q.r_en.eq(popped)]
+        m.d.sync += [r_valid.eq(issue), r_tag.eq(g_addr + (jc << lq))]
         if Q > 1:
             m.d.sync += r_mask.eq(Mux(popped, head_mask, (1 << Q) - 1))
         for k in range(Q):
             m.d.sync += r_acc[k].eq(Array(head.sums[c * Q + k] for c in range(C // Q))[jc])
         with m.If(issue):
-            m.d.sync += jc.eq(Mux(popped, 0, jc + 1))
+            m.d.sync += [jc.eq(Mux(popped, 0, jc + 1)), p_ptr.eq(p_ptr + 1)]
         with m.If(popped):
-            m.d.sync += set_last(Mux(o_g_end, 0, o_g + 1))
+            m.d.sync += [*set_last(nxt_end), o_g_end.eq(nxt_end)]
             with m.If(o_g_end):
-                m.d.sync += [o_g.eq(0), o_pix.eq(o_pix + out_stride), o_g_end.eq(groups == 1)]
+                nxt_pix = o_pix + out_stride
+                m.d.sync += [o_g.eq(0), o_pix.eq(nxt_pix), g_addr.eq(nxt_pix),
+                             g_pptr.eq(p_base), p_ptr.eq(p_base)]
             with m.Else():
-                m.d.sync += [o_g.eq(o_g + 1), o_g_end.eq(o_g == lim.groups)]
+                m.d.sync += [o_g.eq(o_g + 1), g_addr.eq(g_addr + C),
+                             g_pptr.eq(g_pptr + C // Q), p_ptr.eq(g_pptr + C // Q)]
         for k, rq in enumerate(lanes):
             m.d.comb += [
                 rq.i_valid.eq(r_valid & r_mask[k]),
@@ -345,25 +360,55 @@ class ConvEngine(wiring.Component):
                                  | array.out_valid | r_valid | q.r_rdy
                                  | Cat(rq.busy for rq in lanes).any()
                                  | (credits != cfg.fifo_depth))
+        # With memory_registers the OR of every stage's valid bit is registered: it is done a
+        # cycle later (the OR through the sequencer to the cycle counters' block RAM was a
+        # failing path). It is busy when the drain begins: the last step is in flight.
+        draining = pipe_busy
+        if cfg.memory_registers:
+            draining = Signal(name="pipe_busy_r")
+            m.d.sync += draining.eq(pipe_busy)
         # Layer constants from the descriptor (the sequencer holds it for the layer, and the
         # constants are ready long before GO). With memory_registers they are registers: some
         # fan out to every column (on the 85F the codebook select crossed the die).
         layer_domain = m.d.sync if cfg.memory_registers else m.d.comb
+        tail = (d.out_c - 1)[:clog]  # the index of a pixel's last channel within its group
         layer_domain += [
             # (in_c counts steps: words of R channels)
             k3.eq(d.kernel == 3), in_c.eq((d.in_c + (R - 1)) >> lr), out_c.eq(d.out_c),
             H.eq(d.in_h),
             W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
             pad.eq(d.pad != 0), stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride),
-            groups.eq((d.out_c + C - 1) >> clog), bits.eq(d.w_bits),
+            groups.eq((d.out_c + C - 1) >> clog), single.eq(d.out_c <= C),
+            tail_last.eq(tail[lq:]), tail_mask.eq((Const(2, Q + 1) << tail[:lq]) - 1),
+            bits.eq(d.w_bits),
             spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
                        if cfg.codebook_bits else 0),
             use_cb.eq(d.w_bits <= cfg.codebook_bits),
-            w_base.eq(d.w_addr), param_base.eq(d.param_addr), cb_base.eq(d.cb_addr),
+            w_base.eq(d.w_addr[N.bit_length() - 1:] + self.w_slot),
+            p_base.eq(d.param_addr[lq:] + self.p_slot), cb_base.eq(d.cb_addr + self.cb_slot),
             out_stride.eq(d.out_stride), shift.eq(d.shift), pad_value.eq(d.pad_value),
             cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
         ]
         m.d.comb += self.done.eq(0)
+        cb_i, cb_d = Signal(9), Signal(9)  # the codebook entry read, and the one arriving
+        cb_v = Signal()  # (only ever set in CODEBOOK, which it leaves at 0)
+        if cfg.codebook_bits and cfg.memory_registers:
+            # The entry arriving from the block RAM is registered, then once per register copy
+            # with one write enable per entry, and written: the last one in RUN's first cycle,
+            # before RUN's first step reaches the lookup. (The block RAM's 5.8 ns
+            # clock-to-output, then a decoder and 128 register enables per bit, was the 85F's
+            # widest failing path.)
+            word, word_v = Signal(signed(WEIGHT_BITS), name="cb_word"), Signal()
+            word_i = Signal(cfg.codebook_bits)
+            m.d.sync += [word.eq(self.cb_rdata), word_v.eq(cb_v), word_i.eq(cb_d)]
+            for k, cb_regs in enumerate(cb_sets):
+                cb_data = Signal(signed(WEIGHT_BITS), name=f"cb_data_bcast{k}", reset_less=True)
+                cb_we = Signal(len(cb_regs), name=f"cb_we_bcast{k}", reset_less=True)
+                m.d.sync += [cb_data.eq(word),
+                             cb_we.eq(Mux(word_v, Const(1, len(cb_regs)) << word_i, 0))]
+                for i, reg in enumerate(cb_regs):
+                    with m.If(cb_we[i]):
+                        m.d.sync += reg.eq(cb_data)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
@@ -372,12 +417,14 @@ class ConvEngine(wiring.Component):
             with m.State("SETUP"):
                 # Window origin of the first output pixel: (-pad, -pad).
                 origin = (d.in_addr + d.in_offset) - Mux(pad, rowstride + stride, 0)
+                out_first = d.out_addr + d.out_offset
                 m.d.sync += [
                     oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
                     iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
                     krow.eq(origin), kaddr.eq(origin),
-                    o_pix.eq(d.out_addr + d.out_offset), o_g.eq(0), o_g_end.eq(groups == 1),
-                    *set_last(0),
+                    o_pix.eq(out_first), g_addr.eq(out_first), o_g.eq(0),
+                    g_pptr.eq(p_base), p_ptr.eq(p_base),
+                    o_g_end.eq(single), *set_last(single),
                     first.eq(1),
                     ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
                     ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),
@@ -385,13 +432,11 @@ class ConvEngine(wiring.Component):
                 m.next = "CODEBOOK"
             with m.State("CODEBOOK"):
                 # One entry per cycle: address in this cycle, data (and write) in the next.
-                cb_i, cb_d = Signal(9), Signal(9)
-                cb_v = Signal()
                 m.d.comb += self.cb_raddr.eq(cb_base + cb_i)
                 m.d.sync += [cb_v.eq(cb_i < cb_count), cb_d.eq(cb_i)]
                 with m.If(cb_i < cb_count):
                     m.d.sync += cb_i.eq(cb_i + 1)
-                if cfg.codebook_bits:
+                if cfg.codebook_bits and not cfg.memory_registers:
                     with m.If(cb_v):
                         m.d.sync += [cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
                                      for cb_regs in cb_sets]
@@ -407,7 +452,7 @@ class ConvEngine(wiring.Component):
                 with m.If(~issuing):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
-                with m.If(~pipe_busy):
+                with m.If(~draining):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
         return m

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .accelerator import CONSTANT_CYCLES, FETCH_CYCLES
+from .accelerator import CONSTANT_CYCLES, fetch_cycles
 from .array import array_latency
 from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES, array_broadcast
@@ -22,10 +22,13 @@ from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY, requant_latency
 
-__all__ = ["layer_cycles", "estimate", "SEQUENCER_CYCLES_PER_LAYER"]
+__all__ = ["layer_cycles", "estimate", "sequencer_cycles_per_layer"]
 
-#: descriptor fetch and layer constants (not in the per-layer counters)
-SEQUENCER_CYCLES_PER_LAYER = FETCH_CYCLES + CONSTANT_CYCLES
+
+def sequencer_cycles_per_layer(config: AcceleratorConfig) -> int:
+    """Descriptor fetch and layer constants (not in the per-layer counters)."""
+    return fetch_cycles(config) + CONSTANT_CYCLES
+
 #: pipeline drain after the last step: fetch, decode, product, accumulate, FIFO, requantizer
 #: (and the memory registers' stages, where configured)
 _CONV_TAIL = 9 + REQUANT_LATENCY
@@ -46,7 +49,7 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
         broadcast = array_broadcast(config)
         extra = (MEMORY_REGISTER_STAGES * config.memory_registers
                  + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
-                 + array_latency(R, broadcast) - array_latency(1, 1))
+                 + array_latency(R, broadcast, config.memory_registers) - array_latency(1, 1))
 
         depth = config.fifo_depth
 
@@ -58,8 +61,9 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
 
         last = counts[-1]
         codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
-        # (the requantizer's split multiply, where configured, lengthens only the drain)
-        tail = (_CONV_TAIL + extra + last + codebook
+        # (the requantizer's pipeline and the registered end of the drain, where configured,
+        # lengthen only the drain)
+        tail = (_CONV_TAIL + extra + last + codebook + config.memory_registers
                 + requant_latency(config.memory_registers) - REQUANT_LATENCY)
         n = d.out_h * d.out_w * len(counts)
         if len(set(counts)) == 1 and round_trip(last) > depth * max(steps, last):
@@ -93,6 +97,6 @@ def estimate(config: AcceleratorConfig, program) -> dict:
             conv_macs += layer["macs"]
             conv_cycles += cycles
         layers.append(row)
-    total = sum(r["cycles"] for r in layers) + SEQUENCER_CYCLES_PER_LAYER * len(layers)
+    total = sum(r["cycles"] for r in layers) + sequencer_cycles_per_layer(config) * len(layers)
     return {"layers": layers, "cycles_per_inference": total, "macs": conv_macs,
             "mac_utilization": conv_macs / (config.macs * conv_cycles) if conv_cycles else None}

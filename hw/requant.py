@@ -22,6 +22,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed, 
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import MULTIPLIER_LATENCY, RegisteredMultiplier
 from .isa import ACC_BITS, ACT_BITS, ACT_MAX, MAX_SHIFT, MULT_BITS
 
 __all__ = ["Requantizer", "round_shift_clamp", "select_window", "window_bits", "clamp_byte",
@@ -85,15 +86,19 @@ def round_shift_clamp(value: Value, shift: Value) -> Value:
     return clamp_byte(window_bits(select_window(value, shift)))
 
 
-#: cycles from an input beat of the :class:`Requantizer` to its output byte (one more with
-#: ``split_multiply``)
+#: cycles from an input beat of the :class:`Requantizer` to its output byte (more when
+#: ``pipelined``: see :func:`requant_latency`)
 REQUANT_LATENCY = 5
-#: the low part of ``acc + bias`` in a split multiply: unsigned, so each part is one 18x18 DSP
+#: the low part of ``acc + bias`` in the pipelined multiply: unsigned, so each part is one
+#: 18 x 18 multiplier
 _SPLIT_BITS = 16
 
 
-def requant_latency(split_multiply: bool) -> int:
-    return REQUANT_LATENCY + split_multiply
+def requant_latency(pipelined: bool) -> int:
+    """Cycles from an input beat to its byte: pipelined, an input register, the multiplier's
+    operand and product registers (instead of one product register) and the partial products'
+    sum."""
+    return REQUANT_LATENCY + 3 * pipelined
 
 
 class Requantizer(wiring.Component):
@@ -104,14 +109,14 @@ class Requantizer(wiring.Component):
     later with ``o_valid`` and the ``tag`` it came with (the output address). ``busy`` while any
     beat is in flight.
 
-    ``split_multiply``: the 33 x 17-bit product as two registered partial products (the low 16
-    bits and the high 17 bits of ``acc + bias``, each one ECP5 MULT18X18D), added in the next
-    stage; one stage more. One stage held the multiplier blocks and the carry chain that joins
-    them, the 45F's critical path.
+    ``pipelined`` (the large devices): the inputs are registered first (the bias and multiplier
+    come straight from a block RAM, whose 5.8 ns clock-to-output left no time for the adder),
+    and the 33 x 17-bit product is two partial products (the low 16 and the high 17 bits of
+    ``acc + bias``), each a :class:`~.dsp.RegisteredMultiplier`, added in the stage after.
     """
 
-    def __init__(self, tag_bits: int, split_multiply: bool = False):
-        self.split_multiply = split_multiply
+    def __init__(self, tag_bits: int, pipelined: bool = False):
+        self.pipelined = pipelined
         super().__init__({
             "i_valid": In(1),
             "acc": In(signed(ACC_BITS)),
@@ -128,33 +133,45 @@ class Requantizer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        stages = []  # every valid bit but the output's
+
+        def delay(valid, tag, shift, name):  # the beat's side band, one stage on
+            v, t, sh = Signal(name=f"v_{name}"), Signal(self.tag_bits, name=f"t_{name}"), \
+                Signal(SHIFT_BITS, name=f"s_{name}")
+            m.d.sync += [v.eq(valid), t.eq(tag), sh.eq(shift)]
+            stages.append(v)
+            return v, t, sh
+
+        acc, bias, mult = self.acc, self.bias, self.mult
+        side = (self.i_valid, self.tag, self.shift)
+        if self.pipelined:
+            acc, bias, mult = (Signal(x.shape(), name=f"{n}_in", reset_less=True) for n, x in
+                               (("acc", acc), ("bias", bias), ("mult", mult)))
+            m.d.sync += [acc.eq(self.acc), bias.eq(self.bias), mult.eq(self.mult)]
+            side = delay(*side, "in")
         total = Signal(signed(ACC_BITS + 1), reset_less=True)
+        mult1 = Signal(signed(MULT_BITS + 1), reset_less=True)
+        m.d.sync += [total.eq(acc + bias), mult1.eq(mult)]
+        side = delay(*side, "total")
         prod = Signal(signed(ACC_BITS + 1 + MULT_BITS + 1), reset_less=True)
+        if self.pipelined:
+            m.submodules.lo = lo = RegisteredMultiplier(unsigned(_SPLIT_BITS), unsigned(MULT_BITS))
+            m.submodules.hi = hi = RegisteredMultiplier(signed(len(total) - _SPLIT_BITS),
+                                                        signed(MULT_BITS + 1))
+            m.d.comb += [lo.a.eq(total[:_SPLIT_BITS]), lo.b.eq(mult1[:MULT_BITS]),
+                         hi.a.eq(total[_SPLIT_BITS:].as_signed()), hi.b.eq(mult1)]
+            for k in range(MULTIPLIER_LATENCY):
+                side = delay(*side, f"mul{k}")
+            m.d.sync += prod.eq((hi.p << _SPLIT_BITS) + lo.p)
+        else:
+            m.d.sync += prod.eq(total * mult1)
+        valid, tag, shift = delay(*side, "prod")
         window = Signal(Window, reset_less=True)
         nine = Signal(Nine, reset_less=True)
-        v1, v2, v3, v4 = Signal(), Signal(), Signal(), Signal()
-        t1, t2, t3, t4 = (Signal(self.tag_bits, name=f"t{k}") for k in range(1, 5))
-        s1, s2 = Signal(SHIFT_BITS), Signal(SHIFT_BITS)
-        mult1 = Signal(signed(MULT_BITS + 1))
-        m.d.sync += [total.eq(self.acc + self.bias), mult1.eq(self.mult), v1.eq(self.i_valid),
-                     t1.eq(self.tag), s1.eq(self.shift)]
-        stages = [v1]  # the valid bits before v2
-        if self.split_multiply:
-            lo = Signal(unsigned(_SPLIT_BITS + MULT_BITS + 1), reset_less=True)
-            hi = Signal(signed(len(total) - _SPLIT_BITS + MULT_BITS + 1), reset_less=True)
-            vm, tm, sm = Signal(), Signal(self.tag_bits), Signal(SHIFT_BITS)
-            m.d.sync += [lo.eq(total[:_SPLIT_BITS] * mult1[:MULT_BITS]),
-                         hi.eq(total[_SPLIT_BITS:].as_signed() * mult1),
-                         vm.eq(v1), tm.eq(t1), sm.eq(s1)]
-            product, v1, t1, s1 = (hi << _SPLIT_BITS) + lo, vm, tm, sm
-            stages.append(vm)
-        else:
-            product = total * mult1
-        m.d.sync += [
-            prod.eq(product), v2.eq(v1), t2.eq(t1), s2.eq(s1),
-            window.eq(select_window(prod, s2)), v3.eq(v2), t3.eq(t2),
-            nine.eq(window_bits(window)), v4.eq(v3), t4.eq(t3),
-            self.y.eq(clamp_byte(nine)), self.o_valid.eq(v4), self.o_tag.eq(t4),
-        ]
-        m.d.comb += self.busy.eq(Cat(self.i_valid, *stages, v2, v3, v4, self.o_valid).any())
+        m.d.sync += window.eq(select_window(prod, shift))
+        valid, tag, _ = delay(valid, tag, shift, "window")
+        m.d.sync += nine.eq(window_bits(window))
+        valid, tag, _ = delay(valid, tag, shift, "nine")
+        m.d.sync += [self.y.eq(clamp_byte(nine)), self.o_valid.eq(valid), self.o_tag.eq(tag)]
+        m.d.comb += self.busy.eq(Cat(self.i_valid, *stages, self.o_valid).any())
         return m

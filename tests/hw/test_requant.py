@@ -5,7 +5,7 @@ import pytest
 from amaranth.hdl import Module, Signal, signed, unsigned
 from amaranth.sim import Simulator
 from fireforge.hw.isa import requantize
-from fireforge.hw.requant import Requantizer, round_shift_clamp
+from fireforge.hw.requant import Requantizer, requant_latency, round_shift_clamp
 
 EDGE_ACC = [0, 1, -1, 7, 8, -8, -9, 2**31 - 1, -(2**31), 1000, -1000, 4080, 4088]
 
@@ -49,15 +49,16 @@ def _cases(n=300, seed=0):
     return total - bias, bias, mult, shift
 
 
-@pytest.mark.parametrize("split", [False, True])
-def test_requantizer_matches_contract(split):
-    """Every case, with the product in one stage or as two partial products."""
-    dut = Requantizer(tag_bits=16, split_multiply=split)
+@pytest.mark.parametrize("pipelined", [False, True])
+def test_requantizer_matches_contract(pipelined):
+    """Every case, with the product in one stage or pipelined as two partial products; every
+    byte comes out ``requant_latency`` cycles after its beat."""
+    dut = Requantizer(tag_bits=16, pipelined=pipelined)
     acc, bias, mult, shift = _cases()
     got = {}
 
     async def bench(ctx):
-        for i in range(len(acc) + 5):
+        for i in range(len(acc) + requant_latency(pipelined)):
             if i < len(acc):
                 ctx.set(dut.i_valid, 1)
                 ctx.set(dut.acc, int(acc[i]))
@@ -70,6 +71,7 @@ def test_requantizer_matches_contract(split):
             await ctx.tick()
             if ctx.get(dut.o_valid):
                 got[ctx.get(dut.o_tag)] = ctx.get(dut.y)
+                assert ctx.get(dut.o_tag) == i + 1 - requant_latency(pipelined)
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

@@ -111,7 +111,7 @@ def test_cycle_counters_account_for_every_cycle(tmp_path):
     """Per-layer counters (start to done) plus the sequencer's cycles per layer (fetch the
     descriptor, compute the layer constants) are the whole run: nothing is lost between
     layers."""
-    from fireforge.hw.perf import SEQUENCER_CYCLES_PER_LAYER
+    from fireforge.hw.perf import sequencer_cycles_per_layer
     from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
     config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
@@ -120,7 +120,7 @@ def test_cycle_counters_account_for_every_cycle(tmp_path):
     result = run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")
     assert result["images"][0]["bit_exact"]
     assert result["images"][0]["total_cycles"] == sum(result["images"][0]["layer_cycles"]) + \
-        SEQUENCER_CYCLES_PER_LAYER * len(program.layers)
+        sequencer_cycles_per_layer(TEST_CONFIG) * len(program.layers)
 
 
 def test_sim_cli_errors(tmp_path, quick_tiny_program, capsys):
