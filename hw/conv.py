@@ -237,17 +237,16 @@ class ConvEngine(wiring.Component):
             idx = Signal(8, name=f"idx{j}")
             # Cell j's index of step ``s1.sub`` within the word: a mux over the few places
             # it can be (a variable word_select would build a shifter as wide as the word).
-            # (the widest case is the default: every value of ``bits`` selects a place, so no
-            # "else 0" is left for synthesis to put on the registers' reset inputs, which was
-            # a failing path on the 85F)
-            with m.Switch(bits):
-                for b in index_bits:
-                    with (m.Case(b) if b != index_bits[-1] else m.Default()):
-                        places = [w_rdata.word_select(sub * N + j, b)
-                                  for sub in range(8 // b)]
-                        m.d.comb += idx.eq(Array(places)[s1.sub[:max(1, (8 // b - 1)
-                                                                      .bit_length())]]
-                                           if len(places) > 1 else places[0])
+            # (a chain of multiplexers ending at the widest case, whatever ``bits`` holds: a
+            # switch left an "else 0" that synthesis put on the registers' reset inputs, a
+            # failing path on the 85F; a switch's default case made yosys's abc9 fail)
+            value = None
+            for b in reversed(index_bits):
+                places = [w_rdata.word_select(sub * N + j, b) for sub in range(8 // b)]
+                here = (Array(places)[s1.sub[:max(1, (8 // b - 1).bit_length())]]
+                        if len(places) > 1 else places[0])
+                value = here if value is None else Mux(bits == b, here, value)
+            m.d.comb += idx.eq(value)
             idxs.append(idx)
         s2, act2 = s1, act
         if cfg.memory_registers:
