@@ -174,6 +174,7 @@ class HostLink(wiring.Component):
         self.config = accelerator.config
         self.space_words = accelerator.space_words
         self.program_layers = accelerator.program_layers
+        self.act_read_latency = accelerator.act_read_latency
         manifest = accelerator.program.manifest
         self.num_classes = manifest["num_classes"]
         # SPRAM weights start empty: no model (and a zero identity) until the host loads one
@@ -288,6 +289,7 @@ class HostLink(wiring.Component):
         loading = Signal()
         body = Signal(8)  # the reply body's byte idx (see the end)
         body_r = Signal(8)
+        wait = Signal(range(max(2, self.act_read_latency)))  # REPLY_WAIT's cycles left
         copy_byte = Signal(8)  # the byte being copied out of the frame buffer
         m.d.comb += acc.step.eq(step)
 
@@ -574,10 +576,13 @@ class HostLink(wiring.Component):
                             m.next = "REPLY_SETUP"
             with m.State("REPLY_SETUP"):
                 # memory addresses follow idx; their data is there one cycle later (the
-                # activations' two, with the accelerator's memory registers)
+                # activations' act_read_latency cycles)
+                m.d.sync += wait.eq(max(0, self.act_read_latency - 2))
                 m.next = "REPLY_WAIT"
             with m.State("REPLY_WAIT"):
-                m.next = "REPLY_LATCH"
+                m.d.sync += wait.eq(wait - 1)
+                with m.If(wait == 0):
+                    m.next = "REPLY_LATCH"
             with m.State("REPLY_LATCH"):
                 # the byte is registered before the frame encoder and its CRC: a block RAM's
                 # output, the body multiplexer and the CRC in one cycle were the ECP5's
@@ -601,7 +606,8 @@ class HostLink(wiring.Component):
 
         # ------------------------------------------------------------ reply bodies
         # Byte idx of each command's reply body; memory addresses follow idx, so the byte is
-        # valid in REPLY_LATCH, two cycles after REPLY_SETUP set idx, and registered there.
+        # valid in REPLY_LATCH, at least two cycles after REPLY_SETUP set idx (the
+        # activations' act_read_latency), and registered there.
         # Every reply is a view of its protocol layout, filled by field name.
         state_flags = Signal(StateFlags)
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),
