@@ -14,7 +14,7 @@ with no model (``n_layers`` 0) until the host loads one.
 Host interface (the serial link, :mod:`.link`):
 
 * ``host_addr``/``host_wdata``/``host_we``: write activation memory (the input image) while idle;
-  ``host_rdata``: the byte at ``host_addr`` one cycle later, four with ``memory_registers`` (any
+  ``host_rdata``: the byte at ``host_addr`` one cycle later, two with ``memory_registers`` (any
   tensor, while idle or paused);
 * ``start``: run the program from layer 0 (or continue after a pause); ``step`` (level): pause
   after every layer, so each layer's output can be read before the next overwrites memory;
@@ -56,7 +56,7 @@ from .protocol import Space
 from .spram import SinglePortRAM
 from .vector import BypassAdd, Pool
 
-__all__ = ["Accelerator", "BANK_WORDS", "check_program", "codebook_bits_needed", "fetch_cycles",
+__all__ = ["Accelerator", "check_program", "codebook_bits_needed", "fetch_cycles",
            "CONSTANT_CYCLES"]
 
 
@@ -92,57 +92,19 @@ class _Port:
         self.wr_any = Signal(name=f"{name}_wany")
 
 
-#: words of one bank of a memory read through registered banks: one ECP5 block RAM deep at
-#: 9 bits a byte lane
-BANK_WORDS = 2048
-
-
-def _dual_port(m: Module, name: str, width: int, depth: int, init=(),
-               registered: bool = False) -> _Port:
-    """Block RAM (initialised by the bitstream): a read and a write in the same cycle.
-
-    ``registered``: the memory is banks of :data:`BANK_WORDS` words, each bank's read data
-    registered beside it, then the bank selected: data two cycles after the address. (A block
-    RAM's 5.8 ns clock-to-output, then the multiplexer of the blocks in depth and the route to
-    the consumer, failed 100 MHz on the 85F.)"""
+def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
+    """Block RAM (initialised by the bitstream): a read and a write in the same cycle."""
     lanes = max(1, width // 8)
     port = _Port(name, width, depth, lanes)
-    init = list(init)
-    if not registered:
-        m.submodules[name] = mem = memory.Memory(shape=width, depth=depth, init=init)
-        rd, wr = mem.read_port(), mem.write_port(granularity=width // lanes)
-        m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd.data),
-                     wr.addr.eq(port.wr_addr), wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
-        return port
-    lb = BANK_WORDS.bit_length() - 1
-    datas = []
-    for k in range(-(-depth // BANK_WORDS)):
-        m.submodules[f"{name}_bank{k}"] = mem = memory.Memory(
-            shape=width, depth=min(BANK_WORDS, depth - k * BANK_WORDS),
-            init=init[k * BANK_WORDS:(k + 1) * BANK_WORDS])
-        rd, wr = mem.read_port(), mem.write_port(granularity=width // lanes)
-        data_r = Signal(width, name=f"{name}_bank{k}_rdata")
-        m.d.sync += data_r.eq(rd.data)
-        m.d.comb += [rd.addr.eq(port.rd_addr[:lb]), wr.addr.eq(port.wr_addr[:lb]),
-                     wr.data.eq(port.wr_data),
-                     wr.en.eq(Mux(port.wr_addr[lb:] == k, port.wr_en, 0))]
-        datas.append(data_r)
-    bank = port.rd_addr[lb:]
-    for _ in range(2):  # (with the data: the block RAM's read, then the bank's register)
-        later = Signal(len(bank), name=f"{name}_rbank")
-        m.d.sync += later.eq(bank)
-        bank = later
-    # (a chain of multiplexers: Verilog simulators evaluate its continuous assignments at
-    # time 0, where a case statement over registers that never change stays unknown)
-    selected = datas[0]
-    for k, d in enumerate(datas[1:], 1):
-        selected = Mux(bank == k, d, selected)
-    m.d.comb += port.rd_data.eq(selected)
+    m.submodules[name] = mem = memory.Memory(shape=width, depth=depth, init=list(init))
+    rd, wr = mem.read_port(), mem.write_port(granularity=width // lanes)
+    m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd.data), wr.addr.eq(port.wr_addr),
+                 wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
     return port
 
 
 def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
-                     parts: int, registered: bool = False) -> tuple[_Port, list[Signal]]:
+                     parts: int) -> tuple[_Port, list[Signal]]:
     """A dual-port memory of ``parts`` side-by-side slices of the word, each with its own read
     address (returned): a register copy each can drive, so no one register reaches every block
     RAM of a wide word. Written as one memory."""
@@ -152,7 +114,7 @@ def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
     addrs, datas = [], []
     for k in range(parts):
         part = _dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
-                          [(v >> (k * pw)) & ((1 << pw) - 1) for v in init], registered)
+                          [(v >> (k * pw)) & ((1 << pw) - 1) for v in init])
         m.d.comb += [part.wr_addr.eq(port.wr_addr), part.wr_data.eq(port.wr_data[k * pw:][:pw]),
                      part.wr_en.eq(port.wr_en[k * pl:][:pl])]
         addrs.append(part.rd_addr)
@@ -262,7 +224,7 @@ class Accelerator(wiring.Component):
         #: word bytes of each model memory (the program memory holds one descriptor a word)
         self.space_words = config.model_spaces()
         #: cycles from an activation read address (a unit's, or ``host_addr``) to its data
-        self.act_read_latency = 1 + 3 * config.memory_registers
+        self.act_read_latency = 1 + config.memory_registers
         super().__init__({
             "start": In(1),
             "step": In(1),
@@ -323,8 +285,7 @@ class Accelerator(wiring.Component):
             elif space == Space.WEIGHTS:
                 ports[space], w_addrs = _split_dual_port(
                     m, "weights_mem", word_bytes * 8, entries * slots,
-                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg),
-                    registered=cfg.memory_registers)
+                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg))
             else:
                 ports[space] = _dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                           entries * slots,
@@ -370,8 +331,7 @@ class Accelerator(wiring.Component):
         # host read and write single bytes of them.
         R = cfg.rows
         lr = R.bit_length() - 1
-        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R,
-                          registered=cfg.memory_registers)
+        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R)
                if cfg.act_banks == 1 else _banked(m, cfg))
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
@@ -379,10 +339,8 @@ class Accelerator(wiring.Component):
         m.submodules.conv = conv = ConvEngine(
             cfg, self.act_aw, *(len(rd_base[s])
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
-        # With memory_registers the activation read address is registered here, for every
-        # unit, after their multiplexer; the memory's banks register their read data, and
-        # the selected bank's data is registered here again (a block RAM's output and the
-        # multiplexer of its blocks make a long path): data four cycles after the address.
+        # with memory_registers the activation read data is registered once here, for every
+        # unit (a block RAM's output and the multiplexer of its blocks make a long path)
         latency = self.act_read_latency
         m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency, cfg.rows)
         # each unit and the opcodes it runs
@@ -438,9 +396,9 @@ class Accelerator(wiring.Component):
         # The convolution engine and the pool read and write words; the add and the host bytes.
         def byte_access(raddr, waddr, wdata, we):
             if R == 1:
-                return [act_raddr.eq(raddr), act_waddr.eq(waddr), act_wdata.eq(wdata),
+                return [act.rd_addr.eq(raddr), act_waddr.eq(waddr), act_wdata.eq(wdata),
                         act_we.eq(we)]
-            return [byte_raddr.eq(raddr), act_raddr.eq(raddr[lr:]),
+            return [byte_raddr.eq(raddr), act.rd_addr.eq(raddr[lr:]),
                     act_waddr.eq(waddr[lr:]), act_wdata.eq(wdata.replicate(R)),
                     act_we.eq(Cat(we & (waddr[:lr] == k) for k in range(R)))]
 
@@ -454,13 +412,9 @@ class Accelerator(wiring.Component):
             m.d.sync += [x.eq(n) for x, n in zip(act_write, act_w, strict=True)]
             act_write = act_w
         act_waddr, act_wdata, act_we = act_write
-        act_raddr = act.rd_addr
-        if cfg.memory_registers:
-            act_raddr = Signal.like(act.rd_addr, name="act_raddr_next")
-            m.d.sync += act.rd_addr.eq(act_raddr)
 
         def word_access(u):
-            return [act_raddr.eq(u.act_raddr), act_waddr.eq(u.act_waddr),
+            return [act.rd_addr.eq(u.act_raddr), act_waddr.eq(u.act_waddr),
                     act_wdata.eq(u.act_wdata), act_we.eq(u.act_we)]
 
         with m.If(running):

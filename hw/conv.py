@@ -44,10 +44,9 @@ from .requant import Requantizer
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast",
            "weight_parts"]
 
-#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, the memory
-#: banks' read data, the selected bank's data, and the decoded indices before the codebook
-#: lookup
-MEMORY_REGISTER_STAGES = 4
+#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, read data,
+#: and the decoded indices before the codebook lookup
+MEMORY_REGISTER_STAGES = 3
 
 #: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
 #: holds a whole number of steps
@@ -192,11 +191,9 @@ class ConvEngine(wiring.Component):
         m.d.comb += step.eq(issuing & can_issue)
 
         # The issue stage's control, carried along to the decode stage, where the memory data
-        # arrives: one register (synchronous memories), or four with memory_registers (the
-        # read addresses, the banks' read data and the selected data are registered too: short
-        # paths to and from block RAMs spread over a large device; the activation address
-        # register is the accelerator's, after the units' multiplexer). Where each group's
-        # outputs go is not carried: the
+        # arrives: one register (synchronous memories), or three with memory_registers (the
+        # read addresses and the read data are registered too: short paths to and from block
+        # RAMs spread over a large device). Where each group's outputs go is not carried: the
         # requantization side counts groups in the same order (see there).
         ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3})
         issue_ctl = Signal(ctl)
@@ -205,7 +202,7 @@ class ConvEngine(wiring.Component):
             issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
         ]
         chain = [issue_ctl]
-        for k in range(1 + (MEMORY_REGISTER_STAGES - 1) * cfg.memory_registers):
+        for k in range(1 + 2 * cfg.memory_registers):  # (address and data registers)
             reg = Signal(ctl, name=f"ctl{k + 1}")
             m.d.sync += reg.eq(chain[-1])
             chain.append(reg)
@@ -214,13 +211,14 @@ class ConvEngine(wiring.Component):
         w_addr = w_base + (wpos >> spw_log)
         act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
         if cfg.memory_registers:
-            # (the accelerator registers the activation read address and data for every unit)
+            # (the accelerator registers the activation read data for every unit)
             parts = weight_parts(cfg)
+            act_addr_r = Signal(len(self.act_raddr))
             w_addr_r = [Signal(len(self.w_raddr[0]), name=f"w_addr_bcast{k}" if parts > 1
                                else "w_addr_r") for k in range(parts)]
-            m.d.sync += w_rdata.eq(self.w_rdata)
+            m.d.sync += [act_addr_r.eq(act_addr), w_rdata.eq(self.w_rdata)]
             m.d.sync += [r.eq(w_addr) for r in w_addr_r]
-            m.d.comb += [self.act_raddr.eq(act_addr), act_rdata.eq(self.act_rdata)]
+            m.d.comb += [self.act_raddr.eq(act_addr_r), act_rdata.eq(self.act_rdata)]
             m.d.comb += [self.w_raddr[k].eq(r) for k, r in enumerate(w_addr_r)]
         else:
             m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr[0].eq(w_addr),

@@ -73,8 +73,8 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
                     + tail)
         work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
         return round(work - (per_group(last) - steps) + tail)
-    # the activation read's address and data registers, where configured
-    reg = 3 * config.memory_registers
+    # the accelerator's activation read-data register, where configured
+    reg = int(config.memory_registers)
     if d.op == Op.MAXPOOL:
         # (a window covers a word of ``rows`` channels)
         return d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL + reg

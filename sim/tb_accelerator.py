@@ -19,7 +19,6 @@ import cocotb
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
-from fireforge.hw.accelerator import BANK_WORDS
 from fireforge.hw.isa import Op
 from fireforge.sw.golden import first_mismatch, read_tensor, run_golden
 from fireforge.sw.program import load_program
@@ -34,26 +33,6 @@ def _mem(handle) -> np.ndarray:
     out = np.zeros(len(value), dtype=object)
     out[list(value.range)] = [int(v) if v.is_resolvable else 0 for v in value]
     return out
-
-
-def _act_banks(dut) -> list:
-    """The activation memory's Verilog arrays: one, or its banks of ``BANK_WORDS`` words in
-    address order (configurations with memory registers)."""
-    if hasattr(dut, "act_mem"):
-        return [dut.act_mem]
-    banks = []
-    while hasattr(dut, f"act_mem_bank{len(banks)}"):
-        banks.append(getattr(dut, f"act_mem_bank{len(banks)}"))
-    return banks
-
-
-def _act_words(banks: list) -> np.ndarray:
-    return np.concatenate([_mem(b) for b in banks])
-
-
-def _set_act_word(banks: list, addr: int, value: int):
-    bank, index = divmod(addr, BANK_WORDS) if len(banks) > 1 else (0, addr)
-    banks[bank][index].value = value
 
 
 def _bytes(words: np.ndarray, lanes: int) -> np.ndarray:
@@ -95,11 +74,9 @@ async def run_program(dut):
     for n, image in enumerate(images):
         lanes = program.lanes
         input_addr, raw = program.input_bytes(image)
-        banks = _act_banks(dut)
-        dut._log.info("DEBUG banks %s", [b._name for b in banks])
         for i in range(0, len(raw), lanes):
-            _set_act_word(banks, (input_addr + i) // lanes,
-                          int.from_bytes(raw[i:i + lanes], "little"))
+            dut.act_mem[(input_addr + i) // lanes].value = int.from_bytes(raw[i:i + lanes],
+                                                                          "little")
         await RisingEdge(dut.clk)
         record = {"image": n, "bit_exact": True, "first_mismatch": None}
         t0 = time.perf_counter()
@@ -113,7 +90,7 @@ async def run_program(dut):
             if check_layers and d.op != Op.AVGPOOL:
                 t1 = time.perf_counter()
                 sim_seconds += t1 - t0
-                mem = _bytes(_act_words(banks), program.lanes)
+                mem = _bytes(_mem(dut.act_mem), program.lanes)
                 got = _tensor(mem, d.out_addr, d.out_stride, d.out_offset, d.out_c, d.out_h,
                               d.out_w)
                 want = golden.layers[layer["name"]][n]
