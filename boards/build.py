@@ -27,6 +27,7 @@ from ..sim.runner import environment
 from ..sw.errors import FireforgeError
 from .boards import BoardSpec
 from .fit import board_config, fit_board, require_fit
+from .timing import analyze_sdf, format_timing
 
 __all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "default_program", "flash"]
 
@@ -206,9 +207,15 @@ def _parse_report(path: Path) -> dict:
 
 
 def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
-                target_mhz: float | None = None, log=print) -> dict:
+                target_mhz: float | None = None, log=print, timing_report: bool = False,
+                place_only: bool = False) -> dict:
     """Fit-check, synthesize, place and route ``program`` for ``spec``; write the bitstream, the
-    tool logs and ``report.json`` to ``out_dir``."""
+    tool logs and ``report.json`` to ``out_dir``.
+
+    ``timing_report``: nextpnr also writes its SDF, and :func:`~.timing.analyze_sdf` the slack
+    of every endpoint to ``timing.json`` (the groups of failing paths, not only the critical
+    one). ``place_only``: no routing and no bitstream; Fmax and the timing report are the
+    placer's estimates (minutes instead of half an hour on an 85F)."""
     config = board_config(spec, program)
     fit = require_fit(spec, program, config)
     target = target_mhz or spec.target_mhz
@@ -226,8 +233,10 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     t0 = time.perf_counter()
     # the tools run in out_dir; YoWASP's tools only see paths under their working directory
     router = spec.router or NEXTPNR_ROUTER[spec.family]
+    timing_report = timing_report or place_only
+    extra = " --sdf top.sdf" * timing_report + " --no-route" * place_only
     opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json --router {router} "
-                            f"{NEXTPNR_OPTS[spec.family]}".strip(),
+                            f"{NEXTPNR_OPTS[spec.family]}{extra}".strip(),
             "script_after_read": KEEP_COPIES}
     if spec.family == "ice40":
         opts["synth_opts"] = "-dsp"
@@ -243,10 +252,19 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         raise FireforgeError(f"the {spec.family} build failed ({e}); log tail:\n{tail}") from None
     seconds = time.perf_counter() - t0
     bitstream = out_dir / ("top.bit" if spec.family == "ecp5" else "top.bin")
+    if place_only:  # (the packer packs an unrouted design without complaint: not a bitstream)
+        for name in ("top.bit", "top.svf", "top.bin", "top.config", "top.asc"):
+            (out_dir / name).unlink(missing_ok=True)
     res = _parse_report(out_dir / "nextpnr.json")
     perf = estimate(config, program)
     cycles = perf["cycles_per_inference"]
     fmax = res.pop("fmax_mhz")
+    timing = None
+    if timing_report:
+        timing = analyze_sdf(out_dir / "top.sdf", 1000 / top.f_mhz)
+        (out_dir / "timing.json").write_text(json.dumps(timing, indent=1))
+        if place_only:  # (nextpnr's report has no Fmax before routing)
+            fmax = timing["fmax_mhz"]
     report = {
         "board": spec.name, "device": spec.device, "model_hash": program.model_hash,
         "program": str(program.path), "preset": program.manifest.get("preset"),
@@ -261,11 +279,22 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
         "mac_utilization": perf["mac_utilization"], "seed": seed,
         "nextpnr_options": f"--router {router} {NEXTPNR_OPTS[spec.family]}",
-        "build_seconds": round(seconds, 1), "bitstream": str(bitstream),
+        "build_seconds": round(seconds, 1),
+        "bitstream": None if place_only else str(bitstream),
+        "fmax_source": "nextpnr after placement (estimate, not routed)" if place_only
+        else "nextpnr after routing",
         "fit": fit_board(spec, config),
     }
+    if timing:
+        report["timing"] = {k: timing[k] for k in ("endpoints", "failing_endpoints",
+                                                    "worst_slack_ns", "fmax_mhz")}
+        log(format_timing(timing, paths=1))
     (out_dir / "report.json").write_text(json.dumps(report, indent=1))
-    if not report["timing_met"]:
+    if place_only:
+        report["timing_met"] = None
+        log(f"placement only: Fmax {report['fmax_mhz']} MHz is the placer's estimate; no "
+            f"bitstream (see {out_dir}/timing.json)")
+    elif not report["timing_met"]:
         log(f"TIMING NOT MET: Fmax {report['fmax_mhz']} MHz is below the PLL's "
             f"{report['target_mhz']} MHz, so this bitstream is not reliable; rebuild with "
             f"--target-mhz {int(fmax) if fmax else 'LOWER'} (see {out_dir}/top.tim for the "

