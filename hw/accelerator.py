@@ -66,6 +66,7 @@ def fetch_cycles(config: AcceleratorConfig) -> int:
     (one more with ``memory_registers``: the word is registered before it is stored)."""
     return DESCRIPTOR_WORDS + 1 + config.memory_registers
 
+
 #: operand bits of the shift-add multiplier that computes :data:`LayerConstants`
 _CONSTANT_OPERAND_BITS = 12
 #: cycles to compute the layer constants: per product a load and one step per operand bit

@@ -325,8 +325,9 @@ class ConvEngine(wiring.Component):
                 m.d.sync += [o_g.eq(0), o_pix.eq(nxt_pix), g_addr.eq(nxt_pix),
                              g_pptr.eq(p_base), p_ptr.eq(p_base)]
             with m.Else():
-                m.d.sync += [o_g.eq(o_g + 1), g_addr.eq(g_addr + C),
-                             g_pptr.eq(g_pptr + C // Q), p_ptr.eq(g_pptr + C // Q)]
+                nxt_pptr = g_pptr + C // Q
+                m.d.sync += [o_g.eq(o_g + 1), g_addr.eq(g_addr + C), g_pptr.eq(nxt_pptr),
+                             p_ptr.eq(nxt_pptr)]
         for k, rq in enumerate(lanes):
             m.d.comb += [
                 rq.i_valid.eq(r_valid & r_mask[k]),

@@ -5,38 +5,30 @@ from fireforge.boards.timing import analyze_sdf, format_timing
 from fireforge.sw.errors import FireforgeError
 
 
+def _delay(ps):
+    return f"({ps}:{ps}:{ps}) ({ps}:{ps}:{ps})"
+
+
+def _cell(kind, name, iopaths, checks=""):
+    """One SDF cell: its IOPATHs as (from, to, ps), and a TIMINGCHECK block if given."""
+    paths = "".join(f"        (IOPATH {a} {b} {_delay(ps)})\n" for a, b, ps in iopaths)
+    check = f"    (TIMINGCHECK\n{checks}    )\n" if checks else ""
+    return (f"  (CELL\n    (CELLTYPE \"{kind}\")\n    (INSTANCE {name})\n"
+            f"    (DELAY\n      (ABSOLUTE\n{paths}      )\n    )\n{check}    )\n")
+
+
 def _ff(name, clk_q=500, setup=100):
-    return f"""  (CELL
-    (CELLTYPE "TRELLIS_FF")
-    (INSTANCE {name})
-    (DELAY
-      (ABSOLUTE
-        (IOPATH CLK Q ({clk_q}:{clk_q}:{clk_q}) ({clk_q}:{clk_q}:{clk_q}))
-      )
-    )
-    (TIMINGCHECK
-      (SETUPHOLD (posedge DI) (posedge CLK) ({setup}:{setup}:{setup}) (0:0:0))
-    )
-    )
-"""
+    return _cell("TRELLIS_FF", name, [("CLK", "Q", clk_q)],
+                 f"      (SETUPHOLD (posedge DI) (posedge CLK) ({setup}:{setup}:{setup}) "
+                 f"(0:0:0))\n")
 
 
 def _lut(name, delay):
-    return f"""  (CELL
-    (CELLTYPE "TRELLIS_COMB")
-    (INSTANCE {name})
-    (DELAY
-      (ABSOLUTE
-        (IOPATH A F ({delay}:{delay}:{delay}) ({delay}:{delay}:{delay}))
-        (IOPATH B F ({delay}:{delay}:{delay}) ({delay}:{delay}:{delay}))
-      )
-    )
-    )
-"""
+    return _cell("TRELLIS_COMB", name, [("A", "F", delay), ("B", "F", delay)])
 
 
 def _net(a, b, delay):
-    return f"        (INTERCONNECT {a} {b} ({delay}:{delay}:{delay}) ({delay}:{delay}:{delay}))\n"
+    return f"        (INTERCONNECT {a} {b} {_delay(delay)})\n"
 
 
 SDF = ("(DELAYFILE\n  (SDFVERSION \"3.0\")\n  (TIMESCALE 1ps)\n  (CELL\n    (CELLTYPE \"top\")\n"
