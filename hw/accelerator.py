@@ -14,8 +14,8 @@ with no model (``n_layers`` 0) until the host loads one.
 Host interface (the serial link, :mod:`.link`):
 
 * ``host_addr``/``host_wdata``/``host_we``: write activation memory (the input image) while idle;
-  ``host_rdata``: the byte at ``host_addr`` one cycle later, two with ``memory_registers`` (any
-  tensor, while idle or paused);
+  ``host_rdata``: the byte at ``host_addr`` :func:`act_read_latency` cycles later (any tensor,
+  while idle or paused);
 * ``start``: run the program from layer 0 (or continue after a pause); ``step`` (level): pause
   after every layer, so each layer's output can be read before the next overwrites memory;
 * ``busy``, ``paused``, ``done`` (level until the next ``start``), ``layer``: the current index;
@@ -39,6 +39,7 @@ from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw.errors import FireforgeError
+from .bram import simple_dual_port
 from .config import AcceleratorConfig
 from .conv import SUPPORTED_INDEX_BITS, ConvEngine, weight_parts
 from .isa import (
@@ -56,9 +57,17 @@ from .protocol import Space
 from .spram import SinglePortRAM
 from .vector import BypassAdd, Pool
 
-__all__ = ["Accelerator", "check_program", "codebook_bits_needed", "fetch_cycles",
-           "CONSTANT_CYCLES"]
+__all__ = ["Accelerator", "act_read_latency", "check_program", "codebook_bits_needed",
+           "fetch_cycles", "CONSTANT_CYCLES"]
 
+
+
+def act_read_latency(config: AcceleratorConfig) -> int:
+    """Cycles from an activation read address (a unit's, or ``host_addr``) to its data: the
+    block RAM's one; with ``memory_registers`` also a register on the address after the
+    multiplexer of the units and the host, and one on the data (the units' address adders and
+    the block RAM's output were failing paths across the 85F)."""
+    return 1 + 2 * config.memory_registers
 
 
 def fetch_cycles(config: AcceleratorConfig) -> int:
@@ -94,34 +103,29 @@ class _Port:
 
 
 def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
-    """Block RAM (initialised by the bitstream): a read and a write in the same cycle."""
+    """Block RAM (initialised by the bitstream): a read and a write in the same cycle, a read
+    of the word being written undefined (:mod:`.bram`)."""
     lanes = max(1, width // 8)
     port = _Port(name, width, depth, lanes)
-    m.submodules[name] = mem = memory.Memory(shape=width, depth=depth, init=list(init))
-    rd, wr = mem.read_port(), mem.write_port(granularity=width // lanes)
-    m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd.data), wr.addr.eq(port.wr_addr),
+    rd, wr, rd_data = simple_dual_port(m, name, width, depth, init, granularity=width // lanes)
+    m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd_data), wr.addr.eq(port.wr_addr),
                  wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
     return port
 
 
 def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
-                     parts: int) -> tuple[_Port, list[Signal]]:
-    """A dual-port memory of ``parts`` side-by-side slices of the word, each with its own read
-    address (returned): a register copy each can drive, so no one register reaches every block
-    RAM of a wide word. Written as one memory."""
-    lanes = width // 8
-    port = _Port(name, width, depth, lanes)
-    pw, pl = width // parts, lanes // parts
-    addrs, datas = [], []
-    for k in range(parts):
-        part = _dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
-                          [(v >> (k * pw)) & ((1 << pw) - 1) for v in init])
-        m.d.comb += [part.wr_addr.eq(port.wr_addr), part.wr_data.eq(port.wr_data[k * pw:][:pw]),
-                     part.wr_en.eq(port.wr_en[k * pl:][:pl])]
-        addrs.append(part.rd_addr)
-        datas.append(part.rd_data)
-    m.d.comb += port.rd_data.eq(Cat(datas))
-    return port, addrs
+                     parts: int) -> tuple[_Port, list[_Port]]:
+    """A dual-port memory of ``parts`` side-by-side slices of the word (returned), each with
+    its own read address and write port: a register copy each can drive, so no one register
+    reaches every block RAM of a wide word. The word is read through the first port's
+    ``rd_data``."""
+    port = _Port(name, width, depth, width // 8)
+    pw = width // parts
+    slices = [_dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
+                         [(v >> (k * pw)) & ((1 << pw) - 1) for v in init])
+              for k in range(parts)]
+    m.d.comb += port.rd_data.eq(Cat(p.rd_data for p in slices))
+    return port, slices
 
 
 def _single_port(m: Module, name: str, width: int, depth: int) -> _Port:
@@ -225,7 +229,11 @@ class Accelerator(wiring.Component):
         #: word bytes of each model memory (the program memory holds one descriptor a word)
         self.space_words = config.model_spaces()
         #: cycles from an activation read address (a unit's, or ``host_addr``) to its data
-        self.act_read_latency = 1 + config.memory_registers
+        self.act_read_latency = act_read_latency(config)
+        #: the dual-port activation memory's address and write-enable signals, set by
+        #: ``elaborate`` (None with single-port banks): what a simulation watches for a read of
+        #: the word being written, which the block RAM leaves undefined (:mod:`.bram`)
+        self.act_port = None
         super().__init__({
             "start": In(1),
             "step": In(1),
@@ -276,7 +284,8 @@ class Accelerator(wiring.Component):
 
         slots = cfg.model_slots
         ports = {}
-        w_addrs = None  # the weight memory parts' read addresses, where it is split
+        # each memory's write ports: the weight memory's parts (where it is split), else itself
+        slices = {}
         for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
                             (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
             entries, word_bytes = self.space_words[space]
@@ -284,7 +293,7 @@ class Accelerator(wiring.Component):
                 ports[space] = _single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                             entries * slots)
             elif space == Space.WEIGHTS:
-                ports[space], w_addrs = _split_dual_port(
+                ports[space], slices[space] = _split_dual_port(
                     m, "weights_mem", word_bytes * 8, entries * slots,
                     [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg))
             else:
@@ -299,27 +308,32 @@ class Accelerator(wiring.Component):
         # Host writes into the load slot, one byte lane at a time; reads from the active slot.
         load_slot = Signal()
         m.d.comb += load_slot.eq(self.slot ^ (slots - 1))
-        # With memory_registers each memory takes the write a cycle later from registers of
-        # its own (the link's argument registers drove every model memory across the 85F,
-        # its worst path); nothing reads a model memory right after the host writes it.
+        # With memory_registers each memory (each part of the weight memory) takes the write a
+        # cycle later from registers of its own: the address with the slot's base added, the
+        # byte and the decoded lane enables (one register driving every weight block RAM's
+        # write enable through the lane and depth decoders was the 85F's worst path); nothing
+        # reads a model memory right after the host writes it. (Named as register copies,
+        # ``*_bcast*``, which the board build keeps: yosys would merge the memories' identical
+        # registers back into one.)
         for space, port in ports.items():
             entries, word_bytes = self.space_words[space]
-            word, lane, wdata = self.mem_word, self.mem_lane, self.mem_wdata
+            parts = slices.get(space, [port])
+            lanes = word_bytes // len(parts)
             write = self.mem_we & (self.mem_space == space)
-            if cfg.memory_registers:
-                name = space.name.lower()
-                word, lane = Signal.like(word, name=f"{name}_wword"), Signal.like(
-                    lane, name=f"{name}_wlane")
-                wdata, w = Signal.like(wdata, name=f"{name}_wbyte"), Signal(name=f"{name}_wr")
-                m.d.sync += [word.eq(self.mem_word), lane.eq(self.mem_lane),
-                             wdata.eq(self.mem_wdata), w.eq(write)]
-                write = w
-            m.d.comb += [
-                port.wr_addr.eq(word + Mux(load_slot, entries, 0)),
-                port.wr_data.eq(wdata.replicate(word_bytes)),
-                port.wr_any.eq(write),
-                port.wr_en.eq(Cat(port.wr_any & (lane == k) for k in range(word_bytes))),
-            ]
+            for k, part in enumerate(parts):
+                addr, wdata = self.mem_word + Mux(load_slot, entries, 0), self.mem_wdata
+                en = Cat(write & (self.mem_lane == k * lanes + j) for j in range(lanes))
+                w = write
+                if cfg.memory_registers:
+                    name = f"{space.name.lower()}{k}_bcast"
+                    regs = [Signal.like(part.wr_addr, name=f"{name}_waddr"),
+                            Signal.like(wdata, name=f"{name}_wbyte"),
+                            Signal(lanes, name=f"{name}_we"), Signal(name=f"{name}_wr")]
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, (addr, wdata, en, w),
+                                                         strict=True)]
+                    addr, wdata, en, w = regs
+                m.d.comb += [part.wr_addr.eq(addr), part.wr_data.eq(wdata.replicate(lanes)),
+                             part.wr_en.eq(en), part.wr_any.eq(w)]
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]
         rd_base = {}
@@ -334,6 +348,8 @@ class Accelerator(wiring.Component):
         lr = R.bit_length() - 1
         act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R)
                if cfg.act_banks == 1 else _banked(m, cfg))
+        if cfg.act_banks == 1:
+            self.act_port = act
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
 
@@ -379,8 +395,8 @@ class Accelerator(wiring.Component):
             # (the engine adds the slot's base to its layer's base addresses)
             conv.w_slot.eq(rd_base[Space.WEIGHTS]), conv.p_slot.eq(rd_base[Space.PARAMS]),
             conv.cb_slot.eq(rd_base[Space.CODEBOOKS]),
-            *([w_rd.rd_addr.eq(conv.w_raddr[0])] if w_addrs is None
-              else [a.eq(conv.w_raddr[k]) for k, a in enumerate(w_addrs)]),
+            *(p.rd_addr.eq(conv.w_raddr[k])
+              for k, p in enumerate(slices.get(Space.WEIGHTS, [w_rd]))),
             conv.w_rdata.eq(w_rd.rd_data),
             cb_rd.rd_addr.eq(conv.cb_raddr),
             conv.cb_rdata.eq(cb_rd.rd_data),
@@ -397,25 +413,26 @@ class Accelerator(wiring.Component):
         # The convolution engine and the pool read and write words; the add and the host bytes.
         def byte_access(raddr, waddr, wdata, we):
             if R == 1:
-                return [act.rd_addr.eq(raddr), act_waddr.eq(waddr), act_wdata.eq(wdata),
+                return [act_raddr.eq(raddr), act_waddr.eq(waddr), act_wdata.eq(wdata),
                         act_we.eq(we)]
-            return [byte_raddr.eq(raddr), act.rd_addr.eq(raddr[lr:]),
+            return [byte_raddr.eq(raddr), act_raddr.eq(raddr[lr:]),
                     act_waddr.eq(waddr[lr:]), act_wdata.eq(wdata.replicate(R)),
                     act_we.eq(Cat(we & (waddr[:lr] == k) for k in range(R)))]
 
         running = Signal()
-        # With memory_registers the write port is registered: the multiplexer of the units
-        # and the host then ends at flip-flops, not at a block RAM's address setup (a write
-        # lands a cycle later; nothing reads an address the cycle after writing it)
-        act_write = [act.wr_addr, act.wr_data, act.wr_en]
+        # With memory_registers the read address and the write port are registered: the
+        # multiplexer of the units and the host then ends at flip-flops, not at a block RAM's
+        # address setup (a read takes act_read_latency; a write lands a cycle later, and
+        # nothing reads an address the cycle after writing it)
+        act_ports = [act.rd_addr, act.wr_addr, act.wr_data, act.wr_en]
         if cfg.memory_registers:
-            act_w = [Signal.like(x, name=f"{x.name}_next") for x in act_write]
-            m.d.sync += [x.eq(n) for x, n in zip(act_write, act_w, strict=True)]
-            act_write = act_w
-        act_waddr, act_wdata, act_we = act_write
+            act_next = [Signal.like(x, name=f"{x.name}_next") for x in act_ports]
+            m.d.sync += [x.eq(n) for x, n in zip(act_ports, act_next, strict=True)]
+            act_ports = act_next
+        act_raddr, act_waddr, act_wdata, act_we = act_ports
 
         def word_access(u):
-            return [act.rd_addr.eq(u.act_raddr), act_waddr.eq(u.act_waddr),
+            return [act_raddr.eq(u.act_raddr), act_waddr.eq(u.act_waddr),
                     act_wdata.eq(u.act_wdata), act_we.eq(u.act_we)]
 
         with m.If(running):

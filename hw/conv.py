@@ -210,19 +210,18 @@ class ConvEngine(wiring.Component):
         act_addr = (kaddr + (ci << lr))[lr:self._aw]
         w_addr = w_base + (wpos >> spw_log)
         act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
+        # (with memory_registers the accelerator registers the activation read address after
+        # its multiplexer of the units, and the read data, for every unit)
+        m.d.comb += [self.act_raddr.eq(act_addr), act_rdata.eq(self.act_rdata)]
         if cfg.memory_registers:
-            # (the accelerator registers the activation read data for every unit)
             parts = weight_parts(cfg)
-            act_addr_r = Signal(len(self.act_raddr))
             w_addr_r = [Signal(len(self.w_raddr[0]), name=f"w_addr_bcast{k}" if parts > 1
                                else "w_addr_r") for k in range(parts)]
-            m.d.sync += [act_addr_r.eq(act_addr), w_rdata.eq(self.w_rdata)]
             m.d.sync += [r.eq(w_addr) for r in w_addr_r]
-            m.d.comb += [self.act_raddr.eq(act_addr_r), act_rdata.eq(self.act_rdata)]
+            m.d.sync += w_rdata.eq(self.w_rdata)
             m.d.comb += [self.w_raddr[k].eq(r) for k, r in enumerate(w_addr_r)]
         else:
-            m.d.comb += [self.act_raddr.eq(act_addr), self.w_raddr[0].eq(w_addr),
-                         act_rdata.eq(self.act_rdata), w_rdata.eq(self.w_rdata)]
+            m.d.comb += [self.w_raddr[0].eq(w_addr), w_rdata.eq(self.w_rdata)]
 
         # ---------------------------------------------------------------- decode (stage 1)
         # Index extraction, then the codebook lookup; with memory_registers the indices (and

@@ -10,8 +10,10 @@ is readable two cycles after its write (one more than ``SyncFIFO``).
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import memory, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+
+from .bram import simple_dual_port
 
 __all__ = ["BlockFIFO", "BLOCK_FIFO_EXTRA_LATENCY"]
 
@@ -33,15 +35,10 @@ class BlockFIFO(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         depth = self.depth
-        # The read is asynchronous with a register after it, which yosys folds into the block
-        # RAM's read port, marking it (no_rw_check) as not caring what a read of the entry
-        # written in the same cycle returns: the FIFO never uses that read (the entry is not
-        # readable yet), and a synchronous Amaranth read port would instead get ~130 cells of
-        # logic that return the old data.
-        m.submodules.storage = storage = memory.Memory(
-            shape=self.width, depth=depth, init=[],
-            attrs={"ram_style": "block", "no_rw_check": 1})
-        wr, rd = storage.write_port(), storage.read_port(domain="comb")
+        # A read of the entry written in the same cycle is undefined (see .bram): the FIFO
+        # never uses that read (the entry is not readable yet); a read that returned the old
+        # entry would cost ~130 cells of logic on the UltraPlus.
+        rd, wr, r_data = simple_dual_port(m, "storage", self.width, depth, block=True)
         wp, rp, rd_addr = (Signal(range(depth), name=n) for n in ("wp", "rp", "rd_addr"))
         level = Signal(range(depth + 1))  # entries written and not yet read
         readable = Signal(range(depth + 1))  # of them, those on the read port's side
@@ -54,6 +51,7 @@ class BlockFIFO(wiring.Component):
             # (wraps: the depth is a power of two)
             rd_addr.eq(rp + pop), rd.addr.eq(rd_addr),
         ]
-        m.d.sync += [self.r_data.eq(rd.data), wp.eq(wp + push), rp.eq(rd_addr), written.eq(push),
+        m.d.comb += self.r_data.eq(r_data)
+        m.d.sync += [wp.eq(wp + push), rp.eq(rd_addr), written.eq(push),
                      level.eq(level + push - pop), readable.eq(readable + written - pop)]
         return m

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .accelerator import CONSTANT_CYCLES, fetch_cycles
+from .accelerator import CONSTANT_CYCLES, act_read_latency, fetch_cycles
 from .array import array_latency
 from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES, array_broadcast
@@ -73,8 +73,8 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
                     + tail)
         work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
         return round(work - (per_group(last) - steps) + tail)
-    # the accelerator's activation read-data register, where configured
-    reg = int(config.memory_registers)
+    # the accelerator's activation address and data registers, where configured
+    reg = act_read_latency(config) - 1
     if d.op == Op.MAXPOOL:
         # (a window covers a word of ``rows`` channels)
         return d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL + reg

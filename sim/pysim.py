@@ -26,15 +26,26 @@ class PySimResult:
     sums: np.ndarray  #: (N, classes)
     layer_cycles: np.ndarray  #: (N, layers)
     total_cycles: list[int]
+    #: cycles of a run in which the engine read the activation word it was writing (the
+    #: block RAM's read is then undefined; counted with ``check_collisions``)
+    collisions: int = 0
 
 
 def simulate(config: AcceleratorConfig, program, images: np.ndarray,
-             max_cycles: int = 2_000_000) -> PySimResult:
+             max_cycles: int = 2_000_000, check_collisions: bool = False) -> PySimResult:
+    """Run ``images`` through the accelerator; ``check_collisions`` also counts the cycles of
+    a run in which the activation memory is read and written at the same address (slower)."""
     dut = Accelerator(config, program)
-    sim = Simulator(dut)
+    sim = Simulator(dut)  # (elaborates: ``dut.act_port`` is set)
     sim.add_clock(1e-8)
     n_layers = len(program.layers)
-    out = {"sums": [], "cycles": [], "total": []}
+    out = {"sums": [], "cycles": [], "total": [], "collisions": 0}
+
+    async def watch(ctx):
+        port = dut.act_port
+        sampled = ctx.tick().sample(dut.busy, port.wr_en, port.rd_addr, port.wr_addr)
+        async for _clk, _rst, busy, we, rd, wr in sampled:
+            out["collisions"] += bool(busy and we and rd == wr)
 
     async def bench(ctx):
         if not config.weights_preloaded:
@@ -70,9 +81,11 @@ def simulate(config: AcceleratorConfig, program, images: np.ndarray,
             out["total"].append(ctx.get(dut.total_cycles))
 
     sim.add_testbench(bench)
+    if check_collisions and dut.act_port is not None:
+        sim.add_process(watch)
     sim.run()
     return PySimResult(np.array(out["sums"], np.int64), np.array(out["cycles"], np.int64),
-                       out["total"])
+                       out["total"], out["collisions"])
 
 
 async def load_model(ctx, dut: Accelerator, program) -> None:

@@ -7,7 +7,7 @@ import pytest
 from fireforge.hw.accelerator import Accelerator
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
 from fireforge.hw.conv import array_broadcast
-from fireforge.hw.isa import Op
+from fireforge.hw.isa import DESCRIPTOR_BYTES, Descriptor, Op
 from fireforge.hw.perf import estimate
 from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
@@ -27,10 +27,12 @@ HW_BITS = (None, 1, 2, 4)
 
 
 def _assert_exact(config, program, x):
-    """One image: the sums equal golden, and the cycle model equals the RTL's counter of
-    every layer and the whole run."""
-    got = simulate(config, program, x)
+    """One image: the sums equal golden, the cycle model equals the RTL's counter of every
+    layer and the whole run, and the engine never reads the activation word it is writing
+    (the block RAM leaves that read undefined, the simulator does not)."""
+    got = simulate(config, program, x, check_collisions=True)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
+    assert got.collisions == 0
     model = estimate(config, program)
     assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
     assert model["cycles_per_inference"] == got.total_cycles[0]
@@ -159,11 +161,36 @@ def test_memory_registers_bit_exact(tmp_path):
     net = SqueezeNetConfig(6, 3, 2, 1, (FireSpec(3, 5, 6), FireSpec(4, 6, 5)), (0, 1, 2),
                            num_classes=5, in_channels=3, input_size=29, bypass="simple")
     program, x = compile_random(net, 7, 4, tmp_path, images=2)
-    plain = simulate(TEST_CONFIG, program, x)
-    got = simulate(TEST_CONFIG.replace(memory_registers=True), program, x)
+    plain = simulate(TEST_CONFIG, program, x, check_collisions=True)
+    got = simulate(TEST_CONFIG.replace(memory_registers=True), program, x,
+                   check_collisions=True)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
+    assert plain.collisions == got.collisions == 0
     conv = [i for i, d in enumerate(program.descriptors) if d.op == Op.CONV]
     assert (got.layer_cycles[:, conv] >= plain.layer_cycles[:, conv] + 2).all()
+
+
+def test_collision_watch_sees_a_layer_written_over_its_input(tmp_path):
+    """The watch of ``check_collisions`` can fail: a squeeze layer whose output is moved onto
+    its own input (a few bytes after it: the writes then catch up with the reads, which the
+    compiler's memory plan never lets happen) reads words in the cycle they are written."""
+    net = SqueezeNetConfig(6, 3, 2, 1, (FireSpec(3, 5, 6),), (0,), num_classes=5,
+                           in_channels=3, input_size=13)
+    program, x = compile_random(net, 7, 4, tmp_path, images=1)
+    layer = next(i for i, d in enumerate(program.descriptors) if d.op == Op.CONV and i > 0)
+    field, original = dict(Descriptor)["out_addr"], program.images["program.bin"]
+    found = 0
+    for delta in (16, 22, 28, 34):
+        raw = bytearray(original)
+        at = slice(layer * DESCRIPTOR_BYTES, (layer + 1) * DESCRIPTOR_BYTES)
+        bits = int.from_bytes(raw[at], "little") & ~(((1 << field.width) - 1) << field.offset)
+        raw[at] = (bits | (program.descriptors[layer].in_addr + delta) << field.offset).to_bytes(
+            DESCRIPTOR_BYTES, "little")
+        program.images["program.bin"] = bytes(raw)
+        found = simulate(TEST_CONFIG, program, x, check_collisions=True).collisions
+        if found:
+            break
+    assert found > 0
 
 
 def test_broadcast_copies_bit_exact(tmp_path):
