@@ -323,17 +323,16 @@ class Accelerator(wiring.Component):
             for k, part in enumerate(parts):
                 addr, wdata = self.mem_word + Mux(load_slot, entries, 0), self.mem_wdata
                 en = Cat(write & (self.mem_lane == k * lanes + j) for j in range(lanes))
-                w = write
                 if cfg.memory_registers:
                     name = f"{space.name.lower()}{k}_bcast"
                     regs = [Signal.like(part.wr_addr, name=f"{name}_waddr"),
                             Signal.like(wdata, name=f"{name}_wbyte"),
-                            Signal(lanes, name=f"{name}_we"), Signal(name=f"{name}_wr")]
-                    m.d.sync += [r.eq(v) for r, v in zip(regs, (addr, wdata, en, w),
-                                                         strict=True)]
-                    addr, wdata, en, w = regs
+                            Signal(lanes, name=f"{name}_we")]
+                    m.d.sync += [r.eq(v) for r, v in zip(regs, (addr, wdata, en), strict=True)]
+                    addr, wdata, en = regs
                 m.d.comb += [part.wr_addr.eq(addr), part.wr_data.eq(wdata.replicate(lanes)),
-                             part.wr_en.eq(en), part.wr_any.eq(w)]
+                             part.wr_en.eq(en),
+                             part.wr_any.eq(en.any() if cfg.memory_registers else write)]
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]
         rd_base = {}

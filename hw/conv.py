@@ -209,7 +209,9 @@ class ConvEngine(wiring.Component):
         s1 = chain[-1]
         act_addr = (kaddr + (ci << lr))[lr:self._aw]
         w_addr = w_base + (wpos >> spw_log)
-        act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8)
+        # (data registers without reset: the step's control says when they hold data, and the
+        # reset would reach hundreds of flip-flops, a failing high-fanout net on the 85F)
+        act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8, reset_less=True)
         # (with memory_registers the accelerator registers the activation read address after
         # its multiplexer of the units, and the read data, for every unit)
         m.d.comb += [self.act_raddr.eq(act_addr), act_rdata.eq(self.act_rdata)]
@@ -249,9 +251,10 @@ class ConvEngine(wiring.Component):
             idxs.append(idx)
         s2, act2 = s1, act
         if cfg.memory_registers:
-            s2, act2 = Signal(ctl, name="ctl_decode"), Signal(ACT_BITS * R, name="act_decode")
+            s2 = Signal(ctl, name="ctl_decode")
+            act2 = Signal(ACT_BITS * R, name="act_decode", reset_less=True)
             m.d.sync += [s2.eq(s1), act2.eq(act)]
-            regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
+            regs = [Signal(8, name=f"idx{j}_r", reset_less=True) for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
         for j, idx in enumerate(idxs):
