@@ -254,7 +254,9 @@ class ConvEngine(wiring.Component):
             s2 = Signal(ctl, name="ctl_decode")
             act2 = Signal(ACT_BITS * R, name="act_decode", reset_less=True)
             m.d.sync += [s2.eq(s1), act2.eq(act)]
-            regs = [Signal(8, name=f"idx{j}_r", reset_less=True) for j in range(N)]
+            # (with a reset: without one, yosys 0.70's abc9 fails an assertion,
+            # ABC_OPS_REINTEGRATE "GetSize(conn.first) == GetSize(conn.second)", on the 85F)
+            regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
         for j, idx in enumerate(idxs):
