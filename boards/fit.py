@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 from ..hw.accelerator import check_program, codebook_bits_needed
+from ..hw.bram import bram_blocks
 from ..hw.config import AcceleratorConfig
 from ..hw.conv import weight_parts
 from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
@@ -24,9 +25,6 @@ from .boards import BoardSpec
 
 __all__ = ["board_config", "fit_board", "MemoryUse", "format_board_fit"]
 
-#: (width, depth) arrangements of one block RAM
-_BRAM_SHAPES = {"ecp5": ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)),
-                "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256))}
 #: multiplier width of one DSP block (MULT18X18D, SB_MAC16)
 _DSP_WIDTH = {"ecp5": 18, "ice40": 16}
 _ALIGN = 512  # memory depths are rounded up to this many entries: room for another model
@@ -46,8 +44,7 @@ class MemoryUse:
     def blocks(self, family: str) -> int:
         if self.kind == "spram":
             return math.ceil(self.width / SPRAM_WIDTH) * math.ceil(self.depth / SPRAM_DEPTH)
-        return min(math.ceil(self.width / w) * math.ceil(self.depth / d)
-                   for w, d in _BRAM_SHAPES[family])
+        return bram_blocks(self.width, self.depth, family)
 
 
 def _round(n: int) -> int:

@@ -34,12 +34,12 @@ written only while the engine is idle (the link answers BUSY otherwise).
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..sw.errors import FireforgeError
-from .bram import simple_dual_port
+from .bram import BANK_LATENCY, bank_depth, simple_dual_port
 from .config import AcceleratorConfig
 from .conv import SUPPORTED_INDEX_BITS, ConvEngine, weight_parts
 from .isa import (
@@ -65,9 +65,10 @@ __all__ = ["Accelerator", "act_read_latency", "check_program", "codebook_bits_ne
 def act_read_latency(config: AcceleratorConfig) -> int:
     """Cycles from an activation read address (a unit's, or ``host_addr``) to its data: the
     block RAM's one; with ``memory_registers`` also a register on the address after the
-    multiplexer of the units and the host, and one on the data (the units' address adders and
-    the block RAM's output were failing paths across the 85F)."""
-    return 1 + 2 * config.memory_registers
+    multiplexer of the units and the host, the banks' output registers and one on the data
+    (the units' address adders and the block RAM's output were failing paths across the
+    85F)."""
+    return 1 + (2 + BANK_LATENCY) * config.memory_registers
 
 
 def fetch_cycles(config: AcceleratorConfig) -> int:
@@ -102,19 +103,50 @@ class _Port:
         self.wr_any = Signal(name=f"{name}_wany")
 
 
-def _dual_port(m: Module, name: str, width: int, depth: int, init=()) -> _Port:
+def _dual_port(m: Module, name: str, width: int, depth: int, init=(),
+               banked: bool = False) -> _Port:
     """Block RAM (initialised by the bitstream): a read and a write in the same cycle, a read
-    of the word being written undefined (:mod:`.bram`)."""
+    of the word being written undefined (:mod:`.bram`); the data the next cycle.
+
+    ``banked``: the data a cycle later (:data:`BANK_LATENCY`), from banks of block RAMs side
+    by side (:func:`~.bram.bank_depth`), each bank's output registered beside it before the
+    multiplexer of the banks. An ECP5 block RAM's output comes 5.8 ns after the clock; through
+    the multiplexer yosys puts after blocks stacked in depth, to a register across the 85F, it
+    was the last failing path."""
     lanes = max(1, width // 8)
     port = _Port(name, width, depth, lanes)
-    rd, wr, rd_data = simple_dual_port(m, name, width, depth, init, granularity=width // lanes)
-    m.d.comb += [rd.addr.eq(port.rd_addr), port.rd_data.eq(rd_data), wr.addr.eq(port.wr_addr),
-                 wr.data.eq(port.wr_data), wr.en.eq(port.wr_en)]
+    init = list(init)
+    bd = bank_depth(width, depth) if banked else depth
+    banks = -(-depth // bd)
+    ab = _aw(bd) if banks > 1 else len(port.rd_addr)  # bank address bits
+    datas = []
+    for b in range(banks):
+        rd, wr, rd_data = simple_dual_port(
+            m, f"{name}_bank{b}" if banks > 1 else name, width, min(bd, depth - b * bd),
+            init[b * bd:(b + 1) * bd], granularity=width // lanes)
+        here = port.wr_addr[ab:] == b if banks > 1 else 1
+        m.d.comb += [rd.addr.eq(port.rd_addr[:ab]), wr.addr.eq(port.wr_addr[:ab]),
+                     wr.data.eq(port.wr_data), wr.en.eq(port.wr_en & here.replicate(lanes)
+                                                         if banks > 1 else port.wr_en)]
+        if banked:
+            q = Signal(width, name=f"{name}_bank{b}_q", reset_less=True)
+            m.d.sync += q.eq(rd_data)
+            rd_data = q
+        datas.append(rd_data)
+    if banks > 1:
+        sel = port.rd_addr[ab:]
+        for _ in range(1 + BANK_LATENCY):  # (the block RAM's cycle and the bank register)
+            later = Signal.like(sel)
+            m.d.sync += later.eq(sel)
+            sel = later
+        m.d.comb += port.rd_data.eq(Array(datas)[sel])
+    else:
+        m.d.comb += port.rd_data.eq(datas[0])
     return port
 
 
 def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
-                     parts: int) -> tuple[_Port, list[_Port]]:
+                     parts: int, banked: bool = False) -> tuple[_Port, list[_Port]]:
     """A dual-port memory of ``parts`` side-by-side slices of the word (returned), each with
     its own read address and write port: a register copy each can drive, so no one register
     reaches every block RAM of a wide word. The word is read through the first port's
@@ -122,7 +154,7 @@ def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
     port = _Port(name, width, depth, width // 8)
     pw = width // parts
     slices = [_dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
-                         [(v >> (k * pw)) & ((1 << pw) - 1) for v in init])
+                         [(v >> (k * pw)) & ((1 << pw) - 1) for v in init], banked)
               for k in range(parts)]
     m.d.comb += port.rd_data.eq(Cat(p.rd_data for p in slices))
     return port, slices
@@ -295,7 +327,8 @@ class Accelerator(wiring.Component):
             elif space == Space.WEIGHTS:
                 ports[space], slices[space] = _split_dual_port(
                     m, "weights_mem", word_bytes * 8, entries * slots,
-                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg))
+                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg),
+                    banked=cfg.memory_registers)
             else:
                 ports[space] = _dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                           entries * slots,
@@ -345,7 +378,8 @@ class Accelerator(wiring.Component):
         # host read and write single bytes of them.
         R = cfg.rows
         lr = R.bit_length() - 1
-        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R)
+        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R,
+                          banked=cfg.memory_registers)
                if cfg.act_banks == 1 else _banked(m, cfg))
         if cfg.act_banks == 1:
             self.act_port = act

@@ -24,10 +24,35 @@ engine read meets a write to its address (``tests/hw/test_accelerator.py``).
 
 from __future__ import annotations
 
+import math
+
 from amaranth.hdl import Module, Signal
 from amaranth.lib import memory
 
-__all__ = ["simple_dual_port"]
+__all__ = ["simple_dual_port", "BRAM_SHAPES", "BANK_LATENCY", "bram_blocks", "bank_depth"]
+
+#: cycles a banked memory's read takes beyond the block RAM's own: the register after each bank
+BANK_LATENCY = 1
+
+#: (width, depth) arrangements of one block RAM: ECP5 DP16KD (16Kx1 .. 512x36), iCE40 EBR
+#: (2Kx2 .. 256x16)
+BRAM_SHAPES = {"ecp5": ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024), (36, 512)),
+               "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256))}
+
+
+def bram_blocks(width: int, depth: int, family: str) -> int:
+    """Block RAMs of ``family`` that a ``width`` x ``depth`` memory takes: the cheapest of the
+    block's arrangements, as yosys maps it."""
+    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM_SHAPES[family])
+
+
+def bank_depth(width: int, depth: int, family: str = "ecp5") -> int:
+    """The depth of one bank of block RAMs side by side (no block below another, so no
+    multiplexer of blocks after the read) in the arrangement of fewest blocks: the deepest
+    such arrangement, so the fewest banks."""
+    best = bram_blocks(width, depth, family)
+    return max(d for w, d in BRAM_SHAPES[family]
+               if math.ceil(width / w) * math.ceil(depth / d) == best)
 
 
 def simple_dual_port(m: Module, name: str, width: int, depth: int, init=(), granularity=None,

@@ -36,6 +36,7 @@ from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from .array import MACArray
+from .bram import BANK_LATENCY
 from .config import AcceleratorConfig
 from .fifo import BlockFIFO
 from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
@@ -44,9 +45,9 @@ from .requant import Requantizer
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast",
            "weight_parts"]
 
-#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, read data,
-#: and the decoded indices before the codebook lookup
-MEMORY_REGISTER_STAGES = 3
+#: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, the memory
+#: banks' output registers, read data, and the decoded indices before the codebook lookup
+MEMORY_REGISTER_STAGES = 3 + BANK_LATENCY
 
 #: index widths the weight decoder unpacks: a power of two, so a weight word (8 bits per column)
 #: holds a whole number of steps
@@ -202,7 +203,8 @@ class ConvEngine(wiring.Component):
             issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
         ]
         chain = [issue_ctl]
-        for k in range(1 + 2 * cfg.memory_registers):  # (address and data registers)
+        # (the block RAM; address, bank and data registers)
+        for k in range(1 + (2 + BANK_LATENCY) * cfg.memory_registers):
             reg = Signal(ctl, name=f"ctl{k + 1}")
             m.d.sync += reg.eq(chain[-1])
             chain.append(reg)

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
+from fireforge.hw.bram import bank_depth
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
 from fireforge.hw.conv import array_broadcast
 from fireforge.hw.isa import DESCRIPTOR_BYTES, Descriptor, Op
@@ -205,9 +206,13 @@ def test_broadcast_copies_bit_exact(tmp_path):
     _assert_exact(config, program, x)
 
 
-#: 4 input lanes x 4 columns, two requantization lanes, memory registers (the ECP5's shape)
-LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, weight_bytes=32768,
+#: 4 input lanes x 4 columns, two requantization lanes, memory registers (the ECP5's shape);
+#: the activation memory (32 bits x 1,536) and the weight parts (64 bits x 1,536 with two slots)
+#: are three banks of block RAMs each (as on the 85F), small enough that the networks here
+#: use several
+LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, act_bytes=6144, weight_bytes=12288,
                                    memory_registers=True)
+assert bank_depth(32, 1536) == bank_depth(64, 1536) == 512
 
 
 @st.composite
