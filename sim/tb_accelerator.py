@@ -35,6 +35,23 @@ def _mem(handle) -> np.ndarray:
     return out
 
 
+def _act_banks(dut) -> list:
+    """The activation memory's handles: the memory, or its banks in address order (banked
+    with ``memory_registers``, ``act_mem_bank0``.. of equal depth but the last)."""
+    try:
+        return [dut.act_mem]
+    except AttributeError:
+        pass
+    banks = []
+    while True:
+        try:
+            banks.append(getattr(dut, f"act_mem_bank{len(banks)}"))
+        except AttributeError:
+            if not banks:
+                raise
+            return banks
+
+
 def _bytes(words: np.ndarray, lanes: int) -> np.ndarray:
     """The activation memory's bytes from its words of ``lanes`` bytes (little-endian)."""
     if lanes == 1:
@@ -69,14 +86,17 @@ async def run_program(dut):
     dut.rst.value = 0
     await ClockCycles(dut.clk, 2)
 
+    banks = _act_banks(dut)
+    bank_words = len(banks[0].value)
     results = []
     sim_seconds = 0.0
     for n, image in enumerate(images):
         lanes = program.lanes
         input_addr, raw = program.input_bytes(image)
         for i in range(0, len(raw), lanes):
-            dut.act_mem[(input_addr + i) // lanes].value = int.from_bytes(raw[i:i + lanes],
-                                                                          "little")
+            word = (input_addr + i) // lanes
+            banks[word // bank_words][word % bank_words].value = int.from_bytes(
+                raw[i:i + lanes], "little")
         await RisingEdge(dut.clk)
         record = {"image": n, "bit_exact": True, "first_mismatch": None}
         t0 = time.perf_counter()
@@ -90,7 +110,7 @@ async def run_program(dut):
             if check_layers and d.op != Op.AVGPOOL:
                 t1 = time.perf_counter()
                 sim_seconds += t1 - t0
-                mem = _bytes(_mem(dut.act_mem), program.lanes)
+                mem = _bytes(np.concatenate([_mem(b) for b in banks]), program.lanes)
                 got = _tensor(mem, d.out_addr, d.out_stride, d.out_offset, d.out_c, d.out_h,
                               d.out_w)
                 want = golden.layers[layer["name"]][n]
