@@ -45,7 +45,7 @@ def test_random_networks_icarus(tmp_path_factory, net):
 def test_input_lanes_verilator(tmp_path_factory, net):
     """4 input lanes and 2 requantization lanes in the Verilog, the activation memory and the
     weight parts each in three banks of block RAMs (memory registers): the activation words
-    are written and read by back door, every layer compared. (Icarus 12 computes a wrong first
+    are written and read by back door, every layer compared. (Icarus 11 computes a wrong first
     layer from the banked weight memory where Verilator and Amaranth's simulator agree with
     the golden model; not understood yet.)"""
     config, seed, bits = net
