@@ -149,8 +149,8 @@ def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
                      parts: int, banked: bool = False) -> tuple[_Port, list[_Port]]:
     """A dual-port memory of ``parts`` side-by-side slices of the word (returned), each with
     its own read address and write port: a register copy each can drive, so no one register
-    reaches every block RAM of a wide word. The word is read through the first port's
-    ``rd_data``."""
+    reaches every block RAM of a wide word. The whole word is read on the first returned port's
+    ``rd_data``; the slices take their read addresses and writes themselves."""
     port = _Port(name, width, depth, width // 8)
     pw = width // parts
     slices = [_dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
@@ -316,7 +316,7 @@ class Accelerator(wiring.Component):
 
         slots = cfg.model_slots
         ports = {}
-        # each memory's write ports: the weight memory's parts (where it is split), else itself
+        # the weight memory's parts, each with its own read address and write port
         slices = {}
         for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
                             (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
