@@ -124,10 +124,10 @@ def _dual_port(m: Module, name: str, width: int, depth: int, init=(),
         rd, wr, rd_data = simple_dual_port(
             m, f"{name}_bank{b}" if banks > 1 else name, width, min(bd, depth - b * bd),
             init[b * bd:(b + 1) * bd], granularity=width // lanes)
-        here = port.wr_addr[ab:] == b if banks > 1 else 1
+        en = (port.wr_en & (port.wr_addr[ab:] == b).replicate(lanes) if banks > 1
+              else port.wr_en)
         m.d.comb += [rd.addr.eq(port.rd_addr[:ab]), wr.addr.eq(port.wr_addr[:ab]),
-                     wr.data.eq(port.wr_data), wr.en.eq(port.wr_en & here.replicate(lanes)
-                                                         if banks > 1 else port.wr_en)]
+                     wr.data.eq(port.wr_data), wr.en.eq(en)]
         if banked:
             q = Signal(width, name=f"{name}_bank{b}_q", reset_less=True)
             m.d.sync += q.eq(rd_data)
@@ -353,8 +353,10 @@ class Accelerator(wiring.Component):
             parts = slices.get(space, [port])
             lanes = word_bytes // len(parts)
             write = self.mem_we & (self.mem_space == space)
+            word_addr = Signal(len(port.wr_addr), name=f"{space.name.lower()}_load_addr")
+            m.d.comb += word_addr.eq(self.mem_word + Mux(load_slot, entries, 0))
             for k, part in enumerate(parts):
-                addr, wdata = self.mem_word + Mux(load_slot, entries, 0), self.mem_wdata
+                addr, wdata = word_addr, self.mem_wdata
                 en = Cat(write & (self.mem_lane == k * lanes + j) for j in range(lanes))
                 if cfg.memory_registers:
                     name = f"{space.name.lower()}{k}_bcast"
@@ -389,8 +391,8 @@ class Accelerator(wiring.Component):
         m.submodules.conv = conv = ConvEngine(
             cfg, self.act_aw, *(len(rd_base[s])
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
-        # with memory_registers the activation read data is registered once here, for every
-        # unit (a block RAM's output and the multiplexer of its blocks make a long path)
+        # with memory_registers the activation read address and data are registered once here,
+        # for every unit (see act_read_latency)
         latency = self.act_read_latency
         m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency, cfg.rows)
         # each unit and the opcodes it runs

@@ -40,10 +40,15 @@ BRAM_SHAPES = {"ecp5": ((1, 16384), (2, 8192), (4, 4096), (9, 2048), (18, 1024),
                "ice40": ((2, 2048), (4, 1024), (8, 512), (16, 256))}
 
 
+def _blocks(width: int, depth: int, shape: tuple[int, int]) -> int:
+    """Blocks of one arrangement ``shape`` (block width, block depth) that the memory takes."""
+    return math.ceil(width / shape[0]) * math.ceil(depth / shape[1])
+
+
 def bram_blocks(width: int, depth: int, family: str) -> int:
     """Block RAMs of ``family`` that a ``width`` x ``depth`` memory takes: the cheapest of the
     block's arrangements, as yosys maps it."""
-    return min(math.ceil(width / w) * math.ceil(depth / d) for w, d in BRAM_SHAPES[family])
+    return min(_blocks(width, depth, s) for s in BRAM_SHAPES[family])
 
 
 def bank_depth(width: int, depth: int, family: str = "ecp5") -> int:
@@ -51,8 +56,7 @@ def bank_depth(width: int, depth: int, family: str = "ecp5") -> int:
     multiplexer of blocks after the read) in the arrangement of fewest blocks: the deepest
     such arrangement, so the fewest banks."""
     best = bram_blocks(width, depth, family)
-    return max(d for w, d in BRAM_SHAPES[family]
-               if math.ceil(width / w) * math.ceil(depth / d) == best)
+    return max(s[1] for s in BRAM_SHAPES[family] if _blocks(width, depth, s) == best)
 
 
 def simple_dual_port(m: Module, name: str, width: int, depth: int, init=(), granularity=None,
