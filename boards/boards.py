@@ -10,7 +10,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from ..sw.errors import FireforgeError
+from ..hw.config import CONFIGS
+from ..hw.errors import FireforgeError
 from .devices import DEVICES, Device
 
 __all__ = ["BoardSpec", "BOARD_SPECS", "board_spec", "FAMILIES"]
@@ -31,10 +32,20 @@ class BoardSpec:
     default_preset: str
     #: the data set the default preset is trained on
     default_data: str
+    #: the named accelerator configuration (:data:`fireforge.hw.config.CONFIGS`) the default
+    #: program is compiled for
+    default_config: str
     programmer: str  #: openFPGALoader | iceprog | dfu-util
     notes: str = ""
     #: nextpnr's router where the family's default does not finish on this board
     router: str | None = None
+
+    def __post_init__(self):
+        if self.family not in FAMILIES or DEVICES[self.device].family != self.family:
+            raise ValueError(f"{self.name}: family {self.family!r} with device {self.device}")
+        if self.default_config not in CONFIGS:
+            raise ValueError(f"{self.name}: default_config {self.default_config!r} is not one "
+                             f"of {', '.join(CONFIGS)}")
 
     @property
     def dev(self) -> Device:
@@ -53,9 +64,9 @@ class BoardSpec:
 _ULX3S = "ulx3s:ULX3S_{}F_Platform"
 BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     BoardSpec("icebreaker", "ice40", "iCE40UP5K", "icebreaker:ICEBreakerPlatform", 30.0,
-              ("uart", 0), "squeezenet_tiny", "digits", "iceprog"),
+              ("uart", 0), "squeezenet_tiny", "digits", "up5k", "iceprog"),
     BoardSpec("upduino_v3", "ice40", "iCE40UP5K", "upduino_v3:UpduinoV3Platform", 30.0,
-              None, "squeezenet_tiny", "digits", "iceprog",
+              None, "squeezenet_tiny", "digits", "up5k", "iceprog",
               notes="its FTDI chip is wired to the SPI flash only: no UART bridge"),
     # The 45F and the 85F hold the 64-MAC array of the CIFAR presets. nextpnr's router2 did
     # not converge on either (45F: overused wires between 4 and 133 for 370 iterations; 85F
@@ -63,19 +74,20 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     # router1 routes them in about 12 and 25 minutes.
     *(BoardSpec(f"ulx3s-{n}f", "ecp5", f"LFE5U-{n}F", _ULX3S.format(n), 100.0, ("uart", 0),
                 "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
-                "digits" if n in (12, 25) else "mnist5k", "openFPGALoader",
+                "digits" if n in (12, 25) else "mnist5k",
+                "small" if n in (12, 25) else "ecp5", "openFPGALoader",
                 router="router1" if n in (45, 85) else None)
       for n in (12, 25, 45, 85)),
     BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
               "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 100.0, None, "squeezenet_tiny",
-              "digits", "dfu-util",
+              "digits", "small", "dfu-util",
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("orangecrab-85f", "ecp5", "LFE5U-85F",
               "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", 100.0, None,
-              "squeezenet1_1_cifar_w50", "mnist5k", "dfu-util",
+              "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "dfu-util",
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
-              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "openFPGALoader",
+              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "openFPGALoader",
               router="router1"),
 )}
 

@@ -20,16 +20,16 @@ from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
-from ..hw.config import AcceleratorConfig, config_by_name
+from ..hw.config import AcceleratorConfig
+from ..hw.errors import FireforgeError
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
 from ..sim.runner import environment
-from ..sw.errors import FireforgeError
 from .boards import BoardSpec
 from .fit import board_config, fit_board, require_fit
 from .timing import analyze_sdf, format_timing
 
-__all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "default_program", "flash"]
+__all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "flash"]
 
 BAUD = 115200
 #: yosys, after reading the design: the MAC array's register copies of its shared inputs
@@ -301,47 +301,6 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
             f"--target-mhz {int(fmax) if fmax else 'LOWER'} (see {out_dir}/top.tim for the "
             f"critical path)")
     return report
-
-
-def default_program(spec: BoardSpec, runs: Path, log=print):
-    """The board's default preset, trained, compressed (40%, 4 bits) and compiled under
-    ``runs``; steps whose output exists are reused. A configuration without a codebook decoder
-    (the iCE40 UltraPlus: logic is what it lacks) gets the trained network uncompressed, int8."""
-    from ..sw.cli import main as fireforge
-    from ..sw.program import load_program
-
-    base = Path(runs) / f"{spec.default_preset}-{spec.default_data}"
-    # iCE40 UltraPlus: 4 columns and SPRAM banks; ECP5: the tiny preset on 8 columns, the
-    # CIFAR presets on the 64-MAC array (8 input lanes x 8 columns)
-    config = ("up5k" if spec.dev.spram_blocks else
-              "small" if spec.default_preset == "squeezenet_tiny" else "ecp5")
-    int8 = not config_by_name(config).codebook_bits
-    # (named by its weights too, so an older compressed program is not taken for it)
-    program = Path(runs) / f"{spec.default_preset}-{config}{'-int8' if int8 else ''}-program"
-    source = base if int8 else Path(f"{base}-d0.4-b4")
-    steps = [(base / "metrics.json", ["train", "--preset", spec.default_preset, "--data",
-                                      spec.default_data, "--out", str(base)])]
-    if not int8:
-        steps.append((source / "compression.npz",
-                      ["compress", "--checkpoint", str(base), "--density", "0.4", "--bits", "4",
-                       "--out", str(source)]))
-    steps.append((program / "manifest.json", ["compile", "--checkpoint", str(source),
-                                              "--config", config, "--out", str(program)]))
-    for done, argv in steps:
-        if done == program / "manifest.json" and done.exists():
-            accel = config_by_name(config)
-            m = load_program(program).manifest
-            if (m["group"], m.get("lanes", 1)) != (accel.columns, accel.rows):
-                log(f"{program} was compiled for another array shape: compiling it again")
-                done.unlink()
-        if done.exists():
-            log(f"reusing {done.parent}")
-            continue
-        log(f"$ fireforge {' '.join(argv)}")
-        if fireforge(argv) != 0:
-            raise FireforgeError(f"making the default program failed at: fireforge "
-                                 f"{' '.join(argv)}")
-    return load_program(program)
 
 
 #: how each programmer is called (the bitstream path is appended)

@@ -1,4 +1,4 @@
-"""Device and board budgets: what each FPGA holds (BUDGETS.md, nextpnr's resource names).
+"""Device budgets: what each FPGA holds (docs/budgets.md; nextpnr's resource names).
 
 This table is the one place the compiler's fit report and the board builds read capacities from.
 Capacities of memories are in bytes of 8-bit data (an ECP5 DP16KD holds 2 KiB at 8 bits, an
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Device", "DEVICES", "device_for"]
+__all__ = ["Device", "DEVICES"]
 
 
 @dataclass(frozen=True)
@@ -47,8 +47,3 @@ DEVICES: dict[str, Device] = {d.name: d for d in (
     Device("LFE5U-85F", "ecp5", 83640, 83640, 208, 2048, 0, 0, 156),
     Device("LFE5UM5G-85F", "ecp5", 83640, 83640, 208, 2048, 0, 0, 156),
 )}
-
-def device_for(board: str) -> Device:
-    from .boards import board_spec
-
-    return board_spec(board).dev

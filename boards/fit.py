@@ -17,10 +17,10 @@ from ..hw.accelerator import check_program, codebook_bits_needed
 from ..hw.bram import bram_blocks
 from ..hw.config import AcceleratorConfig
 from ..hw.conv import weight_parts
+from ..hw.errors import FireforgeError
 from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
 from ..hw.protocol import MAX_FRAME, Space
 from ..hw.spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
-from ..sw.errors import FireforgeError
 from .boards import BoardSpec
 
 __all__ = ["board_config", "fit_board", "MemoryUse", "format_board_fit"]

@@ -17,7 +17,7 @@ import collections
 import re
 from pathlib import Path
 
-from ..sw.errors import FireforgeError
+from ..hw.errors import FireforgeError
 
 __all__ = ["analyze_sdf", "format_timing"]
 

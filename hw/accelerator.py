@@ -38,10 +38,10 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.errors import FireforgeError
 from .bram import BANK_LATENCY, bank_depth, simple_dual_port
 from .config import AcceleratorConfig
 from .conv import SUPPORTED_INDEX_BITS, ConvEngine, weight_parts
+from .errors import FireforgeError
 from .isa import (
     ACC_BITS,
     ACT_BITS,

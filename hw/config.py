@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..sw.errors import FireforgeError
+from .errors import FireforgeError
 from .isa import (
     CHANNEL_PARAMS_BYTES,
     CODEBOOK_ENTRIES,

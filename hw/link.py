@@ -13,8 +13,8 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..sw.errors import FireforgeError
 from .accelerator import Accelerator
+from .errors import FireforgeError
 from .protocol import (
     ARGUMENTS,
     BOARD_ID_BYTES,

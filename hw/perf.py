@@ -22,7 +22,7 @@ from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY, requant_latency
 
-__all__ = ["layer_cycles", "estimate", "sequencer_cycles_per_layer"]
+__all__ = ["layer_cycles", "estimate", "utilization", "sequencer_cycles_per_layer"]
 
 
 def sequencer_cycles_per_layer(config: AcceleratorConfig) -> int:
@@ -85,18 +85,31 @@ def layer_cycles(config: AcceleratorConfig, d) -> int:
     raise ValueError(f"unknown opcode {d.op}")
 
 
+def utilization(config: AcceleratorConfig, program, cycles, total) -> dict:
+    """Per-layer rows and the MAC array's utilization of ``program``, given each layer's
+    ``cycles`` and the inference's ``total`` (from this model or from the RTL's counters):
+    over the convolutions' cycles, over all cycles but the pools', and over all cycles."""
+    layers = []
+    conv_macs = conv_cycles = pool_cycles = 0
+    for layer, d, c in zip(program.layers, program.descriptors, cycles, strict=True):
+        row = {"name": layer["name"], "op": layer["op"], "cycles": c}
+        if d.op == Op.CONV:
+            row["macs"] = layer["macs"]
+            row["utilization"] = layer["macs"] / (config.macs * c)
+            conv_macs += layer["macs"]
+            conv_cycles += c
+        elif d.op in (Op.MAXPOOL, Op.AVGPOOL):
+            pool_cycles += c
+        layers.append(row)
+    return {"layers": layers, "cycles_per_inference": total, "macs": conv_macs,
+            "mac_utilization": conv_macs / (config.macs * conv_cycles) if conv_cycles else None,
+            "mac_utilization_excluding_pooling":
+                conv_macs / (config.macs * (total - pool_cycles)),
+            "mac_utilization_whole": conv_macs / (config.macs * total)}
+
+
 def estimate(config: AcceleratorConfig, program) -> dict:
     """Per-layer cycles, cycles per inference and MAC-array utilization of ``program``."""
-    layers = []
-    conv_macs = conv_cycles = 0
-    for layer, d in zip(program.layers, program.descriptors, strict=True):
-        cycles = layer_cycles(config, d)
-        row = {"name": layer["name"], "op": layer["op"], "cycles": cycles}
-        if d.op == Op.CONV:
-            row["utilization"] = layer["macs"] / (config.macs * cycles)
-            conv_macs += layer["macs"]
-            conv_cycles += cycles
-        layers.append(row)
-    total = sum(r["cycles"] for r in layers) + sequencer_cycles_per_layer(config) * len(layers)
-    return {"layers": layers, "cycles_per_inference": total, "macs": conv_macs,
-            "mac_utilization": conv_macs / (config.macs * conv_cycles) if conv_cycles else None}
+    cycles = [layer_cycles(config, d) for d in program.descriptors]
+    total = sum(cycles) + sequencer_cycles_per_layer(config) * len(cycles)
+    return utilization(config, program, cycles, total)

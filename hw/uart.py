@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
-from ..sw.errors import FireforgeError
+from .errors import FireforgeError
 
 __all__ = ["UARTRx", "UARTTx", "check_divisor"]
 

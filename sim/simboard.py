@@ -20,9 +20,9 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..hw.config import AcceleratorConfig
+from ..hw.errors import FireforgeError
 from ..hw.top import FireforgeSoC
 from ..hw.uart import UARTRx, UARTTx
-from ..sw.errors import FireforgeError
 from ..sw.program import Program
 from .runner import build_model, environment
 

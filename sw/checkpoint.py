@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..hw.errors import FireforgeError
 from .compress import SharedLayer
-from .errors import FireforgeError
 from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]

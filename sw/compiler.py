@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from ..hw.config import CONFIGS, DEFAULT_CONFIG
+from ..hw.errors import FireforgeError
 from ..hw.isa import (
     CHANNEL_PARAMS_BYTES,
     DESCRIPTOR_BYTES,
@@ -29,7 +30,6 @@ from ..hw.isa import (
 )
 from .checkpoint import Checkpoint, write_json
 from .compress import SharedLayer
-from .errors import FireforgeError
 from .program import FORMAT, IMAGE_FILES, VERSION, model_hash, sha256
 from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, quantize
 

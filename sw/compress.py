@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ..hw.errors import FireforgeError
 from .data import Dataset
-from .errors import FireforgeError
 from .model import SqueezeNet
 from .train import TrainConfig, evaluate, train
 

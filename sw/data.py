@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .errors import FireforgeError
+from ..hw.errors import FireforgeError
 
 __all__ = ["Dataset", "BUILTIN", "load_dataset", "normalize", "fit_images", "IMAGE_SUFFIXES"]
 

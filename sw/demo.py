@@ -1,7 +1,8 @@
 """``make demo``: the main job of fireforge on its built-in default, no board needed.
 
-It runs the flow as far as the project goes today, each step through the real ``fireforge``
-command, and leaves every artifact under ``--runs`` (default ``runs/``):
+It runs the flow through the same functions the ``fireforge`` commands call
+(:mod:`fireforge.sw.commands`), printing the command line that does each step and its report,
+and leaves every artifact under ``--runs`` (default ``runs/``):
 
 1. ``fireforge model``: the per-layer table of the default preset;
 2. ``fireforge train``: the preset on scikit-learn's digits (skipped when the checkpoint exists);
@@ -9,13 +10,14 @@ command, and leaves every artifact under ``--runs`` (default ``runs/``):
 4. ``fireforge compile``: the Program and memory images, checked against the default board;
 5. ``fireforge golden``: the bit-exact integer model on the test digits, against the float one;
 6. ``fireforge simboard``: the whole chip (accelerator, host link, UART) in Verilator, served on
-   a localhost TCP port, the way a board is reached through its USB-serial port;
+   a localhost TCP port, the way a board is reached through its USB-serial port (a process of
+   its own, as a user would start it);
 7. ``fireforge infer``: the host driver classifies test digits on the simulated board (sums
    compared with the golden model), one digit with every layer read back (``--verify``), and a
    photograph from scikit-image through the image-file input path.
 
-The bitstream step (``make bitstream``) is not part of the demo: the default board's UP5K cannot
-hold this engine yet (``fireforge build --fit-only`` says why), and an ECP5 build takes minutes.
+The bitstream step (``make bitstream``) is not part of the demo: synthesis and place-and-route
+take minutes, and the default board's build is its own command.
 """
 
 from __future__ import annotations
@@ -26,23 +28,37 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 from ..hw.config import DEFAULT_CONFIG
-from .cli import main as fireforge
+from ..hw.errors import FireforgeError
+from .commands.compile import compile_program
+from .commands.compress import compress
+from .commands.golden import golden
+from .commands.infer import Port, infer
+from .commands.model import describe
+from .commands.train import train
 
 PRESET = "squeezenet_tiny"
 DATA = "digits"
 BOARD = "icebreaker"
-DENSITY, BITS = "0.4", "4"
+DENSITY, BITS = 0.4, 4
 CONFIG = DEFAULT_CONFIG
-SIM_IMAGES = "5"
+SIM_IMAGES = 5
 
 
-def _step(title: str, argv: list[str]) -> None:
+def _step(title: str, argv: list[str], call) -> None:
+    """Print the step and the command line that does it; run it, reports on stdout."""
     print(f"\n=== {title}\n$ fireforge {' '.join(argv)}", flush=True)
-    if fireforge(argv) != 0:
-        sys.exit(f"demo: step failed: fireforge {' '.join(argv)}")
+    try:
+        call(log=_say)
+    except FireforgeError as e:
+        sys.exit(f"demo: step failed: fireforge {' '.join(argv)}: {e}")
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
 
 
 def _save_photo(path: Path) -> None:
@@ -59,22 +75,26 @@ def main(argv: list[str] | None = None) -> int:
     runs = Path(args.runs)
     start = time.perf_counter()
     ckpt = runs / f"{PRESET}-{DATA}"
-    _step("the network", ["model", "--preset", PRESET, "--in-channels", "1"])
+    _step("the network", ["model", "--preset", PRESET, "--in-channels", "1"],
+          partial(describe, PRESET, in_channels=1))
     if (ckpt / "metrics.json").is_file():
         print(f"\n=== training: {ckpt} exists, reusing it (make clean to retrain)")
     else:
         _step("training on real handwritten digits",
-              ["train", "--preset", PRESET, "--data", DATA, "--out", str(ckpt)])
+              ["train", "--preset", PRESET, "--data", DATA, "--out", str(ckpt)],
+              partial(train, PRESET, DATA, ckpt))
     compressed = runs / f"{PRESET}-{DATA}-d{DENSITY}-b{BITS}"
     _step("Deep Compression: prune + retrain, k-means weight sharing, Huffman size report",
-          ["compress", "--checkpoint", str(ckpt), "--density", DENSITY, "--bits", BITS,
-           "--out", str(compressed)])
+          ["compress", "--checkpoint", str(ckpt), "--density", str(DENSITY), "--bits",
+           str(BITS), "--out", str(compressed)],
+          partial(compress, ckpt, DENSITY, BITS, compressed))
     program = runs / f"{PRESET}-{BOARD}-program"
     _step(f"compile to the accelerator's Program, fit-checked for {BOARD}",
           ["compile", "--checkpoint", str(compressed), "--board", BOARD, "--config", CONFIG,
-           "--out", str(program)])
+           "--out", str(program)],
+          partial(compile_program, compressed, program, board=BOARD, config=CONFIG))
     _step("the bit-exact integer golden model on the test digits",
-          ["golden", "--program", str(program)])
+          ["golden", "--program", str(program)], partial(golden, program))
     url_file = runs / "simboard.url"
     url_file.unlink(missing_ok=True)
     argv = ["simboard", "--program", str(program), "--config", CONFIG, "--port", "0",
@@ -91,16 +111,20 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.5)
         url = url_file.read_text()
         print(f"listening on {url}", flush=True)
+        port = Port(url)
         _step("classify test digits through the host driver, sums checked against golden",
               ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
-               SIM_IMAGES])
+               str(SIM_IMAGES)],
+              partial(infer, port, program, data=DATA, count=SIM_IMAGES))
         _step("one digit with every layer read back over the link and compared with golden",
               ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
-               "1", "--verify"])
+               "1", "--verify"],
+              partial(infer, port, program, data=DATA, count=1, verify=True))
         photo = runs / "chelsea.png"
         _save_photo(photo)
         _step("a photograph (scikit-image's chelsea) through the image-file input path",
-              ["infer", "--port", url, "--program", str(program), str(photo)])
+              ["infer", "--port", url, "--program", str(program), str(photo)],
+              partial(infer, port, program, [photo]))
     finally:
         os.killpg(board.pid, signal.SIGTERM)
         board.wait()

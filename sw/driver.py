@@ -20,6 +20,7 @@ import numpy as np
 
 from ..hw.accelerator import check_program
 from ..hw.config import AcceleratorConfig
+from ..hw.errors import FireforgeError
 from ..hw.isa import ACC_BITS, Op
 from ..hw.protocol import (
     ARGUMENTS,
@@ -46,7 +47,6 @@ from ..hw.protocol import (
     parse_model_info,
     slip_encode,
 )
-from .errors import FireforgeError
 from .program import Program
 
 __all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",

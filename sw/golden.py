@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..hw.errors import FireforgeError
 from ..hw.isa import (
     CHANNEL_PARAMS_BYTES,
     Op,
@@ -25,7 +26,6 @@ from ..hw.isa import (
     unpack_channel_params,
     unpack_indices,
 )
-from .errors import FireforgeError
 from .program import Program, conv_windows
 
 __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_tensor"]

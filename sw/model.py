@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import FireforgeError
+from ..hw.errors import FireforgeError
 
 __all__ = [
     "Bypass",

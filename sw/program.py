@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..hw.errors import FireforgeError
 from ..hw.isa import DESCRIPTOR_BYTES, unpack_descriptor
-from .errors import FireforgeError
 
 __all__ = ["Program", "load_program", "IMAGE_FILES", "FORMAT", "VERSION", "model_hash",
            "sha256"]

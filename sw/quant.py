@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..hw.errors import FireforgeError
 from ..hw.isa import (
     ACC_BITS,
     ACT_MAX,
@@ -35,7 +36,6 @@ from ..hw.isa import (
 )
 from .compress import SharedLayer
 from .data import normalize
-from .errors import FireforgeError
 from .model import Fire, SqueezeNet, pool_output_size
 
 __all__ = ["Node", "Tensor", "lower", "calibrate", "quantize", "IntNetwork", "QNode",

@@ -1,6 +1,8 @@
 import pytest
 import torch
-from fireforge.sw.cli import main
+from fireforge.sw.commands.compile import compile_program
+from fireforge.sw.commands.compress import compress
+from fireforge.sw.commands.train import train
 
 
 @pytest.fixture(autouse=True)
@@ -14,13 +16,9 @@ def _one_torch_thread():
 def quick_tiny_program(tmp_path_factory):
     """The tiny preset, briefly trained and compressed to 4 bits: real shapes, fast to make."""
     root = tmp_path_factory.mktemp("tiny")
-    assert main(["train", "--preset", "squeezenet_tiny", "--data", "digits", "--epochs", "3",
-                 "--out", str(root / "f")]) == 0
-    assert main(["compress", "--checkpoint", str(root / "f"), "--density", "0.4", "--bits", "4",
-                 "--steps", "1", "--epochs-per-step", "1", "--finetune-epochs", "1",
-                 "--out", str(root / "c")]) == 0
-    assert main(["compile", "--checkpoint", str(root / "c"), "--config", "small",
-                 "--out", str(root / "p")]) == 0
+    train("squeezenet_tiny", "digits", root / "f", epochs=3)
+    compress(root / "f", 0.4, 4, root / "c", steps=1, epochs_per_step=1, finetune_epochs=1)
+    compile_program(root / "c", root / "p", config="small")
     return root / "p"
 
 
@@ -30,6 +28,5 @@ def quick_tiny_up5k_program(quick_tiny_program):
     4 columns, activations in two single-port banks."""
     root = quick_tiny_program.parent
     if not (root / "u" / "manifest.json").exists():
-        assert main(["compile", "--checkpoint", str(root / "f"), "--config", "up5k",
-                     "--out", str(root / "u")]) == 0
+        compile_program(root / "f", root / "u", config="up5k")
     return root / "u"

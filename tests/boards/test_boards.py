@@ -11,8 +11,8 @@ import pytest
 from fireforge.boards.boards import BOARD_SPECS, board_spec
 from fireforge.boards.build import BoardTop, build_board, pll_params
 from fireforge.boards.fit import board_config, fit_board, require_fit
-from fireforge.sw.cli import main
-from fireforge.sw.errors import FireforgeError
+from fireforge.hw.errors import FireforgeError
+from fireforge.sw.commands.build import list_boards
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 from fireforge.sw.program import load_program
 
@@ -22,9 +22,8 @@ ALL_BOARDS = ("icebreaker", "upduino_v3", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f",
               "orangecrab-25f", "orangecrab-85f", "ecpix5-85f")
 
 
-def test_boards_lists_every_board_with_its_budget(capsys):
-    assert main(["boards", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["boards"]
+def test_boards_lists_every_board_with_its_budget():
+    rows = list_boards().boards
     assert tuple(r["board"] for r in rows) == ALL_BOARDS
     up5k = rows[0]
     assert (up5k["lut"], up5k["bram_blocks"], up5k["spram_blocks"], up5k["dsp"]) == (5280, 30, 4,
@@ -159,27 +158,31 @@ def test_ice40_bitstream(tmp_path, quick_tiny_up5k_program):
 def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
     """The iCE40 UltraPlus configuration has no codebook decoder, so its default program is the
     trained network in int8 (no compress step); the ECP5 boards get the compressed model."""
-    import fireforge.sw.cli
+    import fireforge.sw.commands.compile
+    import fireforge.sw.commands.compress
+    import fireforge.sw.commands.train
     import fireforge.sw.program
-    from fireforge.boards.build import default_program
+    from fireforge.sw.commands.build import default_program
 
     calls = []
 
-    def fake_fireforge(argv):
-        calls.append(argv)
-        out = Path(argv[argv.index("--out") + 1])
-        out.mkdir(parents=True)
-        done = {"train": "metrics.json", "compress": "compression.npz",
-                "compile": "manifest.json"}[argv[0]]
-        (out / done).write_text("{}")
-        return 0
+    def fake(step, out_arg, done):
+        def run(*args, **kwargs):
+            calls.append((step, args))
+            out = Path(args[out_arg])
+            out.mkdir(parents=True)
+            (out / done).write_text("{}")
+        return run
 
-    monkeypatch.setattr(fireforge.sw.cli, "main", fake_fireforge)
+    commands = fireforge.sw.commands
+    monkeypatch.setattr(commands.train, "train", fake("train", 2, "metrics.json"))
+    monkeypatch.setattr(commands.compress, "compress", fake("compress", 3, "compression.npz"))
+    monkeypatch.setattr(commands.compile, "compile_program", fake("compile", 1,
+                                                                  "manifest.json"))
     monkeypatch.setattr(fireforge.sw.program, "load_program", lambda path: path)
-    program = default_program(board_spec(board), tmp_path, log=lambda *_: None)
-    assert [argv[0] for argv in calls] == (["train", "compress", "compile"] if compressed
-                                           else ["train", "compile"])
-    compile_argv = calls[-1]
-    source = compile_argv[compile_argv.index("--checkpoint") + 1]
-    assert source.endswith("-d0.4-b4") == compressed
+    program = default_program(board, tmp_path)
+    assert [step for step, _ in calls] == (["train", "compress", "compile"] if compressed
+                                          else ["train", "compile"])
+    source = calls[-1][1][0]
+    assert str(source).endswith("-d0.4-b4") == compressed
     assert program.name.endswith("-int8-program") != compressed

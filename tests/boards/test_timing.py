@@ -2,7 +2,7 @@
 
 import pytest
 from fireforge.boards.timing import analyze_sdf, format_timing
-from fireforge.sw.errors import FireforgeError
+from fireforge.hw.errors import FireforgeError
 
 
 def _delay(ps):

@@ -8,11 +8,11 @@ from fireforge.hw.accelerator import Accelerator
 from fireforge.hw.bram import bank_depth
 from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
 from fireforge.hw.conv import array_broadcast
+from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import DESCRIPTOR_BYTES, Descriptor, Op
 from fireforge.hw.perf import estimate
 from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
-from fireforge.sw.errors import FireforgeError
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 from fireforge.sw.program import load_program

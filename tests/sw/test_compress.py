@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from fireforge.hw.errors import FireforgeError
 from fireforge.sw.compress import (
     _kmeans_1d,
     apply_masks,
@@ -12,7 +13,6 @@ from fireforge.sw.compress import (
     share_weights,
 )
 from fireforge.sw.data import Dataset, load_dataset
-from fireforge.sw.errors import FireforgeError
 from fireforge.sw.huffman import (
     huffman_bits,
     huffman_code_lengths,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
+from fireforge.hw.errors import FireforgeError
 from fireforge.sw.data import fit_images, load_dataset, normalize
-from fireforge.sw.errors import FireforgeError
 from PIL import Image
 
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import Op, pack_channel_params, pack_descriptor, pack_indices, requantize
 from fireforge.sw.checkpoint import Checkpoint
 from fireforge.sw.compiler import compile_checkpoint
-from fireforge.sw.errors import FireforgeError
 from fireforge.sw.golden import decode_weights, run_golden
 from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig
 from fireforge.sw.program import Program, load_program

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from fireforge.sw.errors import FireforgeError
+from fireforge.hw.errors import FireforgeError
 from fireforge.sw.model import (
     Bypass,
     FireSpec,

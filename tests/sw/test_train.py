@@ -3,10 +3,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from fireforge.hw.errors import FireforgeError
 from fireforge.sw.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from fireforge.sw.cli import main
 from fireforge.sw.data import Dataset, load_dataset
-from fireforge.sw.errors import FireforgeError
 from fireforge.sw.model import create_model
 from fireforge.sw.train import TrainConfig, predict, train
 
@@ -62,31 +61,3 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
         load_checkpoint(tmp_path)
 
 
-def test_cli_model_json(capsys):
-    assert main(["model", "--preset", "squeezenet1_1", "--json"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert out["params"] == 1_235_496
-    assert round(out["macs"] / 1e6, 1) == 349.2
-    assert out["layers"][0]["name"] == "features.0"
-    assert set(out["weight_bytes"]) == {"8", "6", "4"}
-
-
-def test_cli_errors_are_one_line(capsys):
-    assert main(["model", "--preset", "alexnet"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "unknown preset 'alexnet'" in err[0]
-    assert main(["train", "--preset", "squeezenet_tiny", "--data", "/nonexistent", "--epochs",
-                 "1", "--out", "x"]) == 1
-    assert "neither a built-in name" in capsys.readouterr().err
-
-
-def test_cli_train_writes_checkpoint(tmp_path, capsys):
-    out = tmp_path / "ck"
-    assert main(["train", "--preset", "squeezenet_tiny", "--data", "digits", "--epochs", "1",
-                 "--out", str(out), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out)
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert result["test_accuracy"] == metrics["test_accuracy"]
-    assert {"test_accuracy", "epochs", "seconds"} <= set(metrics)
-    ck = load_checkpoint(out)
-    assert ck.config.in_channels == 1 and ck.preset == "squeezenet_tiny" and ck.data == "digits"

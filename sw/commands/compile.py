@@ -1,0 +1,89 @@
+"""``fireforge compile``: a checkpoint lowered to the accelerator's Program and memory images,
+with its fit report and the cycle model's estimate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...hw.config import DEFAULT_CONFIG
+from ...hw.errors import FireforgeError
+from . import Log, Result, quiet
+
+__all__ = ["CompileResult", "compile_program", "budget_for"]
+
+
+@dataclass
+class CompileResult(Result):
+    program: str
+    model_hash: str
+    layers: int
+    act_bytes: int
+    weight_bytes: int
+    #: the fit report (:func:`fireforge.sw.compiler.fit_report`)
+    fit: dict
+    config: str
+    cycles_per_inference: int
+    mac_utilization: float
+
+
+def budget_for(board: str | None = None, budget_kib: float | None = None):
+    """The memory budget of ``board``'s device, or of ``budget_kib`` KiB, or None."""
+    from ..compiler import Budget
+
+    if board and budget_kib:
+        raise FireforgeError("give --board or --budget-kib, not both")
+    if board:
+        from ...boards.boards import board_spec
+
+        dev = board_spec(board).dev
+        return Budget(dev.memory_bytes, f"{board} ({dev.name})")
+    if budget_kib:
+        return Budget(int(budget_kib * 1024), f"a budget of {budget_kib:g} KiB")
+    return None
+
+
+def compile_program(checkpoint: str | Path, out: str | Path, *, config: str = DEFAULT_CONFIG,
+                    board: str | None = None, budget_kib: float | None = None,
+                    data: str | None = None, calibration: int = 500,
+                    log: Log = quiet) -> CompileResult:
+    """Calibrate on ``calibration`` training images, quantize, plan memory and pack the
+    program for the named accelerator ``config`` into ``out``; check its fit against
+    ``board``'s device or ``budget_kib`` when given (raises when it does not fit)."""
+    from ...hw.config import config_by_name
+    from ...hw.perf import estimate
+    from ..checkpoint import load_checkpoint
+    from ..compiler import compile_checkpoint, fit_message, format_fit
+    from ..program import load_program
+    from .compress import checkpoint_data
+
+    accel = config_by_name(config)
+    budget = budget_for(board, budget_kib)
+    ckpt = load_checkpoint(checkpoint)
+    dataset = checkpoint_data(ckpt, data)
+    manifest = compile_checkpoint(ckpt, dataset.x_train[:calibration], out, budget,
+                                  accel.columns, ckpt.shared, source=str(checkpoint),
+                                  accelerator=config, banks=accel.act_banks,
+                                  bank_bytes=accel.bank_bytes, lanes=accel.rows)
+    perf = estimate(accel, load_program(out))
+    fit = manifest["fit"]
+    if fit.get("fits") is False:
+        raise FireforgeError(fit_message(fit) + f" (program written to {out} anyway)")
+    layers = manifest["layers"]
+    log(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'acc bits':>8} "
+        f"{'shift':>5}")
+    for layer in layers:
+        shape = "x".join(map(str, layer["out_shape"]))
+        bits = layer.get("bits", "")
+        dens = f"{layer['density'] * 100:.0f}%" if "density" in layer else ""
+        log(f"{layer['name']:<26} {layer['op']:<8} {shape:>12} {bits!s:>4} {dens:>7} "
+            f"{layer['acc_bits']:>8} {layer['shift']:>5}")
+    log(format_fit(fit))
+    log(f"cycle model ({config}, {accel.macs} MACs): {perf['cycles_per_inference']:,} cycles "
+        f"per inference, MAC utilization {perf['mac_utilization'] * 100:.1f}% over convolutions")
+    log(f"model {manifest['model_hash'][:16]}: {len(layers)} operations, program in {out}")
+    return CompileResult(
+        program=str(out), model_hash=manifest["model_hash"], layers=len(layers),
+        act_bytes=manifest["act_bytes"], weight_bytes=manifest["files"]["weights.bin"]["bytes"],
+        fit=fit, config=config, cycles_per_inference=perf["cycles_per_inference"],
+        mac_utilization=perf["mac_utilization"])

@@ -1,0 +1,142 @@
+"""``fireforge compress`` (Deep Compression of a checkpoint) and ``fireforge sensitivity``
+(each layer pruned alone, the paper's per-layer analysis)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...hw.errors import FireforgeError
+from . import Log, Result, quiet
+
+__all__ = ["CompressResult", "compress", "SensitivityResult", "sensitivity", "checkpoint_data"]
+
+
+def checkpoint_data(ckpt, name: str | None):
+    """The data set ``name`` (default: the one ``ckpt`` was trained on), at its input shape."""
+    from ..data import load_dataset
+
+    return load_dataset(name or ckpt.data, ckpt.config.input_size, ckpt.config.in_channels)
+
+
+@dataclass
+class CompressResult(Result):
+    preset: str
+    data: str
+    accuracy_before: float
+    accuracy_pruned: float
+    accuracy_shared: float
+    accuracy_after: float
+    density: float
+    bits: int
+    #: the size report per layer (Deep Compression's Table 2 columns)
+    layers: list
+    total_bytes: int
+    dense_index_bytes: int
+    float_bytes: int
+    compression_ratio: float
+    seconds: float
+    checkpoint: str
+
+
+def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path, *,
+             data: str | None = None, steps: int = 3, epochs_per_step: int | None = None,
+             finetune_epochs: int | None = None, seed: int = 0,
+             log: Log = quiet) -> CompressResult:
+    """Prune ``checkpoint`` to ``density`` in ``steps`` prune-and-retrain stages, share its
+    weights through ``bits``-bit k-means codebooks, fine-tune the codebooks, and write the
+    compressed checkpoint and ``metrics.json`` to ``out``. Retraining epochs default to a
+    quarter of the preset's recipe."""
+    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_json
+    from ..compress import (
+        check_density_bits,
+        density_of,
+        finetune_codebooks,
+        prune_and_retrain,
+        share_weights,
+    )
+    from ..huffman import format_size_table, size_report, totals
+    from ..train import TrainConfig, evaluate, recipe
+
+    check_density_bits(density, bits)
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.shared:
+        raise FireforgeError(f"checkpoint {checkpoint} is already compressed; compress the "
+                             f"float checkpoint it came from")
+    dataset = checkpoint_data(ckpt, data)
+    base = recipe(ckpt.preset, seed=seed)
+    per_step = epochs_per_step or max(2, base.epochs // 4)
+    ft_epochs = finetune_epochs or max(2, base.epochs // 4)
+    model = ckpt.model
+    start = time.perf_counter()
+
+    def accuracy():
+        return evaluate(model, dataset.x_test, dataset.y_test, ckpt.mean, ckpt.std)
+
+    acc_before = accuracy()
+    log(f"compressing {checkpoint} ({ckpt.preset}) on {dataset.name}: float accuracy "
+        f"{acc_before * 100:.2f}%; target density {density}, {bits}-bit codebooks")
+    masks = prune_and_retrain(model, dataset, ckpt.mean, ckpt.std, density, steps, per_step,
+                              base, log=log)
+    acc_pruned = accuracy()
+    shared = share_weights(model, bits)
+    acc_shared = accuracy()
+    log(f"weight sharing ({bits} bits): {acc_shared * 100:.2f}% before fine-tuning")
+    ft = finetune_codebooks(model, shared, dataset, ckpt.mean, ckpt.std, TrainConfig(
+        epochs=ft_epochs, batch_size=base.batch_size, lr=base.lr / 4, shift=base.shift,
+        seed=base.seed, threads=base.threads))
+    rows = size_report({n: (s.indices, s.bits, s.scale.size) for n, s in shared.items()})
+    tot = totals(rows)
+    log(format_size_table(rows))
+    info = {"density": density_of(masks), "target_density": density, "bits": bits,
+            "source": str(checkpoint)}
+    path = save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
+                                      ckpt.std, {"compression": info}, shared), out)
+    result = CompressResult(
+        preset=ckpt.preset, data=dataset.name, accuracy_before=acc_before,
+        accuracy_pruned=acc_pruned, accuracy_shared=acc_shared,
+        accuracy_after=ft["test_accuracy"], density=info["density"], bits=bits,
+        layers=[r.to_dict() for r in rows], total_bytes=tot["compressed_bytes"],
+        dense_index_bytes=tot["dense_bytes"], float_bytes=tot["float_bytes"],
+        compression_ratio=tot["ratio"], seconds=round(time.perf_counter() - start, 1),
+        checkpoint=str(path))
+    write_json(path / "metrics.json", result.to_dict())
+    log(f"accuracy {acc_before * 100:.2f}% -> {result.accuracy_after * 100:.2f}% at density "
+        f"{result.density:.3f}, {bits} bits: {result.total_bytes / 1e3:.1f} KB "
+        f"({result.compression_ratio:.1f}x smaller); checkpoint in {path}")
+    return result
+
+
+@dataclass
+class SensitivityResult(Result):
+    baseline_accuracy: float
+    densities: list
+    #: per layer: its weight count and the accuracy at each density
+    layers: dict
+    plot: str
+
+
+def sensitivity(checkpoint: str | Path, out: str | Path, *, data: str | None = None,
+                log: Log = quiet) -> SensitivityResult:
+    """Prune each layer of ``checkpoint`` alone to 90..10% density (no retraining); write the
+    table (``sensitivity.json``) and the plot (``sensitivity.png``) to ``out``."""
+    from ..checkpoint import load_checkpoint, write_json
+    from ..compress import plot_sensitivity
+    from ..compress import sensitivity as analyze
+
+    ckpt = load_checkpoint(checkpoint)
+    dataset = checkpoint_data(ckpt, data)
+    table = analyze(ckpt.model, dataset, ckpt.mean, ckpt.std)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "sensitivity.json", table)
+    plot_sensitivity(table, out / "sensitivity.png")
+    ds = table["densities"]
+    log(f"{'layer':<26} {'weights':>8} " + " ".join(f"{d * 100:>5.0f}%" for d in ds))
+    for name, row in table["layers"].items():
+        log(f"{name:<26} {row['weights']:>8,} " + " ".join(
+            f"{row['accuracy'][str(d)] * 100:>6.1f}" for d in ds))
+    log(f"dense accuracy {table['baseline_accuracy'] * 100:.2f}%; plot: "
+        f"{out / 'sensitivity.png'}")
+    return SensitivityResult(plot=str(out / "sensitivity.png"), **table)
