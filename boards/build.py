@@ -36,9 +36,8 @@ BAUD = 115200
 #: (``*_bcast*``, see hw/array.py) are kept, or opt_merge would fold them back into one register
 KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
 #: nextpnr options per family (the router is NEXTPNR_ROUTER's). ECP5: the analytic "static"
-#: placer; the default HeAP placer's annealing refinement ran for over 25 minutes on the 85F
-#: with the 64-column array, static with router2 places and routes it in about 7 (measured on
-#: 2 cores).
+#: placer, because the default HeAP placer's annealing refinement takes over 25 minutes on a
+#: large array of the 85F where static takes minutes.
 #: Both: a design that misses the target still gets its bitstream and report (timing_met false,
 #: and the build says which --target-mhz would meet it).
 NEXTPNR_OPTS = {"ecp5": "--placer static --timing-allow-fail",

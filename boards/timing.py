@@ -6,9 +6,8 @@ placer's estimate when the design is not routed yet), so a longest-path pass ove
 the slack of every register input and block RAM or DSP pin: which paths fail, how many
 endpoints each group of registers has failing, and the worst path of each group. After
 placement alone (5 minutes on the 85F instead of 15-30) the estimate is 10-30% pessimistic
-(68.3 MHz estimated, 75.2 routed at ``cd26a6c``; 80.9 and 96.0 at ``d0d87c3``; 78.0 and 100.7
-at ``6b0dc60``) and moves by about 10 MHz between placement seeds: compare candidates over a
-few seeds, and route the one that matters.
+and moves by about 10 MHz between placement seeds (docs/measurements.md): compare candidates
+over a few seeds, and route the one that matters.
 """
 
 from __future__ import annotations

@@ -344,7 +344,7 @@ class Accelerator(wiring.Component):
         # With memory_registers each memory (each part of the weight memory) takes the write a
         # cycle later from registers of its own: the address with the slot's base added, the
         # byte and the decoded lane enables (one register driving every weight block RAM's
-        # write enable through the lane and depth decoders was the 85F's worst path); nothing
+        # write enable through the lane and depth decoders would be the 85F's worst path); nothing
         # reads a model memory right after the host writes it. (Named as register copies,
         # ``*_bcast*``, which the board build keeps: yosys would merge the memories' identical
         # registers back into one.)

@@ -80,7 +80,7 @@ class MACArray(wiring.Component):
 
     ``broadcast`` > 1 gives each group of ``columns / broadcast`` columns its own register copy
     of the shared inputs (activations and control), one pipeline stage ahead: one register
-    driving 64 multipliers across a large device was the ECP5's critical path. The copies are
+    driving 64 multipliers across a large device would be the ECP5's critical path. The copies are
     named ``*_bcast*``; the board build marks them ``keep``, as yosys would merge identical
     registers.
 

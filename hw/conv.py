@@ -155,14 +155,14 @@ class ConvEngine(wiring.Component):
         cb_count = Signal(9)
         # Each counter's second-to-last value, registered (the layer's sizes are still long
         # before RUN): "the next value is the last" is then an equality of two registers, not
-        # an adder and a comparator (the UP5K's critical path).
+        # an adder and a comparator (which would be the UP5K's critical path).
         lim = Signal(data.StructLayout({"in_c": 12, "groups": 12, "OW": 10, "OH": 10}))
         m.d.sync += [lim.in_c.eq(in_c - 2), lim.groups.eq(groups - 2), lim.OW.eq(OW - 2),
                      lim.OH.eq(OH - 2)]
 
         # ---------------------------------------------------------------- codebook registers
         # (a copy per broadcast group, like the array's shared inputs: 64 columns reading one
-        # set of registers was the 85F's critical path once the activation had its copies)
+        # set of registers would be the 85F's critical path)
         # (one per BROADCAST_COLUMNS cells: with input lanes the cells are rows x columns)
         copies = _copies(cfg, N)
         cb_sets = [Array(Signal(signed(WEIGHT_BITS),
@@ -280,7 +280,7 @@ class ConvEngine(wiring.Component):
         # pixel), so their output address, channel count and parameters come from counters here.
         # Every address is a register updated per chunk or group (no multiply, no adder chain
         # behind a memory port: the group counter through two adders to the parameter address
-        # was the 85F's critical path).
+        # would be the 85F's critical path).
         o_g = Signal(12)  # the head group's index within its pixel
         o_g_end = Signal()  # it is the pixel's last group
         o_pix = Signal(self._aw + 1)  # the head group's output pixel address
@@ -402,8 +402,8 @@ class ConvEngine(wiring.Component):
             # The entry arriving from the block RAM is registered, then once per register copy
             # with one write enable per entry, and written: the last one in RUN's first cycle,
             # before RUN's first step reaches the lookup. (The block RAM's 5.8 ns
-            # clock-to-output, then a decoder and 128 register enables per bit, was the 85F's
-            # widest failing path.)
+            # clock-to-output, then a decoder and 128 register enables per bit, would not meet
+            # 100 MHz on the 85F.)
             word, word_v = Signal(signed(WEIGHT_BITS), name="cb_word"), Signal()
             word_i = Signal(cfg.codebook_bits)
             m.d.sync += [word.eq(self.cb_rdata), word_v.eq(cb_v), word_i.eq(cb_d)]

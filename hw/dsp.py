@@ -2,8 +2,8 @@
 
 On an ECP5 it is one ``MULT18X18D`` with its own input and output registers, so neither the
 multiplier's 3.9 ns nor the routing to and from a DSP column shares a cycle with other logic:
-with the registers in the fabric, paths through the combinational block were the 85F's worst
-(operand register -> far multiplier -> product register: 16.5 ns after placement). Yosys does
+with the registers in the fabric, a path through the combinational block (operand register ->
+far multiplier -> product register) takes about 16 ns on the 85F. Yosys does
 not pack registers into ECP5 DSP blocks, so the block is instantiated here. Anywhere else
 (simulation, other families) the same two register stages are built in logic, so the cycle
 behaviour, and every cycle model that counts on it, is one.

@@ -348,8 +348,8 @@ class HostLink(wiring.Component):
         ]
 
         # Each command's argument check, and the load's CRC check, registered: EXECUTE's
-        # decisions start at flip-flops (comparators in front of them were the UP5K's critical
-        # path).
+        # decisions start at flip-flops (comparators in front of them would be the UP5K's
+        # critical path).
         args_bad, crc_bad = Signal(), Signal()
         with m.Switch(cmd):
             with m.Case(Cmd.WRITE_IMAGE):
@@ -399,7 +399,7 @@ class HostLink(wiring.Component):
                 with m.If(idx >= 3):
                     m.d.sync += args.eq(Cat(args[8:], buf_rd.data))
                 # the data's offset and length follow cmd a register apart each (short paths:
-                # cmd, its offset, the subtraction and the reply's length in one cycle were
+                # cmd, its offset, the subtraction and the reply's length in one cycle would be
                 # the UP5K's critical path); final two cycles after cmd, long before DISPATCH
                 offset = Signal.like(data_off)
                 with m.Switch(cmd):
@@ -511,7 +511,7 @@ class HostLink(wiring.Component):
 
             # -------------------------------------------------------- copies out of the buffer
             # idx counts data bytes: read buf[data_off + idx], register the byte (a block
-            # RAM's output straight into the load CRC or another memory was the ECP5's
+            # RAM's output straight into the load CRC or another memory would be the ECP5's
             # critical path), write it. When every byte is written, finish() runs (it sends
             # the reply).
             def copy_state(name, write, finish=lambda: reply(Status.OK)):
@@ -585,7 +585,7 @@ class HostLink(wiring.Component):
                     m.next = "REPLY_LATCH"
             with m.State("REPLY_LATCH"):
                 # the byte is registered before the frame encoder and its CRC: a block RAM's
-                # output, the body multiplexer and the CRC in one cycle were the ECP5's
+                # output, the body multiplexer and the CRC in one cycle would be the ECP5's
                 # critical path
                 m.d.sync += body_r.eq(body)
                 m.next = "REPLY_BODY"

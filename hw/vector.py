@@ -107,7 +107,7 @@ class Pool(wiring.Component):
         ky_last, kx_last = Signal(10), Signal(10)  # the window's size - 1
         is_sum = Signal()
         # "at its last value" of each counter, registers kept one step ahead (the chain of
-        # their comparators in one cycle was the UP5K's critical path)
+        # their comparators in one cycle would be the UP5K's critical path)
         kx_end, ky_end, c_end, ox_end, oy_end = (Signal(name=f"{n}_end")
                                                  for n in ("kx", "ky", "c", "ox", "oy"))
         stride, rowstride = Signal(aw), Signal(aw)
@@ -144,8 +144,8 @@ class Pool(wiring.Component):
                 m.d.sync += [b.eq(Mux(first1 | (v > b), v, b))
                              for b, v in zip(bests, values, strict=True)]
         # The window's result is written a cycle later, from the accumulator: the memory's
-        # read data, the comparison or sum, and the write data in one cycle were the UP5K's
-        # critical path.
+        # read data, the comparison or sum, and the write data in one cycle would be the
+        # UP5K's critical path.
         write, waddr2, mask2 = Signal(), Signal(aw), Signal(R, init=1)
         m.d.sync += [write.eq(v1 & last1), waddr2.eq(waddr1)]
         if R > 1:

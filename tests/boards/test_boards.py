@@ -140,9 +140,9 @@ def test_ecp5_place_only_timing_report(tmp_path, quick_tiny_program):
                     reason="YoWASP tools not installed")
 def test_ice40_bitstream(tmp_path, quick_tiny_up5k_program):
     """A full iCE40 build (tiny preset, int8, on icebreaker): the UP5K's logic fits, the report
-    counts flip-flops apart from logic cells, and Fmax is near the 30 MHz target (measured
-    31.0 MHz at d5e93c8 and 29.9 MHz since: at 93% of the logic cells placement moves it by
-    about 1.5 MHz between near-identical netlists, so the floor here is 27 MHz)."""
+    counts flip-flops apart from logic cells, and Fmax is near the 30 MHz target (at 93% of the
+    logic cells placement moves it by about 1.5 MHz between near-identical netlists, so the
+    floor here is 27 MHz)."""
     spec = board_spec("icebreaker")
     report = build_board(spec, load_program(quick_tiny_up5k_program), tmp_path / "b")
     assert (tmp_path / "b" / "top.bin").stat().st_size > 100_000
