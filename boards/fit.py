@@ -25,8 +25,6 @@ from .boards import BoardSpec
 
 __all__ = ["board_config", "fit_board", "MemoryUse", "format_board_fit"]
 
-#: multiplier width of one DSP block (MULT18X18D, SB_MAC16)
-_DSP_WIDTH = {"ecp5": 18, "ice40": 16}
 _ALIGN = 512  # memory depths are rounded up to this many entries: room for another model
 
 
@@ -71,8 +69,7 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         result_entries=max(16, program.num_classes),
         multiplier="dsp", weight_memory="bram", model_slots=2,
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
-        # block RAMs spread over the device: registered addresses and data in the engine
-        memory_registers=spec.family == "ecp5")
+        memory_registers=spec.tech.memory_registers)
     if rows > 1:
         # Input lanes: as many requantization lanes as the multipliers allow (up to one per
         # column), and a group FIFO deep enough for groups of one step (in block RAM).
@@ -130,8 +127,7 @@ def fit_board(spec: BoardSpec, config: AcceleratorConfig) -> dict:
              "bytes": mem.bytes, "blocks": mem.blocks(spec.family)} for mem in memories(config)]
     bram = sum(r["blocks"] for r in rows if r["kind"] == "bram")
     spram = sum(r["blocks"] for r in rows if r["kind"] == "spram")
-    per = math.ceil(ACC_BITS / _DSP_WIDTH[spec.family]) * math.ceil(
-        MULT_BITS / _DSP_WIDTH[spec.family])
+    per = math.ceil(ACC_BITS / spec.tech.dsp_width) * math.ceil(MULT_BITS / spec.tech.dsp_width)
     # the array's int8 multipliers, the requantizer (int32 x uint16), the bypass add (2x)
     add = 2 if config.bypass_add else 0
     rq = per * config.requant_lanes

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 from fireforge.boards.boards import BOARD_SPECS, board_spec
-from fireforge.boards.build import BoardTop, build_board, pll_params
+from fireforge.boards.build import BoardTop, build_board, tool_env
+from fireforge.boards.ecp5 import ECP5
+from fireforge.boards.ice40 import ICE40
 from fireforge.boards.fit import board_config, fit_board, require_fit
 from fireforge.hw.errors import FireforgeError
 from fireforge.sw.commands.build import list_boards
@@ -34,11 +36,30 @@ def test_boards_lists_every_board_with_its_budget():
 
 
 def test_pll_settings():
-    ecp5 = pll_params("ecp5", 25, 100)
+    ecp5 = ECP5.pll_params(25, 100)
     assert ecp5["f_out"] == 100 and 400 <= ecp5["f_vco"] <= 800
     assert (ecp5["CLKI_DIV"], ecp5["CLKFB_DIV"], ecp5["CLKOP_DIV"]) == (1, 4, 6)  # as ecppll
-    ice = pll_params("ice40", 12, 30)
+    ice = ICE40.pll_params(12, 30)
     assert ice["f_out"] == 30 and (ice["DIVR"], ice["DIVF"], ice["DIVQ"]) == (0, 79, 5)  # icepll
+
+
+def test_family_reads_nextpnr_report(tmp_path):
+    """Each family names its resources by nextpnr's cells; the iCE40's flip-flops are the
+    netlist's (a logic cell holds a LUT and a flip-flop)."""
+    util = {"TRELLIS_COMB": (100, 24288), "TRELLIS_FF": (50, 24288), "DP16KD": (3, 56),
+            "MULT18X18D": (2, 28), "ICESTORM_LC": (4000, 5280), "ICESTORM_RAM": (20, 30),
+            "ICESTORM_SPRAM": (4, 4), "ICESTORM_DSP": (6, 8)}
+    (tmp_path / "nextpnr.json").write_text(json.dumps({
+        "utilization": {k: {"used": u, "available": a} for k, (u, a) in util.items()},
+        "fmax": {"clk": {"achieved": 31.5, "constraint": 30.0}}}))
+    (tmp_path / "top.rpt").write_text("=== top ===\n     12   SB_DFF\n      3   SB_DFFE\n"
+                                      "=== design hierarchy ===\n")
+    assert ECP5.resources(tmp_path) == {"lut": (100, 24288), "ff": (50, 24288), "bram": (3, 56),
+                                        "spram": (0, 0), "dsp": (2, 28), "fmax_mhz": 31.5}
+    ice = ICE40.resources(tmp_path)
+    assert ice["ff"] == (15, 5280) and ice["spram"] == (4, 4) and ice["lut"] == (4000, 5280)
+    for family in (ECP5, ICE40):
+        assert set(tool_env(family)) >= {"YOSYS", *(t.var for t in family.tools)}
 
 
 @pytest.mark.parametrize("name", ALL_BOARDS)
