@@ -11,8 +11,8 @@ import pytest
 from fireforge.boards.boards import BOARD_SPECS, board_spec
 from fireforge.boards.build import BoardTop, build_board, tool_env
 from fireforge.boards.ecp5 import ECP5
-from fireforge.boards.ice40 import ICE40
 from fireforge.boards.fit import board_config, fit_board, require_fit
+from fireforge.boards.ice40 import ICE40
 from fireforge.hw.errors import FireforgeError
 from fireforge.sw.commands.build import list_boards
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
