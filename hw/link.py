@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
 from .errors import FireforgeError
+from .info import info_fields
 from .protocol import (
     ARGUMENTS,
     BOARD_ID_BYTES,
@@ -613,22 +614,10 @@ class HostLink(wiring.Component):
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),
                      state_flags.done.eq(acc.done), state_flags.model_valid.eq(self.model_valid),
                      state_flags.loading.eq(loading)]
-        info_reply = Signal(InfoReply)
-        m.d.comb += [
-            info_reply.version.eq(PROTOCOL_VERSION), info_reply.state.eq(state_flags),
-            info_reply.board.eq(_board_id(self.board)), info_reply.columns.eq(cfg.columns),
-            info_reply.rows.eq(cfg.rows), info_reply.requant_lanes.eq(cfg.requant_lanes),
-            info_reply.model_slots.eq(slots),
-            info_reply.codebook_bits.eq(cfg.codebook_bits),
-            info_reply.features.bypass_add.eq(cfg.bypass_add),
-            info_reply.features.spram_acts.eq(cfg.act_banks > 1),
-            info_reply.features.spram_weights.eq(not cfg.weights_preloaded),
-            info_reply.act_bytes.eq(cfg.act_bytes), info_reply.weight_bytes.eq(cfg.weight_bytes),
-            info_reply.codebook_entries.eq(cfg.codebook_entries),
-            info_reply.param_entries.eq(cfg.param_entries),
-            info_reply.program_entries.eq(cfg.program_entries),
-            info_reply.result_entries.eq(cfg.result_entries),
-            info_reply.n_layers.eq(acc.n_layers), info_reply.num_classes.eq(num_classes)]
+        info_reply = Signal(InfoReply, init={
+            "version": PROTOCOL_VERSION, "board": _board_id(self.board), **info_fields(cfg)})
+        m.d.comb += [info_reply.state.eq(state_flags), info_reply.n_layers.eq(acc.n_layers),
+                     info_reply.num_classes.eq(num_classes)]
         status_reply = Signal(StatusReply)
         m.d.comb += [status_reply.state.eq(state_flags), status_reply.layer.eq(acc.layer),
                      status_reply.total_cycles.eq(acc.total_cycles)]

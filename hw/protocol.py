@@ -245,11 +245,15 @@ MAX_FRAME = (RequestHeader.size + max(a.size for a in ARGUMENTS.values())) // 8 
 
 def model_info_bytes(model_hash: str, logit_scale: float) -> bytes:
     """:data:`ModelInfo` of a program: its SHA-256 model hash (hex) and its logit scale."""
-    return bytes.fromhex(model_hash) + struct.pack("<f", logit_scale)
+    return layout_bytes(ModelInfo, model_hash=int.from_bytes(bytes.fromhex(model_hash), "little"),
+                        logit_scale=struct.unpack("<I", struct.pack("<f", logit_scale))[0])
 
 
-def parse_model_info(raw: bytes) -> tuple[str, float]:
-    return raw[:32].hex(), struct.unpack("<f", raw[32:36])[0]
+def parse_model_info(info) -> tuple[str, float]:
+    """The model hash (hex) and logit scale of a :data:`ModelInfo` view or constant."""
+    model_hash = int(info.model_hash).to_bytes(ModelInfo["model_hash"].shape.width // 8, "little")
+    scale = struct.unpack("<f", struct.pack("<I", int(info.logit_scale)))[0]
+    return model_hash.hex(), scale
 
 
 def crc32(payload: bytes) -> int:

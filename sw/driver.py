@@ -21,9 +21,11 @@ import numpy as np
 from ..hw.accelerator import check_program
 from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError
+from ..hw.info import config_from_info
 from ..hw.isa import ACC_BITS, Op
 from ..hw.protocol import (
     ARGUMENTS,
+    BOARD_ID_BYTES,
     CRC_BYTES,
     FRAME_ERROR_TAG,
     LOAD_ORDER,
@@ -147,39 +149,20 @@ class SerialTransport(Transport):
 
 @dataclass
 class BoardInfo:
+    """What INFO says: the board, its accelerator's configuration, its model and state."""
+
     version: int
     board: str
-    columns: int
-    rows: int
-    requant_lanes: int
-    model_slots: int
-    codebook_bits: int
+    #: the board's accelerator configuration, as far as a program's fit depends on it
+    config: AcceleratorConfig
+    #: the configuration's features as INFO states them (``bypass_add``, ``spram_acts``,
+    #: ``spram_weights``)
     features: dict
-    act_bytes: int
-    weight_bytes: int
-    codebook_entries: int
-    param_entries: int
-    program_entries: int
-    result_entries: int
     n_layers: int
     num_classes: int
     model_hash: str
     logit_scale: float
     state: dict = field(default_factory=dict)
-
-    @property
-    def config(self) -> AcceleratorConfig:
-        """The board's accelerator configuration, as far as the host needs it."""
-        f = self.features
-        return AcceleratorConfig(
-            columns=self.columns, rows=self.rows, requant_lanes=self.requant_lanes,
-            codebook_bits=self.codebook_bits,
-            act_bytes=self.act_bytes, weight_bytes=self.weight_bytes,
-            param_entries=self.param_entries, codebook_entries=self.codebook_entries,
-            program_entries=self.program_entries, result_entries=self.result_entries,
-            model_slots=self.model_slots, bypass_add=f["bypass_add"],
-            act_memory="spram" if f["spram_acts"] else "bram",
-            weight_memory="spram" if f["spram_weights"] else "bram")
 
 
 @dataclass
@@ -191,9 +174,9 @@ class Classification:
     seconds: float
 
 
-def _state(raw) -> dict:
-    return {name: bool(getattr(raw, name)) for name in ("busy", "paused", "done", "model_valid",
-                                                         "loading")}
+def _flags(view) -> dict[str, bool]:
+    """The named one-bit fields of a flags layout (``reserved`` left out)."""
+    return {name: bool(getattr(view, name)) for name, _ in view.shape() if name != "reserved"}
 
 
 class _Deframer:
@@ -310,24 +293,17 @@ class Board:
     def info(self) -> BoardInfo:
         raw = self.request(Cmd.INFO)
         r = layout_from_bytes(InfoReply, raw)
-        model_hash, scale = parse_model_info(raw[-36:])
-        board = int(r.board).to_bytes(16, "little").rstrip(b"\0").decode("ascii", "replace")
+        model_hash, scale = parse_model_info(r.info)
+        board = int(r.board).to_bytes(BOARD_ID_BYTES, "little").rstrip(b"\0")
         return BoardInfo(
-            version=int(r.version), board=board, columns=int(r.columns), rows=int(r.rows),
-            requant_lanes=int(r.requant_lanes),
-            model_slots=int(r.model_slots), codebook_bits=int(r.codebook_bits),
-            features={name: bool(getattr(r.features, name))
-                      for name in ("bypass_add", "spram_acts", "spram_weights")},
-            act_bytes=int(r.act_bytes),
-            weight_bytes=int(r.weight_bytes), codebook_entries=int(r.codebook_entries),
-            param_entries=int(r.param_entries), program_entries=int(r.program_entries),
-            result_entries=int(r.result_entries), n_layers=int(r.n_layers),
+            version=int(r.version), board=board.decode("ascii", "replace"),
+            config=config_from_info(r), features=_flags(r.features), n_layers=int(r.n_layers),
             num_classes=int(r.num_classes), model_hash=model_hash, logit_scale=scale,
-            state=_state(r.state))
+            state=_flags(r.state))
 
     def status(self) -> dict:
         r = layout_from_bytes(StatusReply, self.request(Cmd.STATUS))
-        return {**_state(r.state), "layer": int(r.layer), "total_cycles": int(r.total_cycles)}
+        return {**_flags(r.state), "layer": int(r.layer), "total_cycles": int(r.total_cycles)}
 
     def check_model(self, program: Program) -> BoardInfo:
         info = self.info()
@@ -381,10 +357,10 @@ class Board:
         raw = self.request(Cmd.READ_RESULT)
         head = layout_from_bytes(ResultHeader, raw)
         n = int(head.num_classes)
-        _, scale = parse_model_info(raw[2:38])
+        _, scale = parse_model_info(head.info)
         body = raw[ResultHeader.size // 8:]
+        assert ACC_BITS == 32  # (one little-endian int32 a class)
         sums = np.frombuffer(body[:4 * n], dtype="<i4").astype(np.int64)
-        assert ACC_BITS == 32
         return sums, scale
 
     def read_counters(self) -> tuple[list[int], int]:

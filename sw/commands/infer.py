@@ -98,7 +98,7 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
         else:
             info = board.check_model(prog)
         log(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
-            f"{info.rows * info.columns} MACs")
+            f"{info.config.macs} MACs")
         for n, (name, image) in enumerate(zip(names, x, strict=True)):
             r = board.classify(prog, image, top=min(top, prog.num_classes))
             entry = {"image": name, "class": r.cls, "label": classes[r.cls],

@@ -102,8 +102,9 @@ def test_info_reports_the_program_and_config(board, programs):
     assert info.config == TEST_CONFIG  # all the host needs to check a program against
     assert info.model_hash == a.model_hash
     assert info.logit_scale == pytest.approx(a.manifest["logit_scale"], rel=1e-6)
-    assert (info.columns, info.act_bytes, info.n_layers, info.num_classes) == (
-        TEST_CONFIG.columns, TEST_CONFIG.act_bytes, len(a.layers), a.num_classes)
+    assert (info.n_layers, info.num_classes) == (len(a.layers), a.num_classes)
+    assert info.features == {"bypass_add": TEST_CONFIG.bypass_add, "spram_acts": False,
+                             "spram_weights": False}
     assert info.state["model_valid"] and not info.state["busy"]
 
 
@@ -245,7 +246,7 @@ def test_input_lanes_through_the_link(tmp_path):
     board = Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1)
     try:
         info = board.info()
-        assert (info.rows, info.requant_lanes) == (4, 2)
+        assert (info.config.rows, info.config.requant_lanes) == (4, 2)
         one = run_golden(a, xa[:1], keep_layers=True)
         assert board.verify(a, xa[0], one) == {"bit_exact": True, "layers": len(a.layers)}
         assert np.array_equal(board.classify(a, xa[1]).sums, run_golden(a, xa[1:]).sums[0])

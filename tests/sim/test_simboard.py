@@ -197,7 +197,8 @@ def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, 
         with Board.open(url) as board:
             info = board.info()
             assert not info.state["model_valid"] and info.features["spram_weights"]
-            assert (info.columns, info.codebook_bits, info.features["spram_acts"]) == (4, 0, True)
+            assert (info.config.columns, info.config.codebook_bits,
+                    info.features["spram_acts"]) == (4, 0, True)
             with pytest.raises(BoardError, match="no model yet.*SPRAM"):
                 board.check_model(program)
         out = infer(Port(url), program.path, data="digits", count=3, load_first=True)
