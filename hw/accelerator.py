@@ -57,7 +57,7 @@ from .protocol import Space
 from .spram import SinglePortRAM
 from .vector import BypassAdd, Pool
 
-__all__ = ["Accelerator", "act_read_latency", "check_program", "codebook_bits_needed",
+__all__ = ["Accelerator", "HostPort", "act_read_latency", "check_program", "codebook_bits_needed",
            "fetch_cycles", "CONSTANT_CYCLES"]
 
 
@@ -249,6 +249,45 @@ def check_program(config: AcceleratorConfig, program) -> None:
                              + "; ".join(problems[:4]))
 
 
+class HostPort(wiring.Signature):
+    """The accelerator's host interface, as the host drives it (the accelerator's own
+    signature is this one flipped; see the module's docstring for what each member does).
+
+    ``n_layers``: the layer count the accelerator starts with (0 where its weights start
+    empty)."""
+
+    def __init__(self, act_aw: int, res_aw: int, cnt_aw: int, n_layers: int):
+        super().__init__({
+            # run control
+            "start": Out(1),
+            "step": Out(1),
+            "busy": In(1),
+            "paused": In(1),
+            "done": In(1),
+            "layer": In(cnt_aw + 1),
+            # activation memory, results, cycle counters
+            "host_addr": Out(act_aw),
+            "host_wdata": Out(ACT_BITS),
+            "host_we": Out(1),
+            "host_rdata": In(ACT_BITS),
+            "res_addr": Out(res_aw),
+            "res_data": In(signed(ACC_BITS)),
+            "cnt_addr": Out(cnt_aw),
+            "cnt_data": In(32),
+            "total_cycles": In(32),
+            # model load
+            "mem_space": Out(Space),
+            "mem_word": Out(32),
+            "mem_lane": Out(16),
+            "mem_wdata": Out(8),
+            "mem_we": Out(1),
+            "commit": Out(1),
+            "commit_n_layers": Out(16),
+            "n_layers": In(16, init=n_layers),
+            "slot": In(1),
+        })
+
+
 class Accelerator(wiring.Component):
     def __init__(self, config: AcceleratorConfig, program):
         check_program(config, program)
@@ -266,33 +305,11 @@ class Accelerator(wiring.Component):
         #: ``elaborate`` (None with single-port banks): what a simulation watches for a read of
         #: the word being written, which the block RAM leaves undefined (:mod:`.bram`)
         self.act_port = None
-        super().__init__({
-            "start": In(1),
-            "step": In(1),
-            "busy": Out(1),
-            "paused": Out(1),
-            "done": Out(1),
-            "layer": Out(self.cnt_aw + 1),
-            "host_addr": In(self.act_aw),
-            "host_wdata": In(ACT_BITS),
-            "host_we": In(1),
-            "host_rdata": Out(ACT_BITS),
-            "res_addr": In(self.res_aw),
-            "res_data": Out(signed(ACC_BITS)),
-            "cnt_addr": In(self.cnt_aw),
-            "cnt_data": Out(32),
-            "total_cycles": Out(32),
-            "mem_space": In(Space),
-            "mem_word": In(32),
-            "mem_lane": In(16),
-            "mem_wdata": In(8),
-            "mem_we": In(1),
-            "commit": In(1),
-            "commit_n_layers": In(16),
-            # SPRAM weights start empty: no model until the host loads one
-            "n_layers": Out(16, init=self.program_layers if config.weights_preloaded else 0),
-            "slot": Out(1),
-        })
+        #: the host interface, as the host (the link) sees it
+        self.host_port = HostPort(self.act_aw, self.res_aw, self.cnt_aw,
+                                  n_layers=self.program_layers if config.weights_preloaded
+                                  else 0)
+        super().__init__(self.host_port.flip())
 
     # -------------------------------------------------------------------- memory images
     def _images(self):

@@ -38,13 +38,10 @@ class FireforgeSoC(wiring.Component):
         m.submodules.link = link = self.link
         m.submodules.uart_rx = urx = UARTRx(self.divisor)
         m.submodules.uart_tx = utx = UARTTx(self.divisor)
-        link.connect(m, acc)
-        m.d.comb += [
-            urx.rx.eq(self.rx), self.tx.eq(utx.tx),
-            link.rx_data.eq(urx.data), link.rx_valid.eq(urx.valid),
-            utx.data.eq(link.tx_data), utx.valid.eq(link.tx_valid),
-            link.tx_ready.eq(utx.ready),
-        ]
+        wiring.connect(m, link.acc, acc)
+        wiring.connect(m, urx.stream, link.rx)
+        wiring.connect(m, link.tx, utx.stream)
+        m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
         error_led = Signal()
         last_errors = Signal.like(link.errors)
         m.d.sync += last_errors.eq(link.errors)

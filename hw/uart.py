@@ -2,13 +2,13 @@
 
 The receiver synchronizes ``rx`` through two flip-flops, finds the start bit's falling edge,
 samples every bit in its middle, and drops a byte whose stop bit is low (a framing error, counted
-in ``errors``); its output is a byte and a one-cycle ``valid`` (no backpressure: the link takes
-every byte). The transmitter takes a byte when ``valid & ready``.
+in ``errors``); its output is a byte stream without backpressure (``always_ready``: the link
+takes every byte). The transmitter takes a byte from its stream when ``valid & ready``.
 """
 
 
 from amaranth.hdl import Cat, Const, Module, Signal
-from amaranth.lib import wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
@@ -24,9 +24,20 @@ def check_divisor(divisor: int) -> None:
 
 
 class UARTRx(wiring.Component):
+    """The receiver.
+
+    Members
+    -------
+    rx : ``In(1)``
+        The serial line (idle high).
+    stream : ``Out(stream.Signature(8, always_ready=True))``
+        The bytes received, each valid for one cycle.
+    errors : ``Out(16)``
+        Framing errors so far.
+    """
+
     rx: In(1, init=1)
-    data: Out(8)
-    valid: Out(1)
+    stream: Out(stream.Signature(8, always_ready=True))
     errors: Out(16)
 
     def __init__(self, divisor: int):
@@ -41,7 +52,7 @@ class UARTRx(wiring.Component):
         timer = Signal(range(self.divisor * 3 // 2 + 1))
         bits = Signal(4)
         shreg = Signal(8)
-        m.d.sync += self.valid.eq(0)
+        m.d.sync += self.stream.valid.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(~rx):
@@ -59,7 +70,7 @@ class UARTRx(wiring.Component):
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
                     with m.If(rx):
-                        m.d.sync += [self.data.eq(shreg), self.valid.eq(1)]
+                        m.d.sync += [self.stream.payload.eq(shreg), self.stream.valid.eq(1)]
                         m.next = "IDLE"
                     with m.Else():
                         m.d.sync += self.errors.eq(self.errors + 1)
@@ -72,10 +83,18 @@ class UARTRx(wiring.Component):
 
 
 class UARTTx(wiring.Component):
+    """The transmitter.
+
+    Members
+    -------
+    stream : ``In(stream.Signature(8))``
+        The bytes to send.
+    tx : ``Out(1)``
+        The serial line (idle high).
+    """
+
+    stream: In(stream.Signature(8))
     tx: Out(1, init=1)
-    data: In(8)
-    valid: In(1)
-    ready: Out(1)
 
     def __init__(self, divisor: int):
         check_divisor(divisor)
@@ -88,13 +107,13 @@ class UARTTx(wiring.Component):
         shreg = Signal(10)
         bits = Signal(4)
         # ready once the stop bit has lasted its full period
-        m.d.comb += self.ready.eq((bits == 0) & (timer == 0))
+        m.d.comb += self.stream.ready.eq((bits == 0) & (timer == 0))
         with m.If(bits == 0):
             with m.If(timer != 0):
                 m.d.sync += timer.eq(timer - 1)
-            with m.Elif(self.valid):
-                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.data, Const(1, 1))), bits.eq(10),
-                             timer.eq(0)]
+            with m.Elif(self.stream.valid):
+                m.d.sync += [shreg.eq(Cat(Const(0, 1), self.stream.payload, Const(1, 1))),
+                             bits.eq(10), timer.eq(0)]
         with m.Else():
             m.d.sync += timer.eq(timer - 1)
             with m.If(timer == 0):

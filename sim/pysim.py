@@ -117,12 +117,13 @@ class LinkTransport(Transport):
     def __init__(self, config: AcceleratorConfig, program, board: str = "pysim",
                  byte_gap: int = 2):
         from amaranth.hdl import Module
+        from amaranth.lib import wiring
 
         acc = Accelerator(config, program)
         self.link = link = HostLink(acc, board)
         top = Module()
         top.submodules.acc, top.submodules.link = acc, link
-        link.connect(top, acc)
+        wiring.connect(top, link.acc, acc)
         self._in: queue.Queue[int] = queue.Queue()
         self._out: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
@@ -131,18 +132,18 @@ class LinkTransport(Transport):
         sim.add_clock(1e-8)
 
         async def bench(ctx):
-            ctx.set(link.tx_ready, 1)
+            ctx.set(link.tx.ready, 1)
             gap = 0
             while not self._stop.is_set():
                 if gap == 0 and not self._in.empty():
-                    ctx.set(link.rx_data, self._in.get())
-                    ctx.set(link.rx_valid, 1)
+                    ctx.set(link.rx.payload, self._in.get())
+                    ctx.set(link.rx.valid, 1)
                     gap = byte_gap
                 else:
-                    ctx.set(link.rx_valid, 0)
+                    ctx.set(link.rx.valid, 0)
                     gap = max(0, gap - 1)
-                if ctx.get(link.tx_valid):
-                    self._out.put(ctx.get(link.tx_data))
+                if ctx.get(link.tx.valid):
+                    self._out.put(ctx.get(link.tx.payload))
                 await ctx.tick()
 
         sim.add_testbench(bench)

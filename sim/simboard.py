@@ -61,9 +61,10 @@ class SimBoard(wiring.Component):
         m.d.comb += [
             h2d.w_data.eq(self.h2d_data), h2d.w_en.eq(self.h2d_valid),
             self.h2d_ready.eq(h2d.w_rdy),
-            htx.data.eq(h2d.r_data), htx.valid.eq(h2d.r_rdy), h2d.r_en.eq(htx.ready),
+            htx.stream.payload.eq(h2d.r_data), htx.stream.valid.eq(h2d.r_rdy),
+            h2d.r_en.eq(htx.stream.ready),
             soc.rx.eq(htx.tx), hrx.rx.eq(soc.tx),
-            d2h.w_data.eq(hrx.data), d2h.w_en.eq(hrx.valid),
+            d2h.w_data.eq(hrx.stream.payload), d2h.w_en.eq(hrx.stream.valid),
             self.d2h_data.eq(d2h.r_data), self.d2h_valid.eq(d2h.r_rdy),
             d2h.r_en.eq(self.d2h_ready), self.d2h_level.eq(d2h.r_level),
             self.leds.eq(soc.leds),

@@ -80,14 +80,14 @@ def test_uart_loopback_all_bytes():
     async def bench(ctx):
         pending = list(sent)
         for _ in range(256 * 60):
-            if pending and ctx.get(tx.ready):
-                ctx.set(tx.data, pending[0])
-                ctx.set(tx.valid, 1)
+            if pending and ctx.get(tx.stream.ready):
+                ctx.set(tx.stream.payload, pending[0])
+                ctx.set(tx.stream.valid, 1)
                 pending.pop(0)
             else:
-                ctx.set(tx.valid, 0)
-            if ctx.get(rx.valid):
-                got.append(ctx.get(rx.data))
+                ctx.set(tx.stream.valid, 0)
+            if ctx.get(rx.stream.valid):
+                got.append(ctx.get(rx.stream.payload))
             await ctx.tick()
 
     sim.add_testbench(bench)
