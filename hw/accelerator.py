@@ -34,13 +34,13 @@ written only while the engine is idle (the link answers BUSY otherwise).
 from __future__ import annotations
 
 import numpy as np
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .bram import BANK_LATENCY, bank_depth, simple_dual_port
+from .bram import BANK_LATENCY
 from .config import AcceleratorConfig
-from .conv import SUPPORTED_INDEX_BITS, ConvEngine, weight_parts
+from .conv import SUPPORTED_INDEX_BITS, ConvEngine
 from .errors import FireforgeError
 from .isa import (
     ACC_BITS,
@@ -53,8 +53,15 @@ from .isa import (
     Op,
     identity_codebook,
 )
+from .memories import (
+    activation_memory,
+    address_bits,
+    load_path,
+    memory_images,
+    model_memories,
+    slot_bases,
+)
 from .protocol import Space
-from .spram import SinglePortRAM
 from .vector import BypassAdd, Pool
 
 __all__ = ["Accelerator", "HostPort", "act_read_latency", "check_program", "codebook_bits_needed",
@@ -81,115 +88,6 @@ def fetch_cycles(config: AcceleratorConfig) -> int:
 _CONSTANT_OPERAND_BITS = 12
 #: cycles to compute the layer constants: per product a load and one step per operand bit
 CONSTANT_CYCLES = len(LayerConstants.members) * (_CONSTANT_OPERAND_BITS + 1)
-
-
-def _aw(depth: int) -> int:
-    return max(1, (depth - 1).bit_length())
-
-
-class _Port:
-    """One memory as the accelerator drives it: a read (data the next cycle) and a write of
-    byte lanes ``wr_en``."""
-
-    def __init__(self, name: str, width: int, depth: int, lanes: int):
-        aw = _aw(depth)
-        self.rd_addr = Signal(aw, name=f"{name}_raddr")
-        self.wr_addr = Signal(aw, name=f"{name}_waddr")
-        self.rd_data = Signal(width, name=f"{name}_rdata")
-        self.wr_data = Signal(width, name=f"{name}_wdata")
-        self.wr_en = Signal(lanes, name=f"{name}_we")
-        #: some lane is written (without the lane decode: a short path to a single port's
-        #: address multiplexer)
-        self.wr_any = Signal(name=f"{name}_wany")
-
-
-def _dual_port(m: Module, name: str, width: int, depth: int, init=(),
-               banked: bool = False) -> _Port:
-    """Block RAM (initialised by the bitstream): a read and a write in the same cycle, a read
-    of the word being written undefined (:mod:`.bram`); the data the next cycle.
-
-    ``banked``: the data a cycle later (:data:`BANK_LATENCY`), from banks of block RAMs side
-    by side (:func:`~.bram.bank_depth`), each bank's output registered beside it before the
-    multiplexer of the banks. An ECP5 block RAM's output comes 5.8 ns after the clock; through
-    the multiplexer yosys puts after blocks stacked in depth, to a register across the 85F, it
-    was the last failing path."""
-    lanes = max(1, width // 8)
-    port = _Port(name, width, depth, lanes)
-    init = list(init)
-    bd = bank_depth(width, depth) if banked else depth
-    banks = -(-depth // bd)
-    ab = _aw(bd) if banks > 1 else len(port.rd_addr)  # bank address bits
-    datas = []
-    for b in range(banks):
-        rd, wr, rd_data = simple_dual_port(
-            m, f"{name}_bank{b}" if banks > 1 else name, width, min(bd, depth - b * bd),
-            init[b * bd:(b + 1) * bd], granularity=width // lanes)
-        en = (port.wr_en & (port.wr_addr[ab:] == b).replicate(lanes) if banks > 1
-              else port.wr_en)
-        m.d.comb += [rd.addr.eq(port.rd_addr[:ab]), wr.addr.eq(port.wr_addr[:ab]),
-                     wr.data.eq(port.wr_data), wr.en.eq(en)]
-        if banked:
-            q = Signal(width, name=f"{name}_bank{b}_q", reset_less=True)
-            m.d.sync += q.eq(rd_data)
-            rd_data = q
-        datas.append(rd_data)
-    if banks > 1:
-        sel = port.rd_addr[ab:]
-        for _ in range(1 + BANK_LATENCY):  # (the block RAM's cycle and the bank register)
-            later = Signal.like(sel)
-            m.d.sync += later.eq(sel)
-            sel = later
-        m.d.comb += port.rd_data.eq(Array(datas)[sel])
-    else:
-        m.d.comb += port.rd_data.eq(datas[0])
-    return port
-
-
-def _split_dual_port(m: Module, name: str, width: int, depth: int, init,
-                     parts: int, banked: bool = False) -> tuple[_Port, list[_Port]]:
-    """A dual-port memory of ``parts`` side-by-side slices of the word (returned), each with
-    its own read address and write port: a register copy each can drive, so no one register
-    reaches every block RAM of a wide word. The whole word is read on the first returned port's
-    ``rd_data``; the slices take their read addresses and writes themselves."""
-    port = _Port(name, width, depth, width // 8)
-    pw = width // parts
-    slices = [_dual_port(m, f"{name}{k}" if parts > 1 else name, pw, depth,
-                         [(v >> (k * pw)) & ((1 << pw) - 1) for v in init], banked)
-              for k in range(parts)]
-    m.d.comb += port.rd_data.eq(Cat(p.rd_data for p in slices))
-    return port, slices
-
-
-def _single_port(m: Module, name: str, width: int, depth: int) -> _Port:
-    """Single-port RAM (SPRAM on the iCE40 UltraPlus): a write takes the cycle from the read.
-    The writer (the host's model load) only writes while the engine is idle."""
-    port = _Port(name, width, depth, width // 8)
-    m.submodules[name] = ram = SinglePortRAM(width, depth)
-    m.d.comb += [ram.addr.eq(Mux(port.wr_any, port.wr_addr, port.rd_addr)),
-                 ram.wdata.eq(port.wr_data), ram.we.eq(port.wr_en),
-                 port.rd_data.eq(ram.rdata)]
-    return port
-
-
-def _banked(m: Module, cfg: AcceleratorConfig) -> _Port:
-    """Activations in two single-port banks of 16-bit SPRAM words, read and written by bytes.
-    The compiler puts every layer's inputs in one bank and its output in the other, so a read
-    and a write in the same cycle never meet in one bank."""
-    port = _Port("act", ACT_BITS, cfg.act_bytes, 1)
-    bank_aw = _aw(cfg.bank_bytes)
-    rd_bank, wr_bank = port.rd_addr[bank_aw], port.wr_addr[bank_aw]
-    rd_lane = Signal(2)  # (bank, byte) of the read, for the data in the next cycle
-    m.d.sync += rd_lane.eq(Cat(port.rd_addr[0], rd_bank))
-    words = []
-    for b in range(cfg.act_banks):
-        m.submodules[f"act_bank{b}"] = ram = SinglePortRAM(16, cfg.bank_bytes // 2)
-        write = port.wr_en & (wr_bank == b)
-        m.d.comb += [ram.addr.eq(Mux(write, port.wr_addr[1:bank_aw], port.rd_addr[1:bank_aw])),
-                     ram.wdata.eq(port.wr_data.replicate(2)),
-                     ram.we.eq(Mux(write, Cat(~port.wr_addr[0], port.wr_addr[0]), 0))]
-        words.append(ram.rdata)
-    m.d.comb += port.rd_data.eq(Mux(rd_lane[1], words[1], words[0]).word_select(rd_lane[0], 8))
-    return port
 
 
 def codebook_bits_needed(program) -> int:
@@ -294,9 +192,9 @@ class Accelerator(wiring.Component):
         self.config = config
         self.program = program
         self.program_layers = len(program.layers)
-        self.act_aw = _aw(config.act_bytes)
-        self.res_aw = _aw(config.result_entries)
-        self.cnt_aw = _aw(config.program_entries)
+        self.act_aw = address_bits(config.act_bytes)
+        self.res_aw = address_bits(config.result_entries)
+        self.cnt_aw = address_bits(config.program_entries)
         #: word bytes of each model memory (the program memory holds one descriptor a word)
         self.space_words = config.model_spaces()
         #: cycles from an activation read address (a unit's, or ``host_addr``) to its data
@@ -311,100 +209,36 @@ class Accelerator(wiring.Component):
                                   else 0)
         super().__init__(self.host_port.flip())
 
-    # -------------------------------------------------------------------- memory images
-    def _images(self):
-        cfg, images = self.config, self.program.images
-        raw = images["program.bin"]
-        program = [int.from_bytes(raw[i:i + PROGRAM_WORD_BYTES], "little")
-                   for i in range(0, len(raw), PROGRAM_WORD_BYTES)]
-        wb = images["weights.bin"] + bytes(-len(images["weights.bin"]) % cfg.word_bytes)
-        weights = [int.from_bytes(wb[i:i + cfg.word_bytes], "little")
-                   for i in range(0, len(wb), cfg.word_bytes)]
-        codebooks = np.frombuffer(images["codebooks.bin"], np.int8).tolist()
-        pw = CHANNEL_PARAMS_BYTES * cfg.requant_lanes  # a word: one entry per requant lane
-        pr = images["params.bin"] + bytes(-len(images["params.bin"]) % pw)
-        params = [int.from_bytes(pr[i:i + pw], "little") for i in range(0, len(pr), pw)]
-        return program, weights, codebooks, params
-
     def elaborate(self, platform):
         m = Module()
         cfg = self.config
-        program, weights, codebooks, params = self._images()
-
-        slots = cfg.model_slots
-        ports = {}
-        # the weight memory's parts, each with its own read address and write port
-        slices = {}
-        for space, init in ((Space.PROGRAM, program), (Space.WEIGHTS, weights),
-                            (Space.CODEBOOKS, codebooks), (Space.PARAMS, params)):
-            entries, word_bytes = self.space_words[space]
-            if space == Space.WEIGHTS and not cfg.weights_preloaded:
-                ports[space] = _single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
-                                            entries * slots)
-            elif space == Space.WEIGHTS:
-                ports[space], slices[space] = _split_dual_port(
-                    m, "weights_mem", word_bytes * 8, entries * slots,
-                    [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg),
-                    banked=cfg.memory_registers)
-            else:
-                ports[space] = _dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
-                                          entries * slots,
-                                          [v & ((1 << word_bytes * 8) - 1) for v in init])
+        ports, slices = model_memories(m, cfg, memory_images(cfg, self.program.images))
         m.submodules.res_mem = res_mem = memory.Memory(
             shape=signed(ACC_BITS), depth=cfg.result_entries, init=[])
         m.submodules.cnt_mem = cnt_mem = memory.Memory(
             shape=32, depth=cfg.program_entries, init=[])
 
-        # Host writes into the load slot, one byte lane at a time; reads from the active slot.
+        # Host writes into the load slot; the engines read the active slot.
         load_slot = Signal()
-        m.d.comb += load_slot.eq(self.slot ^ (slots - 1))
-        # With memory_registers each memory (each part of the weight memory) takes the write a
-        # cycle later from registers of its own: the address with the slot's base added, the
-        # byte and the decoded lane enables (one register driving every weight block RAM's
-        # write enable through the lane and depth decoders would be the 85F's worst path); nothing
-        # reads a model memory right after the host writes it. (Named as register copies,
-        # ``*_bcast*``, which the board build keeps: yosys would merge the memories' identical
-        # registers back into one.)
-        for space, port in ports.items():
-            entries, word_bytes = self.space_words[space]
-            parts = slices.get(space, [port])
-            lanes = word_bytes // len(parts)
-            write = self.mem_we & (self.mem_space == space)
-            word_addr = Signal(len(port.wr_addr), name=f"{space.name.lower()}_load_addr")
-            m.d.comb += word_addr.eq(self.mem_word + Mux(load_slot, entries, 0))
-            for k, part in enumerate(parts):
-                addr, wdata = word_addr, self.mem_wdata
-                en = Cat(write & (self.mem_lane == k * lanes + j) for j in range(lanes))
-                if cfg.memory_registers:
-                    name = f"{space.name.lower()}{k}_bcast"
-                    regs = [Signal.like(part.wr_addr, name=f"{name}_waddr"),
-                            Signal.like(wdata, name=f"{name}_wbyte"),
-                            Signal(lanes, name=f"{name}_we")]
-                    m.d.sync += [r.eq(v) for r, v in zip(regs, (addr, wdata, en), strict=True)]
-                    addr, wdata, en = regs
-                m.d.comb += [part.wr_addr.eq(addr), part.wr_data.eq(wdata.replicate(lanes)),
-                             part.wr_en.eq(en),
-                             part.wr_any.eq(en.any() if cfg.memory_registers else write)]
+        m.d.comb += load_slot.eq(self.slot ^ (cfg.model_slots - 1))
+        load_path(m, cfg, ports, slices, self, load_slot)
         with m.If(self.commit):
             m.d.sync += [self.slot.eq(load_slot), self.n_layers.eq(self.commit_n_layers)]
-        rd_base = {}
-        for space in ports:
-            rd_base[space] = Signal(_aw(self.space_words[space][0] * slots) + 1)
-            m.d.comb += rd_base[space].eq(Mux(self.slot, self.space_words[space][0], 0))
-        prog_rd, w_rd = ports[Space.PROGRAM], ports[Space.WEIGHTS]
-        cb_rd, p_rd = ports[Space.CODEBOOKS], ports[Space.PARAMS]
-        # Activation words of R bytes (the array's input lanes); the pool, the add and the
-        # host read and write single bytes of them.
-        R = cfg.rows
-        lr = R.bit_length() - 1
-        act = (_dual_port(m, "act_mem", ACT_BITS * R, cfg.act_bytes // R,
-                          banked=cfg.memory_registers)
-               if cfg.act_banks == 1 else _banked(m, cfg))
+        rd_base = slot_bases(m, cfg, ports, self.slot)
+        act = activation_memory(m, cfg)
         if cfg.act_banks == 1:
             self.act_port = act
         res_rd, res_wr = res_mem.read_port(), res_mem.write_port()
         cnt_rd, cnt_wr = cnt_mem.read_port(), cnt_mem.write_port()
+        units = self._units(m, rd_base)
+        descriptor = self._datapath(m, units, ports, slices, rd_base, act, res_rd, res_wr,
+                                    cnt_rd)
+        self._sequencer(m, units, *descriptor, ports[Space.PROGRAM], rd_base, cnt_wr)
+        return m
 
+    def _units(self, m: Module, rd_base) -> list:
+        """The engines, each with the opcodes it runs."""
+        cfg = self.config
         m.submodules.conv = conv = ConvEngine(
             cfg, self.act_aw, *(len(rd_base[s])
                                 for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
@@ -412,12 +246,24 @@ class Accelerator(wiring.Component):
         # for every unit (see act_read_latency)
         latency = self.act_read_latency
         m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency, cfg.rows)
-        # each unit and the opcodes it runs
         units = [(conv, (Op.CONV,)), (pool, (Op.MAXPOOL, Op.AVGPOOL))]
         if cfg.bypass_add:
             m.submodules.add = add = BypassAdd(self.act_aw, latency)
             units.append((add, (Op.ADD,)))
+        return units
 
+    def _datapath(self, m: Module, units, ports, slices, rd_base, act, res_rd, res_wr,
+                  cnt_rd):
+        """The descriptor and layer constants every unit reads, the memories' read ports
+        wired to the units, and the activation memory given to the running unit or, while
+        the sequencer is idle, to the host. Returns the descriptor's bits (the sequencer
+        writes them), its view, the layer constants and ``running``."""
+        cfg = self.config
+        conv, pool = units[0][0], units[1][0]
+        w_rd, cb_rd, p_rd = ports[Space.WEIGHTS], ports[Space.CODEBOOKS], ports[Space.PARAMS]
+        R = cfg.rows
+        lr = R.bit_length() - 1
+        latency = self.act_read_latency
         # The descriptor arrives one program word at a time (see FETCH).
         desc_bits = Signal(DESCRIPTOR_WORDS * PROGRAM_WORD_BYTES * 8)
         desc = data.View(Descriptor, desc_bits[:Descriptor.size])
@@ -498,7 +344,13 @@ class Accelerator(wiring.Component):
             m.d.comb += byte_access(self.host_addr, self.host_addr, self.host_wdata,
                                     self.host_we)
 
-        # ---------------------------------------------------------------- sequencer
+        return desc_bits, desc, consts, running
+
+    def _sequencer(self, m: Module, units, desc_bits, desc, consts, running, prog_rd, rd_base,
+                   cnt_wr) -> None:
+        """Fetch each descriptor, compute its layer constants, start its unit, count its
+        cycles; pause after each layer in single-step mode."""
+        cfg = self.config
         pc = Signal(range(cfg.program_entries + 1))
         pc_word = Signal(range(cfg.program_entries * DESCRIPTOR_WORDS + 1))  # pc * words
         fetch_i = Signal(range(DESCRIPTOR_WORDS + 1))
@@ -605,4 +457,3 @@ class Accelerator(wiring.Component):
                 m.d.comb += self.paused.eq(1)
                 with m.If(self.start):
                     m.next = "FETCH"
-        return m
