@@ -31,6 +31,8 @@ stream, so whatever the word holds there adds nothing.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
@@ -125,114 +127,149 @@ class ConvEngine(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        s = SimpleNamespace()  # the signals the stages share
+        self._layer_registers(m, s)
+        self._address_generator(m, s)
+        self._decoder(m, s)
+        self._requantization(m, s)
+        self._control(m, s)
+        return m
+
+    def _layer_registers(self, m: Module, s: SimpleNamespace) -> None:
+        """The layer's constants (set from the descriptor by :meth:`_control`), each counter's
+        second-to-last value, and the codebook registers."""
         cfg = self.config
         C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
         N = R * C  # MACs: weights per step
-        clog = C.bit_length() - 1
-        lr, lq = self._lr, Q.bit_length() - 1
-        d = self.desc
         aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
-
-        # ---------------------------------------------------------------- layer constants
-        k3 = Signal()
-        in_c, out_c = Signal(12), Signal(12)
-        H, W, OH, OW = Signal(10), Signal(10), Signal(10), Signal(10)
-        stride2, pad = Signal(), Signal()
-        stride, rowstride = Signal(signed(aw)), Signal(signed(aw))
-        groups = Signal(12)
-        single = Signal()  # one group a pixel
-        tail_last = Signal(range(C // Q))  # a pixel's last group's last chunk
-        tail_mask = Signal(Q)  # and its lanes that hold channels
-        bits = Signal(4)
-        spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
-        use_cb = Signal()
+        s.k3 = Signal()
+        s.in_c = Signal(12)
+        s.out_c = Signal(12)
+        s.H = Signal(10)
+        s.W = Signal(10)
+        s.OH = Signal(10)
+        s.OW = Signal(10)
+        s.stride2 = Signal()
+        s.pad = Signal()
+        s.stride = Signal(signed(aw))
+        s.rowstride = Signal(signed(aw))
+        s.groups = Signal(12)
+        s.single = Signal()  # one group a pixel
+        s.tail_last = Signal(range(C // Q))  # a pixel's last group's last chunk
+        s.tail_mask = Signal(Q)  # and its lanes that hold channels
+        s.bits = Signal(4)
+        s.spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
+        s.use_cb = Signal()
         # the layer's first word in each model memory (the slot's base added: a layer
         # constant, not an adder after the address registers)
-        w_base, p_base, cb_base = (Signal.like(self.w_slot, name="w_base"),
+        s.w_base, s.p_base, s.cb_base = (Signal.like(self.w_slot, name="w_base"),
                                    Signal.like(self.p_slot, name="p_base"),
                                    Signal.like(self.cb_slot, name="cb_base"))
-        out_stride, shift, pad_value = Signal(12), Signal(6), Signal(8)
-        cb_count = Signal(9)
+        s.out_stride = Signal(12)
+        s.shift = Signal(6)
+        s.pad_value = Signal(8)
+        s.cb_count = Signal(9)
         # Each counter's second-to-last value, registered (the layer's sizes are still long
         # before RUN): "the next value is the last" is then an equality of two registers, not
         # an adder and a comparator (which would be the UP5K's critical path).
-        lim = Signal(data.StructLayout({"in_c": 12, "groups": 12, "OW": 10, "OH": 10}))
-        m.d.sync += [lim.in_c.eq(in_c - 2), lim.groups.eq(groups - 2), lim.OW.eq(OW - 2),
-                     lim.OH.eq(OH - 2)]
+        s.lim = Signal(data.StructLayout({"in_c": 12, "groups": 12, "OW": 10, "OH": 10}))
+        m.d.sync += [s.lim.in_c.eq(s.in_c - 2), s.lim.groups.eq(s.groups - 2),
+                     s.lim.OW.eq(s.OW - 2),
+                     s.lim.OH.eq(s.OH - 2)]
 
         # ---------------------------------------------------------------- codebook registers
-        # (a copy per broadcast group, like the array's shared inputs: 64 columns reading one
-        # set of registers would be the 85F's critical path)
+        # The codebook registers: a copy per broadcast group, like the array's shared inputs
+        # (64 columns reading one set of registers would be the 85F's critical path)
         # (one per BROADCAST_COLUMNS cells: with input lanes the cells are rows x columns)
-        copies = _copies(cfg, N)
-        cb_sets = [Array(Signal(signed(WEIGHT_BITS),
-                                name=f"cb{i}_bcast{k}" if copies > 1 else f"cb{i}")
-                         for i in range(1 << cfg.codebook_bits)) for k in range(copies)]
+        s.copies = _copies(cfg, N)
+        s.cb_sets = [Array(Signal(signed(WEIGHT_BITS),
+                                name=f"cb{i}_bcast{k}" if s.copies > 1 else f"cb{i}")
+                         for i in range(1 << cfg.codebook_bits)) for k in range(s.copies)]
 
-        # ---------------------------------------------------------------- address generator
+    def _address_generator(self, m: Module, s: SimpleNamespace) -> None:
+        """Counters with incremental addresses issuing one reduction step a cycle (no multiplier
+        in the loop), the padding test, the weight word and sub-word of the step, ``first`` and
+        ``last`` flags, and the step's control carried to the decode stage."""
+        cfg = self.config
+        C, R = cfg.columns, cfg.rows
+        N = R * C  # MACs: weights per step
+        lr = self._lr
+        aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
         # ``ci`` counts steps of R channels (words); addresses are in bytes, words are aligned
-        oy, ox, g = Signal(10), Signal(10), Signal(12)
-        ky, kx, ci = Signal(2), Signal(2), Signal(12)
-        iy0, ix0 = Signal(signed(12)), Signal(signed(12))
-        orow, opix, krow, kaddr = (Signal(signed(aw), name=n) for n in
+        s.oy = Signal(10)
+        s.ox = Signal(10)
+        s.g = Signal(12)
+        s.ky = Signal(2)
+        s.kx = Signal(2)
+        s.ci = Signal(12)
+        s.iy0 = Signal(signed(12))
+        s.ix0 = Signal(signed(12))
+        s.orow, s.opix, s.krow, s.kaddr = (Signal(signed(aw), name=n) for n in
                                    ("orow", "opix", "krow", "kaddr"))
-        wpos = Signal(24)
-        credits = Signal(range(cfg.fifo_depth + 1))
-        issuing = Signal()
+        s.wpos = Signal(24)
+        s.credits = Signal(range(cfg.fifo_depth + 1))
+        s.issuing = Signal()
 
         # Each counter's "at its last value" is a register, kept one step ahead, so that the
         # step's decisions start at flip-flops, not at comparators (the ECP5's critical path).
-        ends = {n: Signal(name=f"{n}_end") for n in ("ci", "kx", "ky", "g", "ox", "oy")}
-        first = Signal()  # the step starts a group
-        last = ends["ci"] & ends["kx"] & ends["ky"]
-        iy, ix = iy0 + ky, ix0 + kx
-        is_pad = (iy < 0) | (iy >= H) | (ix < 0) | (ix >= W)
-        can_issue = ~first | (credits != 0)
-        step = Signal()
-        m.d.comb += step.eq(issuing & can_issue)
+        s.ends = {n: Signal(name=f"{n}_end") for n in ("ci", "kx", "ky", "g", "ox", "oy")}
+        s.first = Signal()  # the step starts a group
+        s.last = s.ends["ci"] & s.ends["kx"] & s.ends["ky"]
+        iy, ix = s.iy0 + s.ky, s.ix0 + s.kx
+        is_pad = (iy < 0) | (iy >= s.H) | (ix < 0) | (ix >= s.W)
+        can_issue = ~s.first | (s.credits != 0)
+        s.step = Signal()
+        m.d.comb += s.step.eq(s.issuing & can_issue)
 
         # The issue stage's control, carried along to the decode stage, where the memory data
         # arrives: one register (synchronous memories), or three with memory_registers (the
         # read addresses and the read data are registered too: short paths to and from block
         # RAMs spread over a large device). Where each group's outputs go is not carried: the
         # requantization side counts groups in the same order (see there).
-        ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3})
-        issue_ctl = Signal(ctl)
+        s.ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3})
+        issue_ctl = Signal(s.ctl)
         m.d.comb += [
-            issue_ctl.valid.eq(step), issue_ctl.first.eq(first), issue_ctl.last.eq(last),
-            issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(wpos & ((Const(1, 4) << spw_log) - 1)),
+            issue_ctl.valid.eq(s.step), issue_ctl.first.eq(s.first), issue_ctl.last.eq(s.last),
+            issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(s.wpos & ((Const(1, 4) << s.spw_log) - 1)),
         ]
-        chain = [issue_ctl]
+        s.chain = [issue_ctl]
         # (the block RAM; address, bank and data registers)
         for k in range(1 + (2 + BANK_LATENCY) * cfg.memory_registers):
-            reg = Signal(ctl, name=f"ctl{k + 1}")
-            m.d.sync += reg.eq(chain[-1])
-            chain.append(reg)
-        s1 = chain[-1]
-        act_addr = (kaddr + (ci << lr))[lr:self._aw]
-        w_addr = w_base + (wpos >> spw_log)
+            reg = Signal(s.ctl, name=f"ctl{k + 1}")
+            m.d.sync += reg.eq(s.chain[-1])
+            s.chain.append(reg)
+        s.s1 = s.chain[-1]
+        act_addr = (s.kaddr + (s.ci << lr))[lr:self._aw]
+        w_addr = s.w_base + (s.wpos >> s.spw_log)
         # (data registers without reset: the step's control says when they hold data, and the
         # reset would reach hundreds of flip-flops, a failing high-fanout net on the 85F)
-        act_rdata, w_rdata = Signal(ACT_BITS * R), Signal(N * 8, reset_less=True)
+        s.act_rdata = Signal(ACT_BITS * R)
+        s.w_rdata = Signal(N * 8, reset_less=True)
         # (with memory_registers the accelerator registers the activation read address after
         # its multiplexer of the units, and the read data, for every unit)
-        m.d.comb += [self.act_raddr.eq(act_addr), act_rdata.eq(self.act_rdata)]
+        m.d.comb += [self.act_raddr.eq(act_addr), s.act_rdata.eq(self.act_rdata)]
         if cfg.memory_registers:
             parts = weight_parts(cfg)
             w_addr_r = [Signal(len(self.w_raddr[0]), name=f"w_addr_bcast{k}" if parts > 1
                                else "w_addr_r") for k in range(parts)]
             m.d.sync += [r.eq(w_addr) for r in w_addr_r]
-            m.d.sync += w_rdata.eq(self.w_rdata)
+            m.d.sync += s.w_rdata.eq(self.w_rdata)
             m.d.comb += [self.w_raddr[k].eq(r) for k, r in enumerate(w_addr_r)]
         else:
-            m.d.comb += [self.w_raddr[0].eq(w_addr), w_rdata.eq(self.w_rdata)]
+            m.d.comb += [self.w_raddr[0].eq(w_addr), s.w_rdata.eq(self.w_rdata)]
 
-        # ---------------------------------------------------------------- decode (stage 1)
+    def _decoder(self, m: Module, s: SimpleNamespace) -> None:
+        """The padded pixel value or the activation word of ``R`` channels, and ``R x C``
+        indices of ``w_bits`` bits out of the weight word, turned into int8 through the codebook
+        registers (or taken as int8 where the layer is uncompressed), into the MAC array."""
+        cfg = self.config
+        C, R = cfg.columns, cfg.rows
+        N = R * C  # MACs: weights per step
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
-        m.submodules.array = array = MACArray(
+        m.submodules.array = s.array = MACArray(
             C, array_broadcast(cfg), R, registered_multipliers=cfg.memory_registers)
-        act = Mux(s1.pad, pad_value.replicate(R), act_rdata)
+        act = Mux(s.s1.pad, s.pad_value.replicate(R), s.act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         idxs = []
@@ -245,17 +282,17 @@ class ConvEngine(wiring.Component):
             # failing path on the 85F; a switch's default case made yosys's abc9 fail)
             value = None
             for b in reversed(index_bits):
-                places = [w_rdata.word_select(sub * N + j, b) for sub in range(8 // b)]
-                here = (Array(places)[s1.sub[:max(1, (8 // b - 1).bit_length())]]
+                places = [s.w_rdata.word_select(sub * N + j, b) for sub in range(8 // b)]
+                here = (Array(places)[s.s1.sub[:max(1, (8 // b - 1).bit_length())]]
                         if len(places) > 1 else places[0])
-                value = here if value is None else Mux(bits == b, here, value)
+                value = here if value is None else Mux(s.bits == b, here, value)
             m.d.comb += idx.eq(value)
             idxs.append(idx)
-        s2, act2 = s1, act
+        s.s2, act2 = s.s1, act
         if cfg.memory_registers:
-            s2 = Signal(ctl, name="ctl_decode")
+            s.s2 = Signal(s.ctl, name="ctl_decode")
             act2 = Signal(ACT_BITS * R, name="act_decode", reset_less=True)
-            m.d.sync += [s2.eq(s1), act2.eq(act)]
+            m.d.sync += [s.s2.eq(s.s1), act2.eq(act)]
             # (with a reset: without one, yosys 0.70's abc9 fails an assertion,
             # ABC_OPS_REINTEGRATE "GetSize(conn.first) == GetSize(conn.second)", on the 85F)
             regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
@@ -263,32 +300,37 @@ class ConvEngine(wiring.Component):
             idxs = regs
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
-            cb_regs = cb_sets[j * copies // N]
-            m.d.comb += wj.eq(Mux(use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
+            cb_regs = s.cb_sets[j * s.copies // N]
+            m.d.comb += wj.eq(Mux(s.use_cb, cb_regs[idx[:cfg.codebook_bits]], idx.as_signed())
                               if cfg.codebook_bits else idx.as_signed())
-            m.d.sync += array.weights[j].eq(wj)
-        m.d.sync += [array.valid.eq(s2.valid), array.first.eq(s2.first),
-                     array.last.eq(s2.last), array.act.eq(act2)]
+            m.d.sync += s.array.weights[j].eq(wj)
+        m.d.sync += [s.array.valid.eq(s.s2.valid), s.array.first.eq(s.s2.first),
+                     s.array.last.eq(s.s2.last), s.array.act.eq(act2)]
 
-        # ---------------------------------------------------------------- group FIFO
+    def _requantization(self, m: Module, s: SimpleNamespace) -> None:
+        """The group FIFO and its credits, and ``Q`` requantizers taking ``Q`` consecutive
+        channels of the head group a cycle, written as part of one activation word."""
+        cfg = self.config
+        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
+        lr, lq = self._lr, Q.bit_length() - 1
         entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C)})
-        m.submodules.fifo = q = (BlockFIFO if cfg.fifo_memory == "bram" else fifo.SyncFIFO)(
+        m.submodules.fifo = s.q = (BlockFIFO if cfg.fifo_memory == "bram" else fifo.SyncFIFO)(
             width=entry.size, depth=cfg.fifo_depth)
-        m.d.comb += [q.w_en.eq(array.out_valid), q.w_data.eq(array.sums.as_value())]
-        head = data.View(entry, q.r_data)
+        m.d.comb += [s.q.w_en.eq(s.array.out_valid), s.q.w_data.eq(s.array.sums.as_value())]
+        head = data.View(entry, s.q.r_data)
         # Groups leave in the order they were issued (pixels in raster order, groups within a
         # pixel), so their output address, channel count and parameters come from counters here.
         # Every address is a register updated per chunk or group (no multiply, no adder chain
         # behind a memory port: the group counter through two adders to the parameter address
         # would be the 85F's critical path).
-        o_g = Signal(12)  # the head group's index within its pixel
-        o_g_end = Signal()  # it is the pixel's last group
-        o_pix = Signal(self._aw + 1)  # the head group's output pixel address
-        g_addr = Signal(self._aw + 1)  # its first output byte address: o_pix + o_g * C
-        g_pptr = Signal(len(self.p_raddr))  # its parameter word address
-        p_ptr = Signal(len(self.p_raddr))  # the head chunk's parameter word address
+        s.o_g = Signal(12)  # the head group's index within its pixel
+        s.o_g_end = Signal()  # it is the pixel's last group
+        s.o_pix = Signal(self._aw + 1)  # the head group's output pixel address
+        s.g_addr = Signal(self._aw + 1)  # its first output byte address: o_pix + o_g * C
+        s.g_pptr = Signal(len(self.p_raddr))  # its parameter word address
+        s.p_ptr = Signal(len(self.p_raddr))  # the head chunk's parameter word address
         nxt_end = Signal()  # the group after the head group is its pixel's last
-        m.d.comb += nxt_end.eq(Mux(o_g_end, single, o_g == lim.groups))
+        m.d.comb += nxt_end.eq(Mux(s.o_g_end, s.single, s.o_g == s.lim.groups))
 
         # The head group's last chunk (of Q elements) and which of its lanes hold channels:
         # registers set one group ahead. Every group but a pixel's last is full; the last one
@@ -297,75 +339,85 @@ class ConvEngine(wiring.Component):
         head_mask = Signal(Q)  # (with one lane, always 1: no register)
 
         def set_last(is_tail):
-            return [head_last.eq(Mux(is_tail, tail_last, C // Q - 1))] + (
-                [head_mask.eq(Mux(is_tail, tail_mask, (1 << Q) - 1))] if Q > 1 else [])
+            return [head_last.eq(Mux(is_tail, s.tail_last, C // Q - 1))] + (
+                [head_mask.eq(Mux(is_tail, s.tail_mask, (1 << Q) - 1))] if Q > 1 else [])
+        s.set_last = set_last
 
         # ---------------------------------------------------------------- requantization
         # Q elements (a chunk) of the head group per cycle; the group leaves the FIFO with its
         # last chunk, and the next group's first chunk follows in the next cycle.
         # (pipelined with memory_registers: large devices)
-        lanes = [Requantizer(tag_bits=self._aw + 1, pipelined=cfg.memory_registers)
+        s.lanes = [Requantizer(tag_bits=self._aw + 1, pipelined=cfg.memory_registers)
                  for _ in range(Q)]
-        for k, rq in enumerate(lanes):
+        for k, rq in enumerate(s.lanes):
             m.submodules[f"rq{k}" if Q > 1 else "rq"] = rq
         jc = Signal(range(C // Q))  # the chunk
         issue = Signal()
         popped = Signal()
-        r_valid = Signal()
+        s.r_valid = Signal()
         r_mask = Signal(Q, init=1)
         r_acc = [Signal(signed(ACC_BITS), name=f"r_acc{k}") for k in range(Q)]
         r_tag = Signal(self._aw + 1)
-        m.d.comb += [issue.eq(q.r_rdy), popped.eq(issue & (jc == head_last)),
-                     self.p_raddr.eq(p_ptr), q.r_en.eq(popped)]
-        m.d.sync += [r_valid.eq(issue), r_tag.eq(g_addr + (jc << lq))]
+        m.d.comb += [issue.eq(s.q.r_rdy), popped.eq(issue & (jc == head_last)),
+                     self.p_raddr.eq(s.p_ptr), s.q.r_en.eq(popped)]
+        m.d.sync += [s.r_valid.eq(issue), r_tag.eq(s.g_addr + (jc << lq))]
         if Q > 1:
             m.d.sync += r_mask.eq(Mux(popped, head_mask, (1 << Q) - 1))
         for k in range(Q):
             m.d.sync += r_acc[k].eq(Array(head.sums[c * Q + k] for c in range(C // Q))[jc])
         with m.If(issue):
-            m.d.sync += [jc.eq(Mux(popped, 0, jc + 1)), p_ptr.eq(p_ptr + 1)]
+            m.d.sync += [jc.eq(Mux(popped, 0, jc + 1)), s.p_ptr.eq(s.p_ptr + 1)]
         with m.If(popped):
-            m.d.sync += [*set_last(nxt_end), o_g_end.eq(nxt_end)]
-            with m.If(o_g_end):
-                nxt_pix = o_pix + out_stride
-                m.d.sync += [o_g.eq(0), o_pix.eq(nxt_pix), g_addr.eq(nxt_pix),
-                             g_pptr.eq(p_base), p_ptr.eq(p_base)]
+            m.d.sync += [*s.set_last(nxt_end), s.o_g_end.eq(nxt_end)]
+            with m.If(s.o_g_end):
+                nxt_pix = s.o_pix + s.out_stride
+                m.d.sync += [s.o_g.eq(0), s.o_pix.eq(nxt_pix), s.g_addr.eq(nxt_pix),
+                             s.g_pptr.eq(s.p_base), s.p_ptr.eq(s.p_base)]
             with m.Else():
-                nxt_pptr = g_pptr + C // Q
-                m.d.sync += [o_g.eq(o_g + 1), g_addr.eq(g_addr + C), g_pptr.eq(nxt_pptr),
-                             p_ptr.eq(nxt_pptr)]
-        for k, rq in enumerate(lanes):
+                nxt_pptr = s.g_pptr + C // Q
+                m.d.sync += [s.o_g.eq(s.o_g + 1), s.g_addr.eq(s.g_addr + C), s.g_pptr.eq(nxt_pptr),
+                             s.p_ptr.eq(nxt_pptr)]
+        for k, rq in enumerate(s.lanes):
             m.d.comb += [
-                rq.i_valid.eq(r_valid & r_mask[k]),
+                rq.i_valid.eq(s.r_valid & r_mask[k]),
                 rq.acc.eq(r_acc[k]),
                 rq.bias.eq(self.p_rdata[k].bias),
                 rq.mult.eq(self.p_rdata[k].mult),
-                rq.shift.eq(shift),
+                rq.shift.eq(s.shift),
                 rq.tag.eq(r_tag),
             ]
         # The chunk's bytes go to their place in one activation word: lane 0's tag is the
         # chunk's first byte address (a multiple of Q), the bytes repeat across the word, and
         # the write enables pick the chunk's place.
-        o_tag = lanes[0].o_tag
+        o_tag = s.lanes[0].o_tag
         place = o_tag[lq:lr] if lr > lq else Const(0, 1)
         m.d.comb += [
             self.act_waddr.eq(o_tag[lr:self._aw]),
-            self.act_wdata.eq(Cat(rq.y for rq in lanes).replicate(R // Q)),
+            self.act_wdata.eq(Cat(rq.y for rq in s.lanes).replicate(R // Q)),
             self.act_we.eq(Cat(rq.o_valid & (place == p) for p in range(R // Q)
-                               for rq in lanes)),
+                               for rq in s.lanes)),
         ]
-        credit_take = step & first
+        credit_take = s.step & s.first
         with m.If(credit_take & ~popped):
-            m.d.sync += credits.eq(credits - 1)
+            m.d.sync += s.credits.eq(s.credits - 1)
         with m.Elif(popped & ~credit_take):
-            m.d.sync += credits.eq(credits + 1)
+            m.d.sync += s.credits.eq(s.credits + 1)
 
-        # ---------------------------------------------------------------- control
+    def _control(self, m: Module, s: SimpleNamespace) -> None:
+        """The layer constants from the descriptor, the codebook load, and the engine's states:
+        SETUP, CODEBOOK, RUN (one step a cycle), DRAIN."""
+        cfg = self.config
+        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
+        N = R * C  # MACs: weights per step
+        clog = C.bit_length() - 1
+        lr, lq = self._lr, Q.bit_length() - 1
+        d = self.desc
         pipe_busy = Signal()
-        m.d.comb += pipe_busy.eq(Cat(c.valid for c in chain[1:]).any() | s2.valid | array.valid
-                                 | array.out_valid | r_valid | q.r_rdy
-                                 | Cat(rq.busy for rq in lanes).any()
-                                 | (credits != cfg.fifo_depth))
+        m.d.comb += pipe_busy.eq(Cat(c.valid for c in s.chain[1:]).any() | s.s2.valid
+                                 | s.array.valid
+                                 | s.array.out_valid | s.r_valid | s.q.r_rdy
+                                 | Cat(rq.busy for rq in s.lanes).any()
+                                 | (s.credits != cfg.fifo_depth))
         # With memory_registers the OR of every stage's valid bit is registered: it is done a
         # cycle later (the OR through the sequencer to the cycle counters' block RAM was a
         # failing path). It is busy when the drain begins: the last step is in flight.
@@ -380,20 +432,20 @@ class ConvEngine(wiring.Component):
         tail = (d.out_c - 1)[:clog]  # the index of a pixel's last channel within its group
         layer_domain += [
             # (in_c counts steps: words of R channels)
-            k3.eq(d.kernel == 3), in_c.eq((d.in_c + (R - 1)) >> lr), out_c.eq(d.out_c),
-            H.eq(d.in_h),
-            W.eq(d.in_w), OH.eq(d.out_h), OW.eq(d.out_w), stride2.eq(d.stride == 2),
-            pad.eq(d.pad != 0), stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride),
-            groups.eq((d.out_c + C - 1) >> clog), single.eq(d.out_c <= C),
-            tail_last.eq(tail[lq:]), tail_mask.eq((Const(2, Q + 1) << tail[:lq]) - 1),
-            bits.eq(d.w_bits),
-            spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
+            s.k3.eq(d.kernel == 3), s.in_c.eq((d.in_c + (R - 1)) >> lr), s.out_c.eq(d.out_c),
+            s.H.eq(d.in_h),
+            s.W.eq(d.in_w), s.OH.eq(d.out_h), s.OW.eq(d.out_w), s.stride2.eq(d.stride == 2),
+            s.pad.eq(d.pad != 0), s.stride.eq(d.in_stride), s.rowstride.eq(self.consts.rowstride),
+            s.groups.eq((d.out_c + C - 1) >> clog), s.single.eq(d.out_c <= C),
+            s.tail_last.eq(tail[lq:]), s.tail_mask.eq((Const(2, Q + 1) << tail[:lq]) - 1),
+            s.bits.eq(d.w_bits),
+            s.spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
                        if cfg.codebook_bits else 0),
-            use_cb.eq(d.w_bits <= cfg.codebook_bits),
-            w_base.eq(d.w_addr[N.bit_length() - 1:] + self.w_slot),
-            p_base.eq(d.param_addr[lq:] + self.p_slot), cb_base.eq(d.cb_addr + self.cb_slot),
-            out_stride.eq(d.out_stride), shift.eq(d.shift), pad_value.eq(d.pad_value),
-            cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
+            s.use_cb.eq(d.w_bits <= cfg.codebook_bits),
+            s.w_base.eq(d.w_addr[N.bit_length() - 1:] + self.w_slot),
+            s.p_base.eq(d.param_addr[lq:] + self.p_slot), s.cb_base.eq(d.cb_addr + self.cb_slot),
+            s.out_stride.eq(d.out_stride), s.shift.eq(d.shift), s.pad_value.eq(d.pad_value),
+            s.cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
         ]
         m.d.comb += self.done.eq(0)
         cb_i, cb_d = Signal(9), Signal(9)  # the codebook entry read, and the one arriving
@@ -407,7 +459,7 @@ class ConvEngine(wiring.Component):
             word, word_v = Signal(signed(WEIGHT_BITS), name="cb_word"), Signal()
             word_i = Signal(cfg.codebook_bits)
             m.d.sync += [word.eq(self.cb_rdata), word_v.eq(cb_v), word_i.eq(cb_d)]
-            for k, cb_regs in enumerate(cb_sets):
+            for k, cb_regs in enumerate(s.cb_sets):
                 cb_data = Signal(signed(WEIGHT_BITS), name=f"cb_data_bcast{k}", reset_less=True)
                 cb_we = Signal(len(cb_regs), name=f"cb_we_bcast{k}", reset_less=True)
                 m.d.sync += [cb_data.eq(word),
@@ -418,86 +470,88 @@ class ConvEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += credits.eq(cfg.fifo_depth)
+                    m.d.sync += s.credits.eq(cfg.fifo_depth)
                     m.next = "SETUP"
             with m.State("SETUP"):
                 # Window origin of the first output pixel: (-pad, -pad).
-                origin = (d.in_addr + d.in_offset) - Mux(pad, rowstride + stride, 0)
+                origin = (d.in_addr + d.in_offset) - Mux(s.pad, s.rowstride + s.stride, 0)
                 out_first = d.out_addr + d.out_offset
                 m.d.sync += [
-                    oy.eq(0), ox.eq(0), g.eq(0), ky.eq(0), kx.eq(0), ci.eq(0), wpos.eq(0),
-                    iy0.eq(-pad), ix0.eq(-pad), orow.eq(origin), opix.eq(origin),
-                    krow.eq(origin), kaddr.eq(origin),
-                    o_pix.eq(out_first), g_addr.eq(out_first), o_g.eq(0),
-                    g_pptr.eq(p_base), p_ptr.eq(p_base),
-                    o_g_end.eq(single), *set_last(single),
-                    first.eq(1),
-                    ends["ci"].eq(in_c == 1), ends["kx"].eq(~k3), ends["ky"].eq(~k3),
-                    ends["g"].eq(groups == 1), ends["ox"].eq(OW == 1), ends["oy"].eq(OH == 1),
+                    s.oy.eq(0), s.ox.eq(0), s.g.eq(0), s.ky.eq(0), s.kx.eq(0), s.ci.eq(0),
+                    s.wpos.eq(0),
+                    s.iy0.eq(-s.pad), s.ix0.eq(-s.pad), s.orow.eq(origin), s.opix.eq(origin),
+                    s.krow.eq(origin), s.kaddr.eq(origin),
+                    s.o_pix.eq(out_first), s.g_addr.eq(out_first), s.o_g.eq(0),
+                    s.g_pptr.eq(s.p_base), s.p_ptr.eq(s.p_base),
+                    s.o_g_end.eq(s.single), *s.set_last(s.single),
+                    s.first.eq(1),
+                    s.ends["ci"].eq(s.in_c == 1), s.ends["kx"].eq(~s.k3), s.ends["ky"].eq(~s.k3),
+                    s.ends["g"].eq(s.groups == 1), s.ends["ox"].eq(s.OW == 1),
+                    s.ends["oy"].eq(s.OH == 1),
                 ]
                 m.next = "CODEBOOK"
             with m.State("CODEBOOK"):
                 # One entry per cycle: address in this cycle, data (and write) in the next.
-                m.d.comb += self.cb_raddr.eq(cb_base + cb_i)
-                m.d.sync += [cb_v.eq(cb_i < cb_count), cb_d.eq(cb_i)]
-                with m.If(cb_i < cb_count):
+                m.d.comb += self.cb_raddr.eq(s.cb_base + cb_i)
+                m.d.sync += [cb_v.eq(cb_i < s.cb_count), cb_d.eq(cb_i)]
+                with m.If(cb_i < s.cb_count):
                     m.d.sync += cb_i.eq(cb_i + 1)
                 if cfg.codebook_bits and not cfg.memory_registers:
                     with m.If(cb_v):
                         m.d.sync += [cb_regs[cb_d[:cfg.codebook_bits]].eq(self.cb_rdata)
-                                     for cb_regs in cb_sets]
-                with m.If((cb_i >= cb_count) & ~cb_v):
-                    m.d.sync += [cb_i.eq(0), issuing.eq(1)]
+                                     for cb_regs in s.cb_sets]
+                with m.If((cb_i >= s.cb_count) & ~cb_v):
+                    m.d.sync += [cb_i.eq(0), s.issuing.eq(1)]
                     m.next = "RUN"
             with m.State("RUN"):
-                with m.If(step):
-                    m.d.sync += first.eq(last)
-                    self._advance(m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr,
-                                  krow, opix, orow, stride, rowstride, stride2, iy0, ix0, pad,
-                                  wpos, issuing, ends, lim)
-                with m.If(~issuing):
+                with m.If(s.step):
+                    m.d.sync += s.first.eq(s.last)
+                    self._advance(m, s)
+                with m.If(~s.issuing):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 with m.If(~draining):
                     m.d.comb += self.done.eq(1)
                     m.next = "IDLE"
-        return m
 
-    def _advance(self, m, ci, kx, ky, g, ox, oy, in_c, k3, groups, OW, OH, kaddr, krow, opix,
-                 orow, stride, rowstride, stride2, iy0, ix0, pad, wpos, issuing, ends, lim):
+    def _advance(self, m: Module, s: SimpleNamespace) -> None:
         """Counter and address updates after one issued step. Each counter's end flag is set
         for its next value: "the value after this one is the last"."""
-        sstride = Mux(stride2, stride << 1, stride)
-        srow = Mux(stride2, rowstride << 1, rowstride)
-        m.d.sync += wpos.eq(wpos + 1)
-        with m.If(~ends["ci"]):
-            m.d.sync += [ci.eq(ci + 1), ends["ci"].eq(ci == lim.in_c)]
+        sstride = Mux(s.stride2, s.stride << 1, s.stride)
+        srow = Mux(s.stride2, s.rowstride << 1, s.rowstride)
+        m.d.sync += s.wpos.eq(s.wpos + 1)
+        with m.If(~s.ends["ci"]):
+            m.d.sync += [s.ci.eq(s.ci + 1), s.ends["ci"].eq(s.ci == s.lim.in_c)]
         with m.Else():
-            m.d.sync += [ci.eq(0), ends["ci"].eq(in_c == 1)]
-            with m.If(~ends["kx"]):
-                m.d.sync += [kx.eq(kx + 1), kaddr.eq(kaddr + stride), ends["kx"].eq(kx == 1)]
+            m.d.sync += [s.ci.eq(0), s.ends["ci"].eq(s.in_c == 1)]
+            with m.If(~s.ends["kx"]):
+                m.d.sync += [s.kx.eq(s.kx + 1), s.kaddr.eq(s.kaddr + s.stride),
+                             s.ends["kx"].eq(s.kx == 1)]
             with m.Else():
-                m.d.sync += [kx.eq(0), ends["kx"].eq(~k3)]
-                with m.If(~ends["ky"]):
-                    m.d.sync += [ky.eq(ky + 1), krow.eq(krow + rowstride),
-                                 kaddr.eq(krow + rowstride), ends["ky"].eq(ky == 1)]
+                m.d.sync += [s.kx.eq(0), s.ends["kx"].eq(~s.k3)]
+                with m.If(~s.ends["ky"]):
+                    m.d.sync += [s.ky.eq(s.ky + 1), s.krow.eq(s.krow + s.rowstride),
+                                 s.kaddr.eq(s.krow + s.rowstride), s.ends["ky"].eq(s.ky == 1)]
                 with m.Else():
-                    m.d.sync += [ky.eq(0), krow.eq(opix), kaddr.eq(opix), ends["ky"].eq(~k3)]
-                    with m.If(~ends["g"]):
-                        m.d.sync += [g.eq(g + 1), ends["g"].eq(g == lim.groups)]
+                    m.d.sync += [s.ky.eq(0), s.krow.eq(s.opix), s.kaddr.eq(s.opix),
+                                 s.ends["ky"].eq(~s.k3)]
+                    with m.If(~s.ends["g"]):
+                        m.d.sync += [s.g.eq(s.g + 1), s.ends["g"].eq(s.g == s.lim.groups)]
                     with m.Else():
-                        m.d.sync += [g.eq(0), wpos.eq(0),
-                                     ends["g"].eq(groups == 1)]
-                        with m.If(~ends["ox"]):
-                            nxt = opix + sstride
-                            m.d.sync += [ox.eq(ox + 1), opix.eq(nxt), krow.eq(nxt),
-                                         kaddr.eq(nxt), ix0.eq(ix0 + Mux(stride2, 2, 1)),
-                                         ends["ox"].eq(ox == lim.OW)]
+                        m.d.sync += [s.g.eq(0), s.wpos.eq(0),
+                                     s.ends["g"].eq(s.groups == 1)]
+                        with m.If(~s.ends["ox"]):
+                            nxt = s.opix + sstride
+                            m.d.sync += [s.ox.eq(s.ox + 1), s.opix.eq(nxt), s.krow.eq(nxt),
+                                         s.kaddr.eq(nxt), s.ix0.eq(s.ix0 + Mux(s.stride2, 2, 1)),
+                                         s.ends["ox"].eq(s.ox == s.lim.OW)]
                         with m.Else():
-                            nxt = orow + srow
-                            m.d.sync += [ox.eq(0), oy.eq(oy + 1), orow.eq(nxt), opix.eq(nxt),
-                                         krow.eq(nxt), kaddr.eq(nxt), ix0.eq(-pad),
-                                         iy0.eq(iy0 + Mux(stride2, 2, 1)),
-                                         ends["ox"].eq(OW == 1), ends["oy"].eq(oy == lim.OH)]
-                            with m.If(ends["oy"]):
-                                m.d.sync += issuing.eq(0)
+                            nxt = s.orow + srow
+                            m.d.sync += [s.ox.eq(0), s.oy.eq(s.oy + 1), s.orow.eq(nxt),
+                                         s.opix.eq(nxt), s.krow.eq(nxt), s.kaddr.eq(nxt),
+                                         s.ix0.eq(-s.pad),
+                                         s.iy0.eq(s.iy0 + Mux(s.stride2, 2, 1)),
+                                         s.ends["ox"].eq(s.OW == 1),
+                                         s.ends["oy"].eq(s.oy == s.lim.OH)]
+                            with m.If(s.ends["oy"]):
+                                m.d.sync += s.issuing.eq(0)
