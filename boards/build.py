@@ -154,7 +154,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
             fmax = timing["fmax_mhz"]
     report = {
         "board": spec.name, "device": spec.device, "model_hash": program.model_hash,
-        "program": str(program.path), "preset": program.manifest.get("preset"),
+        "program": str(program.path), "preset": program.manifest.preset,
         "config": {"columns": config.columns, "rows": config.rows,
                    "requant_lanes": config.requant_lanes, "model_slots": config.model_slots,
                    "act_bytes": config.act_bytes, "weight_bytes": config.weight_bytes},

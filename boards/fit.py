@@ -55,13 +55,13 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
     multipliers, and two model slots when they fit (``slots`` forces one or two; a device with
     SPRAM always gets the SPRAM layout with one slot)."""
     m = program.manifest
-    columns, rows = m["group"], program.lanes
+    columns, rows = m.group, program.lanes
     word = rows * columns
     images = program.images
     base = AcceleratorConfig(
         columns=columns,
         rows=rows,
-        act_bytes=_round(m["act_bytes"]),
+        act_bytes=_round(m.act_bytes),
         weight_bytes=_round(-(-len(images["weights.bin"]) // word)) * word,
         param_entries=_round(len(images["params.bin"]) // CHANNEL_PARAMS_BYTES),
         codebook_entries=_round(len(images["codebooks.bin"])),
@@ -172,7 +172,7 @@ def require_fit(spec: BoardSpec, program, config: AcceleratorConfig) -> dict:
     report = fit_board(spec, config)
     if not report["fits"]:
         hints = []
-        smaller = [b for b in ("squeezenet_tiny",) if b != program.manifest.get("preset")]
+        smaller = [b for b in ("squeezenet_tiny",) if b != program.manifest.preset]
         if smaller:
             hints.append(f"try a smaller preset ({', '.join(smaller)}), fewer bits (compress "
                          f"--bits 2) or a lower density, or a board with a larger device")

@@ -1,7 +1,7 @@
 """The accelerator: memories, the engines, and the sequencer that walks the Program.
 
 :class:`Accelerator` is one ``wiring.Component`` built from an :class:`~.config.AcceleratorConfig`
-and a compiled :class:`~fireforge.sw.program.Program`, whose images initialise the on-chip
+and a compiled :class:`~.program.Program`, whose images initialise the on-chip
 memories (program, weights, codebooks, per-channel params). The sequencer fetches one descriptor
 at a time (one 32-bit program word a cycle), computes the layer's size products with one
 shift-add multiplier, starts the unit its opcode names, and records the cycles each layer took.
@@ -102,23 +102,23 @@ def check_program(config: AcceleratorConfig, program) -> None:
     """Refuse, with the reason, a program this configuration cannot run."""
     m = program.manifest
     problems = []
-    if m["group"] != config.columns:
-        problems.append(f"compiled for {m['group']} output channels per weight word, the "
+    if m.group != config.columns:
+        problems.append(f"compiled for {m.group} output channels per weight word, the "
                         f"array has {config.columns} columns (compile with --config)")
-    if m.get("lanes", 1) != config.rows:
-        problems.append(f"compiled for {m.get('lanes', 1)} input lane(s), the array has "
+    if m.lanes != config.rows:
+        problems.append(f"compiled for {m.lanes} input lane(s), the array has "
                         f"{config.rows} rows (compile with --config)")
     for name, have, need in (
-            ("activation memory", config.act_bytes, m["act_bytes"]),
+            ("activation memory", config.act_bytes, m.act_bytes),
             ("weight memory", config.weight_bytes, len(program.images["weights.bin"])),
             ("codebook memory", config.codebook_entries, len(program.images["codebooks.bin"])),
             ("parameter memory", config.param_entries,
              len(program.images["params.bin"]) // CHANNEL_PARAMS_BYTES),
             ("program memory", config.program_entries, len(program.layers)),
-            ("result memory", config.result_entries, m["num_classes"])):
+            ("result memory", config.result_entries, m.num_classes)):
         if need > have:
             problems.append(f"{name}: needs {need:,}, has {have:,}")
-    banks, bank_bytes = m.get("act_banks", 1), m.get("bank_bytes", m["act_bytes"])
+    banks, bank_bytes = m.act_banks, m.bank_bytes
     if config.act_banks > 1 and (banks, bank_bytes) != (config.act_banks, config.bank_bytes):
         problems.append(f"activations planned for {banks} bank(s) of {bank_bytes:,} B, this "
                         f"configuration has {config.act_banks} single-port banks of "

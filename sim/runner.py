@@ -22,7 +22,7 @@ import numpy as np
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError
-from ..sw.program import Program
+from ..hw.program import Program
 
 __all__ = ["build_model", "run_rtl", "environment", "SIMULATORS", "verilator_env", "TOP"]
 

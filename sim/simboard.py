@@ -21,9 +21,9 @@ from amaranth.lib.wiring import In, Out
 
 from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError
+from ..hw.program import Program
 from ..hw.top import FireforgeSoC
 from ..hw.uart import UARTRx, UARTTx
-from ..sw.program import Program
 from .runner import build_model, environment
 
 __all__ = ["SimBoard", "serve", "SIMBOARD_TOP", "DEFAULT_DIVISOR", "FIFO_DEPTH"]

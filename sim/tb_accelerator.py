@@ -20,8 +20,8 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 from fireforge.hw.isa import Op
+from fireforge.hw.program import load_program
 from fireforge.sw.golden import first_mismatch, read_tensor, run_golden
-from fireforge.sw.program import load_program
 
 CLOCK_NS = 10
 

@@ -28,9 +28,9 @@ from ..hw.isa import (
     pack_descriptor,
     pack_indices,
 )
+from ..hw.program import FORMAT, IMAGE_FILES, VERSION, InputSpec, Manifest, model_hash, sha256
 from .checkpoint import Checkpoint, write_json
 from .compress import SharedLayer
-from .program import FORMAT, IMAGE_FILES, VERSION, model_hash, sha256
 from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, quantize
 
 __all__ = ["compile_checkpoint", "plan_memory", "channel_stride", "MemoryPlan", "Budget",
@@ -367,7 +367,8 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
                        budget: Budget | None = None, group: int = DEFAULT_GROUP,
                        shared: dict[str, SharedLayer] | None = None,
                        source: str | None = None, accelerator: str | None = None,
-                       banks: int = 1, bank_bytes: int | None = None, lanes: int = 1) -> dict:
+                       banks: int = 1, bank_bytes: int | None = None,
+                       lanes: int = 1) -> Manifest:
     """Compile ``ckpt`` into the directory ``out``; returns the manifest. ``banks`` and
     ``bank_bytes``: the activation memory's single-port banks (1: one dual-port memory);
     ``lanes``: the array's input lanes (rows), the activation word in bytes."""
@@ -406,39 +407,38 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
                                {k: v for k, v in ckpt.extra.items() if k != "compression"}),
                     float_dir)
     logits = tensors[LOGITS]
-    manifest = {
-        "format": FORMAT,
-        "version": VERSION,
-        "model_hash": model_hash(images),
-        "preset": ckpt.preset,
-        "source": source,
-        "config": ckpt.config.to_dict(),
-        "data": ckpt.data,
-        "classes": list(ckpt.classes),
-        "num_classes": ckpt.config.num_classes,
-        "input": {"channels": ckpt.config.in_channels, "size": ckpt.config.input_size,
-                  "pad_value": net.pad_value, "mean": ckpt.mean, "std": ckpt.std,
-                  "layout": "HWC uint8 pixels", "unfold": unfold},
-        "group": group,
-        "lanes": lanes,
-        "accelerator": accelerator,
-        "descriptor_bytes": DESCRIPTOR_BYTES,
-        "descriptor_bits": Descriptor.size,
-        "act_bytes": plan.peak,
-        "act_banks": banks,
-        "bank_bytes": bank_bytes if banks > 1 else plan.peak,
-        "logit_scale": logits.scale,
-        "bits": bits,
-        "compressed": bool(shared),
-        "files": {name: {"bytes": len(blob), "sha256": sha256(blob)}
-                  for name, blob in images.items()},
-        "tensors": {t: {"addr": plan.addr[t], "bank": plan.bank[t],
-                        "shape": list(tensors[t].shape),
-                        "stride": channel_stride(tensors[t].shape[0], lanes),
-                        "scale": tensors[t].scale} for t in plan.addr},
-        "layers": layers,
-        "fit": fit,
-    }
-    assert list(manifest["files"]) == list(IMAGE_FILES)
-    write_json(out / "manifest.json", manifest)
+    manifest = Manifest(
+        format=FORMAT,
+        version=VERSION,
+        model_hash=model_hash(images),
+        preset=ckpt.preset,
+        source=source,
+        config=ckpt.config.to_dict(),
+        data=ckpt.data,
+        classes=list(ckpt.classes),
+        num_classes=ckpt.config.num_classes,
+        input=InputSpec(channels=ckpt.config.in_channels, size=ckpt.config.input_size,
+                        pad_value=net.pad_value, mean=ckpt.mean, std=ckpt.std, unfold=unfold),
+        group=group,
+        lanes=lanes,
+        accelerator=accelerator,
+        descriptor_bytes=DESCRIPTOR_BYTES,
+        descriptor_bits=Descriptor.size,
+        act_bytes=plan.peak,
+        act_banks=banks,
+        bank_bytes=bank_bytes if banks > 1 else plan.peak,
+        logit_scale=logits.scale,
+        bits=bits,
+        compressed=bool(shared),
+        files={name: {"bytes": len(blob), "sha256": sha256(blob)}
+               for name, blob in images.items()},
+        tensors={t: {"addr": plan.addr[t], "bank": plan.bank[t],
+                     "shape": list(tensors[t].shape),
+                     "stride": channel_stride(tensors[t].shape[0], lanes),
+                     "scale": tensors[t].scale} for t in plan.addr},
+        layers=layers,
+        fit=fit,
+    )
+    assert list(manifest.files) == list(IMAGE_FILES)
+    write_json(out / "manifest.json", manifest.to_dict())
     return manifest

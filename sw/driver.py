@@ -23,6 +23,7 @@ from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError
 from ..hw.info import config_from_info
 from ..hw.isa import ACC_BITS, Op
+from ..hw.program import Program
 from ..hw.protocol import (
     ARGUMENTS,
     BOARD_ID_BYTES,
@@ -49,7 +50,6 @@ from ..hw.protocol import (
     parse_model_info,
     slip_encode,
 )
-from .program import Program
 
 __all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",
            "Classification", "prepare_image", "load_image_file"]
@@ -434,7 +434,7 @@ class Board:
                 if progress:
                     progress(done, total)
         self.request(Cmd.LOAD_COMMIT, model_info_bytes(program.model_hash,
-                                                       program.manifest["logit_scale"]),
+                                                       program.manifest.logit_scale),
                      crc=crc32(stream), n_layers=len(program.layers),
                      num_classes=program.num_classes)
         return self.check_model(program)

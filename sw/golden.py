@@ -26,7 +26,7 @@ from ..hw.isa import (
     unpack_channel_params,
     unpack_indices,
 )
-from .program import Program, conv_windows
+from ..hw.program import Program, conv_windows
 
 __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_tensor"]
 
@@ -75,7 +75,7 @@ def decode_weights(program: Program, d) -> np.ndarray:
     """int64 weights ``(out, in, k, k)`` of a CONV descriptor, decoded from the images."""
     if d.w_encoding != WeightEncoding.DENSE:
         raise FireforgeError(f"weight encoding {d.w_encoding} is not implemented")
-    group, lanes = program.manifest["group"], program.lanes
+    group, lanes = program.manifest.group, program.lanes
     k, ci, co, bits = d.kernel, d.in_c, d.out_c, d.w_bits
     ci_pad = -(-ci // lanes) * lanes  # input channels padded to whole lanes (index 0)
     groups = -(-co // group)
@@ -139,7 +139,7 @@ def run_golden(program: Program, images: np.ndarray, keep_layers: bool = False,
     sums_all, layers_all = [], {name: [] for name in names} if keep_layers else None
     for start in range(0, max(len(images), 1), batch_size):
         batch = images[start:start + batch_size]
-        mem = np.zeros((len(batch), program.manifest["act_bytes"]), dtype=np.uint8)
+        mem = np.zeros((len(batch), program.manifest.act_bytes), dtype=np.uint8)
         write_input(program, mem, batch)
         sums = None
         for name, d in zip(names, descriptors, strict=True):
@@ -168,4 +168,4 @@ def run_golden(program: Program, images: np.ndarray, keep_layers: bool = False,
             raise FireforgeError("the program has no AVGPOOL: it produces no result")
         sums_all.append(sums)
     layers = ({k: np.concatenate(v) for k, v in layers_all.items()} if keep_layers else None)
-    return GoldenResult(np.concatenate(sums_all), program.manifest["logit_scale"], layers)
+    return GoldenResult(np.concatenate(sums_all), program.manifest.logit_scale, layers)

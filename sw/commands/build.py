@@ -50,7 +50,7 @@ def default_program(board: str, runs: str | Path = "runs", *, log: Log = quiet):
     gets the trained network uncompressed, int8."""
     from ...boards.boards import board_spec
     from ...hw.config import config_by_name
-    from ..program import load_program
+    from ...hw.program import load_program
     from .compile import compile_program
     from .compress import compress
     from .train import train
@@ -67,7 +67,7 @@ def default_program(board: str, runs: str | Path = "runs", *, log: Log = quiet):
     manifest = program / "manifest.json"
     if manifest.exists():
         m = load_program(program).manifest
-        if (m["group"], m.get("lanes", 1)) != (accel.columns, accel.rows):
+        if (m.group, m.lanes) != (accel.columns, accel.rows):
             log(f"{program} was compiled for another array shape: compiling it again")
             manifest.unlink()
     steps = [(base / "metrics.json", f"train {spec.default_preset} on {spec.default_data}",
@@ -106,7 +106,7 @@ def build(board: str, program: str | Path | None = None, *, runs: str | Path = "
     from ...boards.boards import board_spec
     from ...boards.build import build_board
     from ...boards.fit import board_config, fit_board, format_board_fit, require_fit
-    from ..program import load_program
+    from ...hw.program import load_program
 
     spec = board_spec(board)
     if program:

@@ -52,9 +52,9 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str = DE
     ``board``'s device or ``budget_kib`` when given (raises when it does not fit)."""
     from ...hw.config import config_by_name
     from ...hw.perf import estimate
+    from ...hw.program import load_program
     from ..checkpoint import load_checkpoint
     from ..compiler import compile_checkpoint, fit_message, format_fit
-    from ..program import load_program
     from .compress import checkpoint_data
 
     accel = config_by_name(config)
@@ -66,10 +66,10 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str = DE
                                   accelerator=config, banks=accel.act_banks,
                                   bank_bytes=accel.bank_bytes, lanes=accel.rows)
     perf = estimate(accel, load_program(out))
-    fit = manifest["fit"]
+    fit = manifest.fit
     if fit.get("fits") is False:
         raise FireforgeError(fit_message(fit) + f" (program written to {out} anyway)")
-    layers = manifest["layers"]
+    layers = manifest.layers
     log(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'acc bits':>8} "
         f"{'shift':>5}")
     for layer in layers:
@@ -81,9 +81,9 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str = DE
     log(format_fit(fit))
     log(f"cycle model ({config}, {accel.macs} MACs): {perf['cycles_per_inference']:,} cycles "
         f"per inference, MAC utilization {perf['mac_utilization'] * 100:.1f}% over convolutions")
-    log(f"model {manifest['model_hash'][:16]}: {len(layers)} operations, program in {out}")
+    log(f"model {manifest.model_hash[:16]}: {len(layers)} operations, program in {out}")
     return CompileResult(
-        program=str(out), model_hash=manifest["model_hash"], layers=len(layers),
-        act_bytes=manifest["act_bytes"], weight_bytes=manifest["files"]["weights.bin"]["bytes"],
+        program=str(out), model_hash=manifest.model_hash, layers=len(layers),
+        act_bytes=manifest.act_bytes, weight_bytes=manifest.files["weights.bin"]["bytes"],
         fit=fit, config=config, cycles_per_inference=perf["cycles_per_inference"],
         mac_utilization=perf["mac_utilization"])

@@ -34,15 +34,15 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
     set it was trained on; ``count``: only the first images) beside its float network."""
     import numpy as np
 
+    from ...hw.program import load_program
     from ..checkpoint import load_checkpoint
     from ..data import load_dataset
     from ..golden import run_golden
-    from ..program import load_program
     from ..train import predict
 
     prog = load_program(program)
     c, size, _ = prog.input_shape
-    name = data or prog.manifest["data"]
+    name = data or prog.manifest.data
     dataset = load_dataset(name, size, c)
     x, y = dataset.x_test[:count], dataset.y_test[:count]
     result = run_golden(prog, x)
@@ -51,7 +51,7 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
     pred = result.predictions
     float_pred = float_scores.argmax(1)
     err = np.abs(result.logits - float_scores)
-    files = prog.manifest["files"]
+    files = prog.manifest.files
     report = GoldenReport(
         program=str(program), model_hash=prog.model_hash, data=name, images=int(len(x)),
         accuracy=float((pred == y).mean()), float_accuracy=float((float_pred == y).mean()),
@@ -60,7 +60,7 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
         logit_scale_of_float=float(np.abs(float_scores).mean()),
         weight_bytes=sum(files[f]["bytes"] for f in ("weights.bin", "codebooks.bin",
                                                      "params.bin")),
-        program_bytes=files["program.bin"]["bytes"], act_bytes=prog.manifest["act_bytes"],
+        program_bytes=files["program.bin"]["bytes"], act_bytes=prog.manifest.act_bytes,
         predictions=pred.tolist())
     log(f"golden model of {program} on {len(x)} {name} test images: accuracy "
         f"{report.accuracy * 100:.2f}% (float {report.float_accuracy * 100:.2f}%), top-1 "

@@ -67,12 +67,12 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
     when any image's sums differ from the golden model's."""
     import numpy as np
 
+    from ...hw.program import load_program
     from ..driver import load_image_file, prepare_image
     from ..golden import run_golden
-    from ..program import load_program
 
     prog = load_program(program)
-    classes = prog.manifest.get("classes") or [str(i) for i in range(prog.num_classes)]
+    classes = prog.manifest.classes or [str(i) for i in range(prog.num_classes)]
     if bool(images) == bool(data):
         raise FireforgeError("give image files, or --data NAME [--count N], not both")
     notes: list[str] = []
@@ -151,7 +151,7 @@ class LoadResult(Result):
 def load(port: Port, program: str | Path, *, log: Log = quiet) -> LoadResult:
     """Write ``program`` into the spare model slot of the board at ``port``; the board switches
     to it only when its CRC-32 checks out."""
-    from ..program import load_program
+    from ...hw.program import load_program
 
     prog = load_program(program)
     with port.open() as board:

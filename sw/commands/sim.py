@@ -53,14 +53,14 @@ def simulate(program: str | Path, *, images: int = 1, simulator: str = "icarus",
 
     from ...hw.config import config_by_name
     from ...hw.perf import utilization
+    from ...hw.program import load_program
     from ...sim.runner import run_rtl
     from ..data import load_dataset
-    from ..program import load_program
 
     prog = load_program(program)
     accel = config_by_name(config)
     c, size, _ = prog.input_shape
-    name = data or prog.manifest["data"]
+    name = data or prog.manifest.data
     dataset = load_dataset(name, size, c)
     x, labels = dataset.x_test[:images], dataset.y_test[:images]
     checked = ", every layer checked" if check_layers else ""

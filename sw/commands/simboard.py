@@ -25,8 +25,8 @@ def simboard(program: str | Path, *, port: int = 5550, config: str = DEFAULT_CON
     """Serve ``program`` on the simulated board until stopped (or ``max_seconds``);
     ``ready_file`` receives the URL once the board listens."""
     from ...hw.config import config_by_name
+    from ...hw.program import load_program
     from ...sim.simboard import DEFAULT_DIVISOR, serve
-    from ..program import load_program
 
     prog = load_program(program)
     divisor = divisor or DEFAULT_DIVISOR

@@ -14,9 +14,9 @@ from fireforge.boards.ecp5 import ECP5
 from fireforge.boards.fit import board_config, fit_board, require_fit
 from fireforge.boards.ice40 import ICE40
 from fireforge.hw.errors import FireforgeError
+from fireforge.hw.program import load_program
 from fireforge.sw.commands.build import list_boards
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
-from fireforge.sw.program import load_program
 
 from ..hw.test_accelerator import compile_random
 
@@ -179,10 +179,10 @@ def test_ice40_bitstream(tmp_path, quick_tiny_up5k_program):
 def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
     """The iCE40 UltraPlus configuration has no codebook decoder, so its default program is the
     trained network in int8 (no compress step); the ECP5 boards get the compressed model."""
+    import fireforge.hw.program
     import fireforge.sw.commands.compile
     import fireforge.sw.commands.compress
     import fireforge.sw.commands.train
-    import fireforge.sw.program
     from fireforge.sw.commands.build import default_program
 
     calls = []
@@ -200,7 +200,7 @@ def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
     monkeypatch.setattr(commands.compress, "compress", fake("compress", 3, "compression.npz"))
     monkeypatch.setattr(commands.compile, "compile_program", fake("compile", 1,
                                                                   "manifest.json"))
-    monkeypatch.setattr(fireforge.sw.program, "load_program", lambda path: path)
+    monkeypatch.setattr(fireforge.hw.program, "load_program", lambda path: path)
     program = default_program(board, tmp_path)
     assert [step for step, _ in calls] == (["train", "compress", "compile"] if compressed
                                           else ["train", "compile"])

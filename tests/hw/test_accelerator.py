@@ -11,11 +11,11 @@ from fireforge.hw.conv import array_broadcast
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import DESCRIPTOR_BYTES, Descriptor, Op
 from fireforge.hw.perf import estimate
+from fireforge.hw.program import load_program
 from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
-from fireforge.sw.program import load_program
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -125,7 +125,7 @@ def test_single_port_banks_and_spram_weights_bit_exact(tmp_path, bypass, bits):
     compile_checkpoint(ckpt, x, tmp_path, group=config.columns, shared=ckpt.shared,
                        banks=config.act_banks, bank_bytes=config.bank_bytes)
     program = load_program(tmp_path)
-    banks = {t["bank"] for t in program.manifest["tensors"].values()}
+    banks = {t["bank"] for t in program.manifest.tensors.values()}
     assert banks == {0, 1}
     got = simulate(config, program, x)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
@@ -256,7 +256,7 @@ def test_input_lanes_cycle_model_exact(tmp_path):
     net = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(8, 8, 8), FireSpec(8, 8, 8)), (0,),
                            num_classes=4, in_channels=1, input_size=10)
     program, x = compile_random(net, 5, 4, tmp_path, images=1, lanes=4)
-    assert program.manifest["input"]["unfold"]["shape"] == [9, 10, 10]
+    assert program.manifest.input.unfold["shape"] == [9, 10, 10]
     stem = program.descriptors[0]
     assert (stem.kernel, stem.in_c, stem.in_stride, stem.pad) == (1, 9, 12, 0)
     assert len(program.input_bytes(x[0])[1]) == 10 * 10 * 12

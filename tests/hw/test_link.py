@@ -101,7 +101,7 @@ def test_info_reports_the_program_and_config(board, programs):
     assert info.board == "pysim" and info.version == PROTOCOL_VERSION
     assert info.config == TEST_CONFIG  # all the host needs to check a program against
     assert info.model_hash == a.model_hash
-    assert info.logit_scale == pytest.approx(a.manifest["logit_scale"], rel=1e-6)
+    assert info.logit_scale == pytest.approx(a.manifest.logit_scale, rel=1e-6)
     assert (info.n_layers, info.num_classes) == (len(a.layers), a.num_classes)
     assert info.features == {"bypass_add": TEST_CONFIG.bypass_add, "spram_acts": False,
                              "spram_weights": False}
@@ -242,7 +242,7 @@ def test_input_lanes_through_the_link(tmp_path):
     parameters as words of two entries, as INFO's ``requant_lanes`` tells the host."""
     a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=2, lanes=4)
     b, xb = compile_random(NET2, 2, 2, tmp_path / "b", images=1, lanes=4)
-    assert a.manifest["input"]["unfold"] is not None
+    assert a.manifest.input.unfold is not None
     board = Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1)
     try:
         info = board.info()

@@ -83,7 +83,7 @@ def test_tiny_preset_every_layer_verilator(quick_tiny_program, tmp_path):
     # The cycle model is exact on the preset: every layer, and the whole inference.
     from fireforge.hw.config import config_by_name
     from fireforge.hw.perf import estimate
-    from fireforge.sw.program import load_program
+    from fireforge.hw.program import load_program
 
     model = estimate(config_by_name("small"), load_program(quick_tiny_program))
     assert [row["cycles"] for row in model["layers"]] == [row["cycles"] for row in

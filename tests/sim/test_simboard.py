@@ -14,12 +14,12 @@ import time
 
 import numpy as np
 import pytest
+from fireforge.hw.program import load_program
 from fireforge.hw.protocol import Cmd, RequestHeader, Status, crc32, layout_bytes, slip_encode
 from fireforge.sw.commands.compile import compile_program
 from fireforge.sw.commands.infer import Port, infer, load
 from fireforge.sw.driver import Board, BoardError
 from fireforge.sw.golden import run_golden
-from fireforge.sw.program import load_program
 
 pytestmark = pytest.mark.xdist_group("simboard")
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import ACC_BITS, Op
+from fireforge.hw.program import load_program
 from fireforge.sw.compiler import Budget, compile_checkpoint, fit_message, plan_memory
 from fireforge.sw.model import FireSpec, SqueezeNetConfig, create_model
-from fireforge.sw.program import load_program
 from fireforge.sw.quant import LOGITS, lower
 from torch import nn
 
@@ -30,10 +30,10 @@ def program_dir(tmp_path):
 def test_manifest_records_what_the_hardware_needs(program_dir):
     program = load_program(program_dir)
     m = program.manifest
-    assert len(m["model_hash"]) == 64 and m["group"] == 8 and m["bits"] == 4
-    assert [layer["op"] for layer in m["layers"]].count("ADD") == 2
-    assert all(layer["acc_bits"] <= ACC_BITS for layer in m["layers"])
-    assert m["input"]["pad_value"] == round(0.3 * 255)
+    assert len(m.model_hash) == 64 and m.group == 8 and m.bits == 4
+    assert [layer["op"] for layer in m.layers].count("ADD") == 2
+    assert all(layer["acc_bits"] <= ACC_BITS for layer in m.layers)
+    assert m.input.pad_value == round(0.3 * 255)
     assert (program_dir / "float" / "model.pt").is_file()
 
 
@@ -136,10 +136,10 @@ def test_fit_report_on_boards(tmp_path):
     ckpt = _random_checkpoint(SMALL, 1, None)
     m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "a",
                            budget=Budget(1 << 20, "a big board"))
-    assert m["fit"]["fits"] and m["fit"]["margin"] > 0
+    assert m.fit["fits"] and m.fit["margin"] > 0
     m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "b",
                            budget=Budget(4000, "a tiny board"))
-    fit = m["fit"]
+    fit = m.fit
     assert fit["fits"] is False and fit["margin"] < 0
     assert any(s["change"] == "--bits 4" for s in fit["suggestions"])
     msg = fit_message(fit)

@@ -1,26 +1,31 @@
 """The golden model against hand-computed integers and against PyTorch, layer by layer."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import Op, pack_channel_params, pack_descriptor, pack_indices, requantize
+from fireforge.hw.program import FORMAT, VERSION, Manifest, Program, load_program
 from fireforge.sw.checkpoint import Checkpoint
 from fireforge.sw.compiler import compile_checkpoint
 from fireforge.sw.golden import decode_weights, run_golden
 from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig
-from fireforge.sw.program import Program, load_program
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 
 def _hand_program(descriptors, weights=b"", codebooks=b"", params=b"", act_bytes=64,
                   input_shape=(2, 2, 2), classes=2) -> Program:
-    manifest = {"group": 1, "act_bytes": act_bytes, "num_classes": classes, "logit_scale": 1.0,
-                "input": {"channels": input_shape[0], "size": input_shape[1]},
-                "tensors": {"input": {"addr": 0}},
-                "layers": [{"name": f"l{i}"} for i in range(len(descriptors))]}
+    manifest = Manifest.from_dict({
+        "format": FORMAT, "version": VERSION, "model_hash": "", "files": {}, "group": 1,
+        "act_bytes": act_bytes, "num_classes": classes, "logit_scale": 1.0,
+        "input": {"channels": input_shape[0], "size": input_shape[1], "pad_value": 0,
+                  "mean": [0.0], "std": [1.0]},
+        "tensors": {"input": {"addr": 0}},
+        "layers": [{"name": f"l{i}"} for i in range(len(descriptors))]})
     return Program(None, manifest, {"program.bin": b"".join(descriptors), "weights.bin": weights,
                                     "codebooks.bin": codebooks, "params.bin": params})
 
@@ -70,7 +75,8 @@ def test_hand_computed_bypass_add():
     avg = pack_descriptor(op=Op.AVGPOOL, in_c=1, in_h=1, in_w=3, out_c=1, out_h=1, out_w=1,
                           in_addr=16, in_stride=1)
     prog = _hand_program([add, avg], input_shape=(1, 1, 3), classes=1)
-    prog.manifest["input"]["size"] = None  # non-square hand case: write memory directly
+    # non-square hand case: write memory directly
+    prog.manifest = replace(prog.manifest, input=replace(prog.manifest.input, size=None))
     mem_x1, mem_x2 = [10, 255, 0], [20, 255, 1]
     from fireforge.sw import golden
 
@@ -138,7 +144,7 @@ def _tensor_from_layers(program, layers, images, name):
 def check_program_against_torch(program: Program, images: np.ndarray, float_model) -> dict:
     """Every layer's golden integers against PyTorch on the golden's own inputs."""
     res = run_golden(program, images, keep_layers=True)
-    tensors = program.manifest["tensors"]
+    tensors = program.manifest.tensors
     checked = {}
     for layer, d in zip(program.layers, program.descriptors, strict=True):
         name = layer["name"]
@@ -151,7 +157,7 @@ def check_program_against_torch(program: Program, images: np.ndarray, float_mode
             conv = float_model.get_submodule(name)
             wf = conv.weight.detach().double().numpy()
             if layer["inputs"][0] == "input":
-                wf = wf / (255 * program.manifest["input"]["std"][0])
+                wf = wf / (255 * program.manifest.input.std[0])
             assert np.abs(w * scale - wf).max() <= scale.max() * 0.5 + 1e-9, name
             xt = torch.from_numpy(x).double()
             if d.pad:

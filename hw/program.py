@@ -1,5 +1,9 @@
 """The compiled Program on disk: descriptors, memory images and the manifest that binds them.
 
+It is the contract between the compiler (which writes it), the golden model, the gateware (whose
+memories it initialises) and the host driver (which loads it onto a board), so it lives beside
+the ISA that defines what its images hold.
+
 A program directory holds::
 
     program.bin     one packed hw.isa.Descriptor per operation
@@ -16,6 +20,7 @@ file is refused with the name of the file and what is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -23,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..hw.errors import FireforgeError
-from ..hw.isa import DESCRIPTOR_BYTES, unpack_descriptor
+from .errors import FireforgeError
+from .isa import DESCRIPTOR_BYTES, unpack_descriptor
 
-__all__ = ["Program", "load_program", "IMAGE_FILES", "FORMAT", "VERSION", "model_hash",
-           "sha256"]
+__all__ = ["Program", "Manifest", "InputSpec", "load_program", "IMAGE_FILES", "FORMAT",
+           "VERSION", "model_hash", "sha256", "conv_windows"]
 
 FORMAT = "fireforge-program"
 VERSION = 1
@@ -50,10 +55,101 @@ def model_hash(images: dict[str, bytes]) -> str:
     return h.hexdigest()
 
 
+@dataclass(frozen=True)
+class InputSpec:
+    """What the program takes as input, and how the host lays it out."""
+
+    channels: int
+    size: int
+    #: the pixel that stands for zero after normalization (the stem's padding)
+    pad_value: int
+    #: normalization folded into the stem: one mean on the pixel grid, one std per channel
+    mean: list
+    std: list
+    layout: str = "HWC uint8 pixels"
+    #: the stem's unfolded input (each output pixel's window as its channels): kernel, stride,
+    #: pad, pad_value and the unfolded tensor's shape; None when the host writes pixels
+    unfold: dict | None = None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``manifest.json``: what a program's images mean, typed. Every reader goes through
+    :meth:`from_dict`, the one place where fields are checked and optional ones get their
+    defaults."""
+
+    format: str
+    version: int
+    model_hash: str
+    num_classes: int
+    input: InputSpec
+    #: output channels per weight word (the array's columns)
+    group: int
+    act_bytes: int
+    logit_scale: float
+    #: per file: its bytes and SHA-256
+    files: dict
+    #: per tensor: address, bank, shape, pixel stride, scale
+    tensors: dict
+    #: per operation: name, op, shapes, MACs, bits, density, accumulator bits, shift, ...
+    layers: list
+    #: the input lanes (bytes per activation word) the program was compiled for
+    lanes: int = 1
+    act_banks: int = 1
+    #: bytes per activation bank (``act_bytes`` with one bank)
+    bank_bytes: int | None = None
+    preset: str | None = None
+    source: str | None = None
+    #: the float network's configuration (SqueezeNetConfig.to_dict)
+    config: dict | None = None
+    data: str | None = None
+    classes: list | None = None
+    #: the named accelerator configuration it was laid out for
+    accelerator: str | None = None
+    descriptor_bytes: int = DESCRIPTOR_BYTES
+    descriptor_bits: int | None = None
+    bits: int = 8
+    compressed: bool = False
+    #: the fit report against a board or budget, when one was given
+    fit: dict | None = None
+
+    def __post_init__(self):
+        if self.bank_bytes is None:
+            object.__setattr__(self, "bank_bytes", self.act_bytes)
+
+    @classmethod
+    def from_dict(cls, raw, where: str = "manifest") -> Manifest:
+        """Check ``raw`` (the parsed JSON) and type it; a missing or mistyped field is named."""
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise FireforgeError(f"{where} is not a fireforge program manifest")
+        if raw.get("version") != VERSION:
+            raise FireforgeError(f"{where} has program format {raw.get('version')}; this "
+                                 f"fireforge reads {VERSION}: recompile")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        required = [n for n, f in fields.items()
+                    if f.default is dataclasses.MISSING and n not in raw]
+        if required:
+            raise FireforgeError(f"{where} lacks {required}: recompile")
+        known = {k: v for k, v in raw.items() if k in fields}
+        for name, kind in (("files", dict), ("tensors", dict), ("layers", list),
+                           ("input", dict), ("num_classes", int), ("group", int),
+                           ("act_bytes", int), ("lanes", int)):
+            if name in known and not isinstance(known[name], kind):
+                raise FireforgeError(f"{where}: {name} is not a {kind.__name__}: recompile")
+        try:
+            known["input"] = InputSpec(**known["input"])
+        except TypeError as e:
+            raise FireforgeError(f"{where}: input is malformed ({e}): recompile") from None
+        return cls(**known)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
 @dataclass
 class Program:
     path: Path
-    manifest: dict
+    manifest: Manifest
     images: dict[str, bytes]
 
     @property
@@ -64,25 +160,25 @@ class Program:
 
     @property
     def model_hash(self) -> str:
-        return self.manifest["model_hash"]
+        return self.manifest.model_hash
 
     @property
     def layers(self) -> list[dict]:
-        return self.manifest["layers"]
+        return self.manifest.layers
 
     @property
     def num_classes(self) -> int:
-        return self.manifest["num_classes"]
+        return self.manifest.num_classes
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        i = self.manifest["input"]
-        return i["channels"], i["size"], i["size"]
+        i = self.manifest.input
+        return i.channels, i.size, i.size
 
     @property
     def lanes(self) -> int:
         """The array's input lanes the program was compiled for (bytes per activation word)."""
-        return self.manifest.get("lanes", 1)
+        return self.manifest.lanes
 
     def input_bytes(self, image: np.ndarray) -> tuple[int, bytes]:
         """Where and how one uint8 image ``(C, H, W)`` lies in activation memory: its address
@@ -95,9 +191,9 @@ class Program:
                                  f"{c}x{h}x{w} (channels x height x width)")
         if image.dtype != np.uint8:
             raise FireforgeError(f"images must be uint8 pixels, not {image.dtype}")
-        t = self.manifest["tensors"]["input"]
+        t = self.manifest.tensors["input"]
         hwc = image.transpose(1, 2, 0)
-        unfold = self.manifest["input"].get("unfold")
+        unfold = self.manifest.input.unfold
         if unfold:  # each output pixel's window as its channels
             hwc = conv_windows(hwc, unfold["kernel"], unfold["stride"], unfold["pad"],
                                unfold["pad_value"], *unfold["shape"][1:])
@@ -128,20 +224,12 @@ def load_program(path: str | Path) -> Program:
         raise FireforgeError(f"{path} is not a compiled program (no manifest.json); make one "
                              f"with `fireforge compile --checkpoint DIR --out {path}`")
     try:
-        manifest = json.loads(mpath.read_text())
+        raw = json.loads(mpath.read_text())
     except json.JSONDecodeError as e:
         raise FireforgeError(f"{mpath} is not valid JSON ({e}): the manifest was edited or "
                              f"truncated; recompile") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise FireforgeError(f"{mpath} is not a fireforge program manifest")
-    if manifest.get("version") != VERSION:
-        raise FireforgeError(f"{mpath} has program format {manifest.get('version')}; this "
-                             f"fireforge reads {VERSION}: recompile")
-    files = manifest.get("files")
-    required = ("model_hash", "layers", "tensors", "input", "num_classes", "group", "act_bytes")
-    missing = [k for k in required if k not in manifest]
-    if not isinstance(files, dict) or missing:
-        raise FireforgeError(f"{mpath} lacks {missing or ['files']}: recompile")
+    manifest = Manifest.from_dict(raw, str(mpath))
+    files = manifest.files
     images = {}
     for name in IMAGE_FILES:
         fpath = path / name
@@ -159,11 +247,11 @@ def load_program(path: str | Path) -> Program:
             raise FireforgeError(f"{fpath} does not match its SHA-256 in the manifest: it was "
                                  f"edited or belongs to another program")
         images[name] = blob
-    if model_hash(images) != manifest["model_hash"]:
+    if model_hash(images) != manifest.model_hash:
         raise FireforgeError(f"{mpath}: model_hash does not match the images (the manifest was "
                              f"edited); recompile")
     n_desc = len(images["program.bin"]) // DESCRIPTOR_BYTES
-    if len(images["program.bin"]) % DESCRIPTOR_BYTES or n_desc != len(manifest["layers"]):
+    if len(images["program.bin"]) % DESCRIPTOR_BYTES or n_desc != len(manifest.layers):
         raise FireforgeError(f"{path}: program.bin holds {n_desc} descriptors for "
-                             f"{len(manifest['layers'])} layers in the manifest")
+                             f"{len(manifest.layers)} layers in the manifest")
     return Program(path, manifest, images)
