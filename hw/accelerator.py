@@ -61,6 +61,7 @@ from .memories import (
     model_memories,
     slot_bases,
 )
+from .ops import OPS, UNITS
 from .protocol import Space
 from .vector import BypassAdd, Pool
 
@@ -237,7 +238,7 @@ class Accelerator(wiring.Component):
         return m
 
     def _units(self, m: Module, rd_base) -> list:
-        """The engines, each with the opcodes it runs."""
+        """The engines, each with the opcodes it runs (:data:`~.ops.OPS`)."""
         cfg = self.config
         m.submodules.conv = conv = ConvEngine(
             cfg, self.act_aw, *(len(rd_base[s])
@@ -246,11 +247,11 @@ class Accelerator(wiring.Component):
         # for every unit (see act_read_latency)
         latency = self.act_read_latency
         m.submodules.pool = pool = Pool(self.act_aw, self.res_aw, latency, cfg.rows)
-        units = [(conv, (Op.CONV,)), (pool, (Op.MAXPOOL, Op.AVGPOOL))]
+        built = {"conv": conv, "pool": pool}
         if cfg.bypass_add:
-            m.submodules.add = add = BypassAdd(self.act_aw, latency)
-            units.append((add, (Op.ADD,)))
-        return units
+            m.submodules.add = built["add"] = BypassAdd(self.act_aw, latency)
+        return [(built[name], tuple(op for op in Op if OPS[op].unit == name))
+                for name in UNITS if name in built]
 
     def _datapath(self, m: Module, units, ports, slices, rd_base, act, res_rd, res_wr,
                   cnt_rd):

@@ -22,7 +22,7 @@ from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY, requant_latency
 
-__all__ = ["layer_cycles", "estimate", "utilization", "sequencer_cycles_per_layer"]
+__all__ = ["layer_cycles", "estimate", "utilization", "sequencer_cycles_per_layer", "CYCLES"]
 
 
 def sequencer_cycles_per_layer(config: AcceleratorConfig) -> int:
@@ -38,51 +38,70 @@ _POOL_TAIL = 4
 _ADD_TAIL = 6
 
 
+def _conv_cycles(config: AcceleratorConfig, d) -> int:
+    C, R, Q = config.columns, config.rows, config.requant_lanes
+    steps = d.kernel * d.kernel * math.ceil(d.in_c / R)
+    # requantization cycles of each group: chunks of Q channels
+    counts = [math.ceil(min(C, d.out_c - g * C) / Q) for g in range(math.ceil(d.out_c / C))]
+
+    broadcast = array_broadcast(config)
+    extra = (MEMORY_REGISTER_STAGES * config.memory_registers
+             + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
+             + array_latency(R, broadcast, config.memory_registers) - array_latency(1, 1))
+
+    depth = config.fifo_depth
+
+    def round_trip(c):  # a group's first step to its credit's return
+        return steps + c + _CREDIT_LATENCY + extra
+
+    def per_group(c):  # steps, requantization, or credits (fifo_depth in flight)
+        return max(steps, c, round_trip(c) / depth)
+
+    last = counts[-1]
+    codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
+    # (the requantizer's pipeline and the registered end of the drain, where configured,
+    # lengthen only the drain)
+    tail = (_CONV_TAIL + extra + last + codebook + config.memory_registers
+            + requant_latency(config.memory_registers) - REQUANT_LATENCY)
+    n = d.out_h * d.out_w * len(counts)
+    if len(set(counts)) == 1 and round_trip(last) > depth * max(steps, last):
+        # Bound by credits, every group alike: groups start in bursts of fifo_depth,
+        # ``steps`` apart, each burst a round trip after the one before.
+        return ((n - 1) // depth * round_trip(last) + (n - 1) % depth * steps + steps
+                + tail)
+    work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
+    return round(work - (per_group(last) - steps) + tail)
+
+
+def _read_registers(config: AcceleratorConfig) -> int:
+    """The accelerator's activation address and data registers, where configured."""
+    return act_read_latency(config) - 1
+
+
+def _maxpool_cycles(config: AcceleratorConfig, d) -> int:
+    # (a window covers a word of ``rows`` channels)
+    return (d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL
+            + _read_registers(config))
+
+
+def _avgpool_cycles(config: AcceleratorConfig, d) -> int:
+    return d.in_h * d.in_w * d.in_c + _POOL_TAIL + _read_registers(config)
+
+
+def _add_cycles(config: AcceleratorConfig, d) -> int:
+    return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL + _read_registers(config)
+
+
+#: each operation's cycles (what the per-layer counter records) from its descriptor
+CYCLES = {Op.CONV: _conv_cycles, Op.MAXPOOL: _maxpool_cycles, Op.AVGPOOL: _avgpool_cycles,
+          Op.ADD: _add_cycles}
+
+
 def layer_cycles(config: AcceleratorConfig, d) -> int:
     """Cycles the per-layer counter records for descriptor ``d``."""
-    if d.op == Op.CONV:
-        C, R, Q = config.columns, config.rows, config.requant_lanes
-        steps = d.kernel * d.kernel * math.ceil(d.in_c / R)
-        # requantization cycles of each group: chunks of Q channels
-        counts = [math.ceil(min(C, d.out_c - g * C) / Q) for g in range(math.ceil(d.out_c / C))]
-
-        broadcast = array_broadcast(config)
-        extra = (MEMORY_REGISTER_STAGES * config.memory_registers
-                 + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
-                 + array_latency(R, broadcast, config.memory_registers) - array_latency(1, 1))
-
-        depth = config.fifo_depth
-
-        def round_trip(c):  # a group's first step to its credit's return
-            return steps + c + _CREDIT_LATENCY + extra
-
-        def per_group(c):  # steps, requantization, or credits (fifo_depth in flight)
-            return max(steps, c, round_trip(c) / depth)
-
-        last = counts[-1]
-        codebook = (1 << d.w_bits) + 1 if d.w_bits <= config.codebook_bits else 0
-        # (the requantizer's pipeline and the registered end of the drain, where configured,
-        # lengthen only the drain)
-        tail = (_CONV_TAIL + extra + last + codebook + config.memory_registers
-                + requant_latency(config.memory_registers) - REQUANT_LATENCY)
-        n = d.out_h * d.out_w * len(counts)
-        if len(set(counts)) == 1 and round_trip(last) > depth * max(steps, last):
-            # Bound by credits, every group alike: groups start in bursts of fifo_depth,
-            # ``steps`` apart, each burst a round trip after the one before.
-            return ((n - 1) // depth * round_trip(last) + (n - 1) % depth * steps + steps
-                    + tail)
-        work = d.out_h * d.out_w * sum(per_group(c) for c in counts)
-        return round(work - (per_group(last) - steps) + tail)
-    # the accelerator's activation address and data registers, where configured
-    reg = act_read_latency(config) - 1
-    if d.op == Op.MAXPOOL:
-        # (a window covers a word of ``rows`` channels)
-        return d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL + reg
-    if d.op == Op.AVGPOOL:
-        return d.in_h * d.in_w * d.in_c + _POOL_TAIL + reg
-    if d.op == Op.ADD:
-        return d.out_h * d.out_w * d.out_c * 2 + _ADD_TAIL + reg
-    raise ValueError(f"unknown opcode {d.op}")
+    if d.op not in CYCLES:
+        raise ValueError(f"unknown opcode {d.op}")
+    return CYCLES[d.op](config, d)
 
 
 def utilization(config: AcceleratorConfig, program, cycles, total) -> dict:

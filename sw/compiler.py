@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -28,10 +28,11 @@ from ..hw.isa import (
     pack_descriptor,
     pack_indices,
 )
+from ..hw.ops import OPS
 from ..hw.program import FORMAT, IMAGE_FILES, VERSION, InputSpec, Manifest, model_hash, sha256
 from .checkpoint import Checkpoint, write_json
 from .compress import SharedLayer
-from .quant import INPUT, LOGITS, IntNetwork, Node, Tensor, calibrate, lower, quantize
+from .quant import INPUT, LOGITS, IntNetwork, Node, QNode, Tensor, calibrate, lower, quantize
 
 __all__ = ["compile_checkpoint", "plan_memory", "channel_stride", "MemoryPlan", "Budget",
            "fit_report", "footprint", "DEFAULT_GROUP"]
@@ -284,22 +285,88 @@ def _stem_unfold(net: IntNetwork, lanes: int) -> dict | None:
             "shape": [k * k * c, *stem.out_shape[1:]]}
 
 
+@dataclass
+class _Packing:
+    """The memory images being packed, and what every layer's packing needs."""
+
+    plan: MemoryPlan
+    tensors: dict[str, Tensor]
+    group: int
+    lanes: int
+    unfold: dict | None
+    program: bytearray = field(default_factory=bytearray)
+    weights: bytearray = field(default_factory=bytearray)
+    codebooks: bytearray = field(default_factory=bytearray)
+    params: bytearray = field(default_factory=bytearray)
+    #: identical codebooks are stored once: each one's first entry
+    codebook_at: dict[bytes, int] = field(default_factory=dict)
+    #: parameter entries so far
+    n_params: int = 0
+
+
+def _pack_conv(p: _Packing, q: QNode, fields: dict, layer: dict) -> None:
+    n = q.node
+    oc, oh, ow = n.out_shape
+    kernel, stride, pad, indices = n.kernel, n.stride, n.pad, q.indices
+    if p.unfold and n.inputs == [INPUT]:
+        # the stem on the unfolded input: a 1x1 convolution, weights in (ky, kx, ci) order
+        kernel, stride, pad = 1, 1, 0
+        indices = q.indices.transpose(0, 2, 3, 1).reshape(oc, -1, 1, 1)
+        layer.update(unfolded={"kernel": n.kernel, "stride": n.stride, "pad": n.pad})
+    codebook = q.codebook.astype(np.int8).tobytes()
+    if codebook not in p.codebook_at:
+        p.codebook_at[codebook] = len(p.codebooks)
+        p.codebooks += codebook
+    fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
+                  w_addr=len(p.weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
+                  cb_addr=p.codebook_at[codebook], param_addr=p.n_params, shift=q.shift)
+    p.weights += pack_indices(_weight_stream(indices, p.group, p.lanes), q.bits)
+    # Every layer starts on a weight word (``group * lanes`` bytes: one 8-bit index per MAC),
+    # and its parameters on a multiple of ``lanes`` entries (the requantizer's lanes read a
+    # whole parameter word).
+    p.weights += bytes(-len(p.weights) % (p.group * p.lanes))
+    p.params += pack_channel_params(q.bias, q.mult)
+    p.n_params += oc
+    spare = -p.n_params % p.lanes
+    p.params += bytes(spare * CHANNEL_PARAMS_BYTES)
+    p.n_params += spare
+    layer.update(kernel=kernel, stride=stride, pad=pad, bits=q.bits,
+                 density=round(q.density, 5), weights=int(q.weights.size),
+                 macs=int(q.weights[0].size * oc * oh * ow), **q.info)
+
+
+def _pack_add(p: _Packing, q: QNode, fields: dict, layer: dict) -> None:
+    src2 = p.tensors[q.node.inputs[1]]
+    fields.update(in2_addr=p.plan.addr[src2.name],
+                  in2_stride=channel_stride(src2.shape[0], p.lanes),
+                  mult1=int(q.mult[0]), mult2=int(q.mult[1]), shift=q.shift)
+    layer.update(mult1=int(q.mult[0]), mult2=int(q.mult[1]))
+
+
+#: each operation's own descriptor fields, images and report entries: (the packing, its
+#: QNode, its descriptor fields so far, its layer report so far) -> fills them
+PACK = {
+    Op.CONV: _pack_conv,
+    Op.MAXPOOL: lambda p, q, fields, layer: fields.update(kernel=3, stride=2),
+    Op.ADD: _pack_add,
+    # (the sums go to the result memory from its start)
+    Op.AVGPOOL: lambda p, q, fields, layer: fields.update(out_addr=0),
+}
+
+
 def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
           tensors: dict[str, Tensor] | None = None,
           unfold: dict | None = None) -> tuple[dict[str, bytes], list[dict]]:
-    tensors = tensors or net.tensors
-    program, weights, codebooks, params = bytearray(), bytearray(), bytearray(), bytearray()
+    p = _Packing(plan, tensors or net.tensors, group, lanes, unfold)
     layers = []
-    n_params = 0
-    shared_codebooks: dict[bytes, int] = {}  # identical codebooks are stored once
     for q in net.nodes:
         n = q.node
-        src = tensors[n.inputs[0]]
+        src = p.tensors[n.inputs[0]]
         c, h, w = src.shape
         oc, oh, ow = n.out_shape
         fields = dict(op=n.op, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh, out_w=ow,
                       in_addr=plan.addr[src.name], in_stride=channel_stride(c, lanes))
-        if n.op is not Op.AVGPOOL:
+        if not OPS[n.op].to_result:
             if n.out_offset % lanes:
                 raise FireforgeError(
                     f"layer {n.name} writes channels from {n.out_offset} of {n.output}: with "
@@ -307,59 +374,21 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
                     f"channels (give the Fire module's expand1x1 a multiple of {lanes} "
                     f"channels, or compile for a configuration with fewer rows)")
             fields.update(out_addr=plan.addr[n.output],
-                          out_stride=channel_stride(tensors[n.output].shape[0], lanes),
+                          out_stride=channel_stride(p.tensors[n.output].shape[0], lanes),
                           out_offset=n.out_offset)
         layer = {"name": n.name, "op": n.op.name, "inputs": n.inputs, "output": n.output,
                  "in_shape": [c, h, w], "out_shape": [oc, oh, ow], "out_offset": n.out_offset,
                  "acc_bits": q.acc_bits, "shift": q.shift}
-        kernel, stride, pad, indices = n.kernel, n.stride, n.pad, getattr(q, "indices", None)
-        if unfold and n.inputs == [INPUT]:
-            # the stem on the unfolded input: a 1x1 convolution, weights in (ky, kx, ci) order
-            kernel, stride, pad = 1, 1, 0
-            indices = q.indices.transpose(0, 2, 3, 1).reshape(oc, -1, 1, 1)
-            layer.update(unfolded={"kernel": n.kernel, "stride": n.stride, "pad": n.pad})
-        if n.op is Op.CONV:
-            codebook = q.codebook.astype(np.int8).tobytes()
-            if codebook not in shared_codebooks:
-                shared_codebooks[codebook] = len(codebooks)
-                codebooks += codebook
-            fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
-                          w_addr=len(weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
-                          cb_addr=shared_codebooks[codebook], param_addr=n_params,
-                          shift=q.shift)
-            stream = _weight_stream(indices, group, lanes)
-            weights += pack_indices(stream, q.bits)
-            # Every layer starts on a weight word (``group * lanes`` bytes: one 8-bit index per
-            # MAC), and its parameters on a multiple of ``lanes`` entries (the requantizer's
-            # lanes read a whole parameter word).
-            weights += bytes(-len(weights) % (group * lanes))
-            params += pack_channel_params(q.bias, q.mult)
-            n_params += oc
-            pad = -n_params % lanes
-            params += bytes(pad * CHANNEL_PARAMS_BYTES)
-            n_params += pad
-            layer.update(kernel=kernel, stride=stride, pad=pad, bits=q.bits,
-                         density=round(q.density, 5), weights=int(q.weights.size),
-                         macs=int(q.weights[0].size * oc * oh * ow), **q.info)
-        elif n.op is Op.MAXPOOL:
-            fields.update(kernel=3, stride=2)
-        elif n.op is Op.ADD:
-            src2 = tensors[n.inputs[1]]
-            fields.update(in2_addr=plan.addr[src2.name],
-                          in2_stride=channel_stride(src2.shape[0], lanes),
-                          mult1=int(q.mult[0]), mult2=int(q.mult[1]), shift=q.shift)
-            layer.update(mult1=int(q.mult[0]), mult2=int(q.mult[1]))
-        elif n.op is Op.AVGPOOL:
-            fields.update(out_addr=0)
+        PACK[n.op](p, q, fields, layer)
         try:
-            program += pack_descriptor(**fields)
+            p.program += pack_descriptor(**fields)
         except ValueError as e:
             raise FireforgeError(f"layer {n.name} does not fit the descriptor format: {e} "
                                  f"(the accelerator's limits; a smaller network would fit)"
                                  ) from None
         layers.append(layer)
-    images = {"program.bin": bytes(program), "weights.bin": bytes(weights),
-              "codebooks.bin": bytes(codebooks), "params.bin": bytes(params)}
+    images = {"program.bin": bytes(p.program), "weights.bin": bytes(p.weights),
+              "codebooks.bin": bytes(p.codebooks), "params.bin": bytes(p.params)}
     return images, layers
 
 

@@ -26,6 +26,7 @@ from ..hw.isa import (
     unpack_channel_params,
     unpack_indices,
 )
+from ..hw.ops import OPS
 from ..hw.program import Program, conv_windows
 
 __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_tensor"]
@@ -109,7 +110,7 @@ def _conv(program: Program, mem: np.ndarray, d) -> np.ndarray:
     return y.reshape(n, oh, ow, d.out_c)
 
 
-def _maxpool(mem: np.ndarray, d) -> np.ndarray:
+def _maxpool(program: Program, mem: np.ndarray, d) -> np.ndarray:
     x = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h, d.in_w)
     oh, ow = d.out_h, d.out_w
     # Ceil mode: windows past the edge see only real pixels; padding with 0 is the same for
@@ -121,6 +122,24 @@ def _maxpool(mem: np.ndarray, d) -> np.ndarray:
         for kx in range(3):
             np.maximum(out, x[:, ky:ky + 2 * (oh - 1) + 1:2, kx:kx + 2 * (ow - 1) + 1:2], out=out)
     return out
+
+
+def _add(program: Program, mem: np.ndarray, d) -> np.ndarray:
+    x1 = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h, d.in_w)
+    x2 = read_tensor(mem, d.in2_addr, d.in2_stride, 0, d.in_c, d.in_h, d.in_w)
+    return add_requantize(x1, x2, d.mult1, d.mult2, d.shift)
+
+
+def _global_sums(program: Program, mem: np.ndarray, d) -> np.ndarray:
+    """(N, C) int64: the sums over the map, which go to the result memory."""
+    x = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h, d.in_w)
+    return x.astype(np.int64).sum(axis=(1, 2))
+
+
+#: each operation's execution on the activation memory: (program, memory, descriptor) -> its
+#: output ``(N, H, W, C)`` uint8, or the class sums ``(N, C)`` of an op that writes the result
+#: memory (:data:`fireforge.hw.ops.OPS`)
+EXECUTE = {Op.CONV: _conv, Op.MAXPOOL: _maxpool, Op.ADD: _add, Op.AVGPOOL: _global_sums}
 
 
 def first_mismatch(got: np.ndarray, want: np.ndarray) -> dict:
@@ -143,24 +162,14 @@ def run_golden(program: Program, images: np.ndarray, keep_layers: bool = False,
         write_input(program, mem, batch)
         sums = None
         for name, d in zip(names, descriptors, strict=True):
-            if d.op == Op.CONV:
-                y = _conv(program, mem, d)
-            elif d.op == Op.MAXPOOL:
-                y = _maxpool(mem, d)
-            elif d.op == Op.ADD:
-                x1 = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h,
-                                 d.in_w)
-                x2 = read_tensor(mem, d.in2_addr, d.in2_stride, 0, d.in_c, d.in_h, d.in_w)
-                y = add_requantize(x1, x2, d.mult1, d.mult2, d.shift)
-            elif d.op == Op.AVGPOOL:
-                x = read_tensor(mem, d.in_addr, d.in_stride, d.in_offset, d.in_c, d.in_h,
-                                d.in_w)
-                sums = x.astype(np.int64).sum(axis=(1, 2))
+            if d.op not in EXECUTE:
+                raise FireforgeError(f"layer {name}: unknown opcode {d.op}")
+            y = EXECUTE[d.op](program, mem, d)
+            if OPS[d.op].to_result:
+                sums = y
                 if keep_layers:
                     layers_all[name].append(sums[:, :, None, None])
                 continue
-            else:
-                raise FireforgeError(f"layer {name}: unknown opcode {d.op}")
             write_tensor(mem, y, d.out_addr, d.out_stride, d.out_offset)
             if keep_layers:
                 layers_all[name].append(y.transpose(0, 3, 1, 2))

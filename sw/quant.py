@@ -180,23 +180,26 @@ def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
 
 
 # ------------------------------------------------------------------------------- float reference
+def _float_conv(n: Node, env: dict) -> torch.Tensor:
+    y = F.relu(n.conv(env[n.inputs[0]]))
+    # (the second expand of a Fire module writes channels after the first: the concat)
+    return torch.cat([env[n.output], y], 1) if n.output in env and n.out_offset else y
+
+
+#: each operation in float (calibration runs it): (node, tensors so far) -> its output
+FLOAT = {
+    Op.CONV: _float_conv,
+    Op.MAXPOOL: lambda n, env: F.max_pool2d(env[n.inputs[0]], 3, 2, ceil_mode=True),
+    Op.ADD: lambda n, env: env[n.inputs[0]] + env[n.inputs[1]],
+    Op.AVGPOOL: lambda n, env: env[n.inputs[0]].mean(dim=(2, 3), keepdim=True),
+}
+
+
 def run_float(nodes: list[Node], x: torch.Tensor) -> dict[str, torch.Tensor]:
     """Execute the lowered float network (normalized input); every tensor by name."""
     env = {INPUT: x}
     for n in nodes:
-        src = env[n.inputs[0]]
-        if n.op is Op.CONV:
-            y = F.relu(n.conv(src))
-            if n.output in env and n.out_offset:
-                env[n.output] = torch.cat([env[n.output], y], 1)
-            else:
-                env[n.output] = y
-        elif n.op is Op.MAXPOOL:
-            env[n.output] = F.max_pool2d(src, 3, 2, ceil_mode=True)
-        elif n.op is Op.ADD:
-            env[n.output] = src + env[n.inputs[1]]
-        elif n.op is Op.AVGPOOL:
-            env[n.output] = src.mean(dim=(2, 3), keepdim=True)
+        env[n.output] = FLOAT[n.op](n, env)
     return env
 
 
@@ -292,6 +295,58 @@ def _quantize_weights(conv: nn.Conv2d, shared: SharedLayer | None, fold: float
     return weights, indices, identity_codebook(), scale, WEIGHT_BITS
 
 
+def _quantize_conv(q: QNode, tensors, shared: SharedLayer | None, mean0: float, std0: float,
+                   pad_value: int) -> None:
+    n = q.node
+    conv = n.conv
+    first = n.inputs[0] == INPUT
+    fold = 1.0 / (ACT_MAX * std0) if first else 1.0
+    weights, indices, codebook, wscale, bits = _quantize_weights(conv, shared, fold)
+    b = (conv.bias.detach().double().numpy() if conv.bias is not None
+         else np.zeros(conv.out_channels))
+    if first:  # normalization folded: x = (p - 255 mean) * fold
+        b = b - conv.weight.detach().double().numpy().sum(axis=(1, 2, 3)) * mean0 / std0
+        q.pad_value = pad_value
+    a_in = 1.0 if first else tensors[n.inputs[0]].scale
+    a_out = tensors[n.output].scale
+    q.bias = np.round(b / (a_in * wscale)).astype(np.int64)
+    q.mult, q.shift = choose_multipliers(a_in * wscale / a_out, n.name)
+    in_max = ACT_MAX
+    bound = int((np.abs(weights).reshape(len(weights), -1).sum(axis=1) * in_max
+                 + np.abs(q.bias)).max())
+    q.acc_bits = bound.bit_length() + 1
+    if q.acc_bits > ACC_BITS:
+        raise FireforgeError(f"layer {n.name}: worst-case accumulator needs {q.acc_bits} "
+                             f"bits, more than the accelerator's {ACC_BITS}")
+    q.weights, q.indices, q.codebook, q.bits = weights, indices, codebook, bits
+    q.density = float(np.count_nonzero(weights)) / weights.size
+    q.info = {"weight_scale": [float(v) for v in wscale], "acc_bound": bound}
+
+
+def _quantize_maxpool(q: QNode, tensors, *_) -> None:
+    """Nothing to choose: a max pool keeps its input's values and scale."""
+
+
+def _quantize_add(q: QNode, tensors, *_) -> None:
+    n = q.node
+    a1, a2 = tensors[n.inputs[0]].scale, tensors[n.inputs[1]].scale
+    a_out = tensors[n.output].scale
+    q.mult, q.shift = choose_multipliers(np.array([a1 / a_out, a2 / a_out]), n.name)
+    bound = int(ACT_MAX * q.mult.sum() + (1 << max(q.shift - 1, 0)))
+    q.acc_bits = bound.bit_length() + 1
+
+
+def _quantize_avgpool(q: QNode, tensors, *_) -> None:
+    c, h, w = tensors[q.node.inputs[0]].shape
+    q.acc_bits = (ACT_MAX * h * w).bit_length() + 1
+
+
+#: each operation's integer parameters: (its QNode, the tensors, its shared weights, the
+#: input's mean and std, the input's pad value) -> fills the QNode
+QUANTIZE = {Op.CONV: _quantize_conv, Op.MAXPOOL: _quantize_maxpool, Op.ADD: _quantize_add,
+            Op.AVGPOOL: _quantize_avgpool}
+
+
 def quantize(nodes: list[Node], tensors: dict[str, Tensor], mean, std,
              shared: dict[str, SharedLayer] | None = None) -> IntNetwork:
     """Integers for every node (scales must be calibrated)."""
@@ -307,39 +362,6 @@ def quantize(nodes: list[Node], tensors: dict[str, Tensor], mean, std,
     out = []
     for n in nodes:
         q = QNode(n)
-        if n.op is Op.CONV:
-            conv = n.conv
-            first = n.inputs[0] == INPUT
-            fold = 1.0 / (ACT_MAX * std0) if first else 1.0
-            weights, indices, codebook, wscale, bits = _quantize_weights(
-                conv, shared.get(n.name), fold)
-            b = (conv.bias.detach().double().numpy() if conv.bias is not None
-                 else np.zeros(conv.out_channels))
-            if first:  # normalization folded: x = (p - 255 mean) * fold
-                b = b - conv.weight.detach().double().numpy().sum(axis=(1, 2, 3)) * mean0 / std0
-                q.pad_value = pad_value
-            a_in = 1.0 if first else tensors[n.inputs[0]].scale
-            a_out = tensors[n.output].scale
-            q.bias = np.round(b / (a_in * wscale)).astype(np.int64)
-            q.mult, q.shift = choose_multipliers(a_in * wscale / a_out, n.name)
-            in_max = ACT_MAX
-            bound = int((np.abs(weights).reshape(len(weights), -1).sum(axis=1) * in_max
-                         + np.abs(q.bias)).max())
-            q.acc_bits = bound.bit_length() + 1
-            if q.acc_bits > ACC_BITS:
-                raise FireforgeError(f"layer {n.name}: worst-case accumulator needs {q.acc_bits} "
-                                     f"bits, more than the accelerator's {ACC_BITS}")
-            q.weights, q.indices, q.codebook, q.bits = weights, indices, codebook, bits
-            q.density = float(np.count_nonzero(weights)) / weights.size
-            q.info = {"weight_scale": [float(v) for v in wscale], "acc_bound": bound}
-        elif n.op is Op.ADD:
-            a1, a2 = tensors[n.inputs[0]].scale, tensors[n.inputs[1]].scale
-            a_out = tensors[n.output].scale
-            q.mult, q.shift = choose_multipliers(np.array([a1 / a_out, a2 / a_out]), n.name)
-            bound = int(ACT_MAX * q.mult.sum() + (1 << max(q.shift - 1, 0)))
-            q.acc_bits = bound.bit_length() + 1
-        elif n.op is Op.AVGPOOL:
-            c, h, w = tensors[n.inputs[0]].shape
-            q.acc_bits = (ACT_MAX * h * w).bit_length() + 1
+        QUANTIZE[n.op](q, tensors, shared.get(n.name), mean0, std0, pad_value)
         out.append(q)
     return IntNetwork(out, tensors, pad_value)
