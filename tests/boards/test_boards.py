@@ -18,7 +18,7 @@ from fireforge.hw.program import load_program
 from fireforge.sw.commands.build import list_boards
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
-from ..hw.test_accelerator import compile_random
+from ..helpers import compile_random
 
 ALL_BOARDS = ("icebreaker", "upduino_v3", "ulx3s-12f", "ulx3s-25f", "ulx3s-45f", "ulx3s-85f",
               "orangecrab-25f", "orangecrab-85f", "ecpix5-85f")

@@ -1,12 +1,10 @@
 """The whole accelerator (Amaranth simulator, in-process) against the golden model."""
 
-import dataclasses
 
 import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
-from fireforge.hw.bram import bank_depth
-from fireforge.hw.config import CONFIGS, AcceleratorConfig, config_by_name
+from fireforge.hw.config import config_by_name
 from fireforge.hw.conv import array_broadcast
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import DESCRIPTOR_BYTES, Descriptor, Op
@@ -16,15 +14,18 @@ from fireforge.sim.pysim import simulate
 from fireforge.sw.compiler import compile_checkpoint
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ..sw.test_golden import _random_checkpoint, networks
-
-#: small memories, 4 columns: partial output groups happen often
-TEST_CONFIG = AcceleratorConfig(columns=4, act_bytes=16384, weight_bytes=8192, param_entries=256,
-                                codebook_entries=4096, program_entries=32)
-HW_BITS = (None, 1, 2, 4)
+from ..helpers import (
+    HW_BITS,
+    LANES_CONFIG,
+    TEST_CONFIG,
+    compile_random,
+    lane_networks,
+    networks,
+    random_checkpoint,
+)
 
 
 def _assert_exact(config, program, x):
@@ -37,15 +38,6 @@ def _assert_exact(config, program, x):
     model = estimate(config, program)
     assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
     assert model["cycles_per_inference"] == got.total_cycles[0]
-
-
-def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4, lanes=1):
-    ckpt = _random_checkpoint(config, seed, bits)
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 256, (images, config.in_channels, config.input_size,
-                              config.input_size), dtype=np.uint8)
-    compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared, lanes=lanes)
-    return load_program(out), x
 
 
 @settings(max_examples=4, deadline=None, derandomize=True,
@@ -71,24 +63,6 @@ def test_stride2_stem_complex_bypass_pools(tmp_path):
     program, x = compile_random(config, 7, 4, tmp_path)
     got = simulate(TEST_CONFIG, program, x)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
-
-
-def test_configs_validate():
-    assert config_by_name("small").macs == 8 and config_by_name("ecp5").macs >= 64
-    assert config_by_name("up5k").macs == 4 and not config_by_name("up5k").weights_preloaded
-    with pytest.raises(FireforgeError, match="columns=6: a power of two"):
-        AcceleratorConfig(columns=6)
-    with pytest.raises(FireforgeError, match="multiplier='fpga'"):
-        AcceleratorConfig(multiplier="fpga")
-    with pytest.raises(FireforgeError, match="rows=3: a power of two"):
-        AcceleratorConfig(rows=3)
-    with pytest.raises(FireforgeError, match="rows=2: input lanes read a 2-byte"):
-        config_by_name("up5k").replace(rows=2)
-    with pytest.raises(FireforgeError, match="requant_lanes=4: a divisor of rows"):
-        AcceleratorConfig(rows=2, requant_lanes=4)
-    with pytest.raises(FireforgeError, match="unknown accelerator configuration 'x'"):
-        config_by_name("x")
-    assert set(CONFIGS) == {"small", "up5k", "ecp5"}
 
 
 def test_program_that_does_not_fit_is_refused(tmp_path):
@@ -120,7 +94,7 @@ def test_single_port_banks_and_spram_weights_bit_exact(tmp_path, bypass, bits):
     config = _up5k_like(bypass_add=bypass != "none", codebook_bits=bits or 0)
     net = SqueezeNetConfig(5, 3, 1, 1, (FireSpec(3, 4, 4), FireSpec(3, 4, 4)), (1,),
                            num_classes=4, in_channels=1, input_size=10, bypass=bypass)
-    ckpt = _random_checkpoint(net, 3, bits)
+    ckpt = random_checkpoint(net, 3, bits)
     x = np.random.default_rng(3).integers(0, 256, (2, 1, 10, 10), dtype=np.uint8)
     compile_checkpoint(ckpt, x, tmp_path, group=config.columns, shared=ckpt.shared,
                        banks=config.act_banks, bank_bytes=config.bank_bytes)
@@ -139,7 +113,7 @@ def test_cycle_model_exact_on_the_up5k_configuration(tmp_path):
     assert config.fifo_memory == "bram"
     net = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(4, 8, 8), FireSpec(4, 8, 8)), (0,),
                            num_classes=4, in_channels=1, input_size=10)
-    ckpt = _random_checkpoint(net, 5, None)
+    ckpt = random_checkpoint(net, 5, None)
     x = np.random.default_rng(5).integers(0, 256, (1, 1, 10, 10), dtype=np.uint8)
     compile_checkpoint(ckpt, x, tmp_path, group=config.columns, banks=config.act_banks,
                        bank_bytes=config.bank_bytes)
@@ -210,25 +184,6 @@ def test_broadcast_copies_bit_exact(tmp_path):
 #: the activation memory (32 bits x 1,536) and the weight parts (64 bits x 1,536 with two slots)
 #: are three banks of block RAMs each (as on the 85F), small enough that the networks here
 #: use several
-LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, act_bytes=6144, weight_bytes=12288,
-                                   memory_registers=True)
-assert bank_depth(32, 1536) == bank_depth(64, 1536) == 512
-
-
-@st.composite
-def lane_networks(draw):
-    """Random Fire networks whose concatenations start on a multiple of 4 channels (what 4
-    input lanes need); every other channel count is free, so steps and chunks are partial."""
-    config, seed, bits = draw(networks(bits=HW_BITS))
-    fires = tuple(dataclasses.replace(f, expand1x1=4 * draw(st.integers(1, 2)))
-                  for f in config.fires)
-    try:
-        config = dataclasses.replace(config, fires=fires)
-    except FireforgeError:  # a simple bypass whose channel counts no longer agree
-        assume(False)
-    return config, seed, bits
-
-
 @settings(max_examples=3, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(lane_networks(), st.sampled_from([1, 2, 4]))

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from fireforge.hw.protocol import (
     PROTOCOL_VERSION,
     SLIP_END,
@@ -25,13 +24,12 @@ from fireforge.hw.protocol import (
     layout_from_bytes,
     slip_encode,
 )
-from fireforge.hw.uart import UARTRx, UARTTx
 from fireforge.sim.pysim import LinkTransport
 from fireforge.sw.driver import Board, BoardError, _Deframer
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
-from .test_accelerator import LANES_CONFIG, TEST_CONFIG, compile_random
+from ..helpers import LANES_CONFIG, TEST_CONFIG, compile_random
 
 NET = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3, in_channels=1,
                        input_size=8)
@@ -62,37 +60,6 @@ def _raw_request(board, frame: bytes):
 
 def _status(frame):
     return Status(frame[0])
-
-
-def test_uart_loopback_all_bytes():
-    """Every byte value through the transmitter into the receiver, back to back."""
-    from amaranth.hdl import Module
-
-    m = Module()
-    m.submodules.tx = tx = UARTTx(5)
-    m.submodules.rx = rx = UARTRx(5)
-    m.d.comb += rx.rx.eq(tx.tx)
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    got = []
-    sent = list(range(256))
-
-    async def bench(ctx):
-        pending = list(sent)
-        for _ in range(256 * 60):
-            if pending and ctx.get(tx.stream.ready):
-                ctx.set(tx.stream.payload, pending[0])
-                ctx.set(tx.stream.valid, 1)
-                pending.pop(0)
-            else:
-                ctx.set(tx.stream.valid, 0)
-            if ctx.get(rx.stream.valid):
-                got.append(ctx.get(rx.stream.payload))
-            await ctx.tick()
-
-    sim.add_testbench(bench)
-    sim.run()
-    assert got == sent
 
 
 def test_info_reports_the_program_and_config(board, programs):

@@ -16,8 +16,7 @@ from fireforge.sw.commands.sim import simulate
 from fireforge.sw.commands.train import train
 from hypothesis import HealthCheck, given, settings
 
-from ..hw.test_accelerator import HW_BITS, LANES_CONFIG, TEST_CONFIG, compile_random, lane_networks
-from ..sw.test_golden import networks
+from ..helpers import HW_BITS, LANES_CONFIG, TEST_CONFIG, compile_random, lane_networks, networks
 
 needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
                                   reason="Icarus Verilog is not installed (make setup)")

@@ -12,7 +12,7 @@ from fireforge.sw.model import FireSpec, SqueezeNetConfig, create_model
 from fireforge.sw.quant import LOGITS, lower
 from torch import nn
 
-from .test_golden import _random_checkpoint
+from ..helpers import random_checkpoint
 
 SMALL = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(4, 8, 8), FireSpec(4, 8, 8)), (0, 1),
                          num_classes=4, in_channels=1, input_size=16, bypass="complex")
@@ -20,7 +20,7 @@ SMALL = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(4, 8, 8), FireSpec(4, 8, 8)), (0,
 
 @pytest.fixture
 def program_dir(tmp_path):
-    ckpt = _random_checkpoint(SMALL, 1, 4)
+    ckpt = random_checkpoint(SMALL, 1, 4)
     rng = np.random.default_rng(0)
     compile_checkpoint(ckpt, rng.integers(0, 256, (8, 1, 16, 16), dtype=np.uint8),
                        tmp_path / "p", shared=ckpt.shared)
@@ -63,7 +63,7 @@ def test_edited_truncated_or_foreign_files_are_refused(program_dir, tmp_path):
     with pytest.raises(FireforgeError, match="model_hash does not match"):
         load_program(d)
     # an image from another program (same size, other weights)
-    other = _random_checkpoint(SMALL, 2, 4)
+    other = random_checkpoint(SMALL, 2, 4)
     compile_checkpoint(other, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "other",
                        shared=other.shared)
     d = copy()
@@ -133,7 +133,7 @@ def test_accumulator_width_is_proven(program_dir):
 
 
 def test_fit_report_on_boards(tmp_path):
-    ckpt = _random_checkpoint(SMALL, 1, None)
+    ckpt = random_checkpoint(SMALL, 1, None)
     m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "a",
                            budget=Budget(1 << 20, "a big board"))
     assert m.fit["fits"] and m.fit["margin"] > 0

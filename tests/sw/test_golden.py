@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import Op, pack_channel_params, pack_descriptor, pack_indices, requantize
 from fireforge.hw.program import FORMAT, VERSION, Manifest, Program, load_program
-from fireforge.sw.checkpoint import Checkpoint
 from fireforge.sw.compiler import compile_checkpoint
 from fireforge.sw.golden import decode_weights, run_golden
-from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig
-from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
+from fireforge.sw.model import FireSpec, SqueezeNetConfig
+from hypothesis import HealthCheck, given, settings
+
+from ..helpers import networks, random_checkpoint
 
 
 def _hand_program(descriptors, weights=b"", codebooks=b"", params=b"", act_bytes=64,
@@ -91,48 +91,6 @@ def test_hand_computed_bypass_add():
 
 
 # ------------------------------------------------------------------------------ random networks
-@st.composite
-def networks(draw, bits=(None, 3, 8)):
-    """(config, seed, codebook bits or None for uncompressed int8) of a random Fire network."""
-    stem_k = draw(st.sampled_from([1, 3]))
-    stem_s = draw(st.sampled_from([1, 2]))
-    stem_p = draw(st.sampled_from([0, 1])) if stem_k == 3 else 0
-    fires = []
-    for _ in range(draw(st.integers(1, 3))):
-        fires.append(FireSpec(draw(st.integers(1, 6)), draw(st.integers(1, 8)),
-                              draw(st.integers(1, 8))))
-    pools = draw(st.lists(st.integers(0, len(fires)), max_size=2, unique=True))
-    try:
-        config = SqueezeNetConfig(
-            stem_channels=draw(st.integers(1, 8)), stem_kernel=stem_k, stem_stride=stem_s,
-            stem_padding=stem_p, fires=tuple(fires), pool_after=tuple(sorted(pools)),
-            num_classes=draw(st.integers(2, 6)), in_channels=draw(st.sampled_from([1, 3])),
-            input_size=draw(st.integers(9, 20)),
-            bypass=draw(st.sampled_from(["none", "simple", "complex"])))
-    except FireforgeError:  # pools shrank the map to nothing
-        assume(False)
-    return config, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(list(bits)))
-
-
-def _random_checkpoint(config, seed, bits):
-    torch.manual_seed(seed)
-    model = SqueezeNet(config).eval()
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.normal_(0, 0.3)
-                m.bias.uniform_(-0.2, 0.3)
-    shared = None
-    if bits:
-        from fireforge.sw.compress import apply_masks, magnitude_masks, share_weights
-
-        apply_masks(model, magnitude_masks(model, {n: 0.6 for n, _ in model.convs()}))
-        shared = share_weights(model, bits)
-    mean = [round(0.3 * 255) / 255] * config.in_channels
-    return Checkpoint(model, None, "random", tuple(map(str, range(config.num_classes))), mean,
-                      [0.25] * config.in_channels, {}, shared)
-
-
 def _tensor_from_layers(program, layers, images, name):
     if name == "input":
         return images.astype(np.int64)
@@ -198,7 +156,7 @@ def check_program_against_torch(program: Program, images: np.ndarray, float_mode
 @given(networks())
 def test_random_networks_golden_vs_torch(tmp_path_factory, net):
     config, seed, bits = net
-    ckpt = _random_checkpoint(config, seed, bits)
+    ckpt = random_checkpoint(config, seed, bits)
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 256, (6, config.in_channels, config.input_size,
                                    config.input_size), dtype=np.uint8)
@@ -212,7 +170,7 @@ def test_random_networks_golden_vs_torch(tmp_path_factory, net):
 def test_golden_rejects_wrong_images(tmp_path):
     config = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3,
                               in_channels=1, input_size=12)
-    ckpt = _random_checkpoint(config, 0, None)
+    ckpt = random_checkpoint(config, 0, None)
     compile_checkpoint(ckpt, np.zeros((2, 1, 12, 12), np.uint8), tmp_path)
     program = load_program(tmp_path)
     with pytest.raises(FireforgeError, match="image of shape \\(3, 12, 12\\).*1x12x12"):

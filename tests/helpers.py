@@ -1,0 +1,92 @@
+"""What the tests share: the accelerator configurations they run, random Fire networks
+(hypothesis strategies), random checkpoints, and compiled random programs."""
+
+import dataclasses
+
+import numpy as np
+import torch
+from fireforge.hw.bram import bank_depth
+from fireforge.hw.config import AcceleratorConfig
+from fireforge.hw.errors import FireforgeError
+from fireforge.hw.program import load_program
+from fireforge.sw.checkpoint import Checkpoint
+from fireforge.sw.compiler import compile_checkpoint
+from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig
+from hypothesis import assume
+from hypothesis import strategies as st
+
+#: small memories, 4 columns: partial output groups happen often
+TEST_CONFIG = AcceleratorConfig(columns=4, act_bytes=16384, weight_bytes=8192, param_entries=256,
+                                codebook_entries=4096, program_entries=32)
+#: codebook index bits the gateware decodes (None: uncompressed int8)
+HW_BITS = (None, 1, 2, 4)
+#: 4 input lanes, 2 requantization lanes, memory registers, and memories small enough that the
+#: activation memory and the weight parts are each several banks of block RAMs
+LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, act_bytes=6144, weight_bytes=12288,
+                                   memory_registers=True)
+assert bank_depth(32, 1536) == bank_depth(64, 1536) == 512
+
+
+@st.composite
+def lane_networks(draw):
+    """Random Fire networks whose concatenations start on a multiple of 4 channels (what 4
+    input lanes need); every other channel count is free, so steps and chunks are partial."""
+    config, seed, bits = draw(networks(bits=HW_BITS))
+    fires = tuple(dataclasses.replace(f, expand1x1=4 * draw(st.integers(1, 2)))
+                  for f in config.fires)
+    try:
+        config = dataclasses.replace(config, fires=fires)
+    except FireforgeError:  # a simple bypass whose channel counts no longer agree
+        assume(False)
+    return config, seed, bits
+
+
+@st.composite
+def networks(draw, bits=(None, 3, 8)):
+    """(config, seed, codebook bits or None for uncompressed int8) of a random Fire network."""
+    stem_k = draw(st.sampled_from([1, 3]))
+    stem_s = draw(st.sampled_from([1, 2]))
+    stem_p = draw(st.sampled_from([0, 1])) if stem_k == 3 else 0
+    fires = []
+    for _ in range(draw(st.integers(1, 3))):
+        fires.append(FireSpec(draw(st.integers(1, 6)), draw(st.integers(1, 8)),
+                              draw(st.integers(1, 8))))
+    pools = draw(st.lists(st.integers(0, len(fires)), max_size=2, unique=True))
+    try:
+        config = SqueezeNetConfig(
+            stem_channels=draw(st.integers(1, 8)), stem_kernel=stem_k, stem_stride=stem_s,
+            stem_padding=stem_p, fires=tuple(fires), pool_after=tuple(sorted(pools)),
+            num_classes=draw(st.integers(2, 6)), in_channels=draw(st.sampled_from([1, 3])),
+            input_size=draw(st.integers(9, 20)),
+            bypass=draw(st.sampled_from(["none", "simple", "complex"])))
+    except FireforgeError:  # pools shrank the map to nothing
+        assume(False)
+    return config, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(list(bits)))
+
+
+def random_checkpoint(config, seed, bits):
+    torch.manual_seed(seed)
+    model = SqueezeNet(config).eval()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.normal_(0, 0.3)
+                m.bias.uniform_(-0.2, 0.3)
+    shared = None
+    if bits:
+        from fireforge.sw.compress import apply_masks, magnitude_masks, share_weights
+
+        apply_masks(model, magnitude_masks(model, {n: 0.6 for n, _ in model.convs()}))
+        shared = share_weights(model, bits)
+    mean = [round(0.3 * 255) / 255] * config.in_channels
+    return Checkpoint(model, None, "random", tuple(map(str, range(config.num_classes))), mean,
+                      [0.25] * config.in_channels, {}, shared)
+
+
+def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4, lanes=1):
+    ckpt = random_checkpoint(config, seed, bits)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 256, (images, config.in_channels, config.input_size,
+                              config.input_size), dtype=np.uint8)
+    compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared, lanes=lanes)
+    return load_program(out), x
