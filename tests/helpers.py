@@ -90,3 +90,60 @@ def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4,
                               config.input_size), dtype=np.uint8)
     compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared, lanes=lanes)
     return load_program(out), x
+
+
+def run_unit(unit, lanes: int, act: bytes, desc, memories=(), max_cycles=200_000):
+    """Run one engine (:class:`~fireforge.hw.conv.ConvEngine`, :class:`~fireforge.hw.vector.Pool`)
+    on its own: its activation port on a block RAM of words of ``lanes`` bytes holding ``act``
+    (data a cycle after the address, as the accelerator without memory registers gives it),
+    ``memories`` (``(read address, read data, words)`` of the engine's other memories) the
+    same way; ``desc`` (a packed descriptor) and its layer constants held while it runs.
+    Returns the activation memory's bytes afterwards, and ``(address, value)`` of every result
+    memory write."""
+    from amaranth.hdl import Module, Value
+    from amaranth.lib import memory
+    from amaranth.sim import Simulator
+    from fireforge.hw.isa import LayerConstants, unpack_descriptor
+
+    d = unpack_descriptor(desc)
+    m = Module()
+    m.submodules.unit = unit
+    words = [int.from_bytes(act[i:i + lanes], "little") for i in range(0, len(act), lanes)]
+    m.submodules.act = mem = memory.Memory(shape=8 * lanes, depth=len(words), init=words)
+    rd, wr = mem.read_port(), mem.write_port(granularity=8)
+    m.d.comb += [rd.addr.eq(unit.act_raddr), unit.act_rdata.eq(rd.data),
+                 wr.addr.eq(unit.act_waddr), wr.data.eq(unit.act_wdata), wr.en.eq(unit.act_we)]
+    for k, (addr, data, init) in enumerate(memories):
+        m.submodules[f"mem{k}"] = extra = memory.Memory(
+            shape=len(Value.cast(data)), depth=max(1, len(init)), init=init)
+        port = extra.read_port()
+        m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
+    consts = {"rowstride": d.in_w * d.in_stride, "in_pixels": d.in_h * d.in_w,
+              "out_pixels": d.out_h * d.out_w}
+    results = []
+    sim = Simulator(m)
+    sim.add_clock(1e-8)
+
+    async def bench(ctx):
+        ctx.set(unit.desc, d)
+        ctx.set(unit.consts, LayerConstants.const(consts))
+        ctx.set(unit.start, 1)
+        await ctx.tick()
+        ctx.set(unit.start, 0)
+        for _ in range(max_cycles):
+            if hasattr(unit, "res_we") and ctx.get(unit.res_we):
+                results.append((ctx.get(unit.res_waddr), ctx.get(unit.res_wdata)))
+            if ctx.get(unit.done):
+                break
+            await ctx.tick()
+        else:
+            raise TimeoutError(f"no done after {max_cycles} cycles")
+        await ctx.tick()
+        out = bytearray()
+        for i in range(len(words)):
+            out += int(ctx.get(mem.data[i])).to_bytes(lanes, "little")
+        results.append(bytes(out))
+
+    sim.add_testbench(bench)
+    sim.run()
+    return results.pop(), results
