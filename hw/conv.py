@@ -41,7 +41,8 @@ from .array import MACArray
 from .bram import BANK_LATENCY
 from .config import AcceleratorConfig
 from .fifo import BlockFIFO
-from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams, Descriptor, LayerConstants
+from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams
+from .ops import UnitSignature
 from .requant import Requantizer
 
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast",
@@ -90,7 +91,9 @@ def array_broadcast(config: AcceleratorConfig) -> int:
 class ConvEngine(wiring.Component):
     """Runs the CONV descriptor ``desc`` after a ``start`` pulse; pulses ``done`` at the end.
 
-    Memory ports are synchronous-read (data one cycle after the address).
+    Its signature is the units' (:class:`~.ops.UnitSignature`) with the read ports of the model
+    memories (weights, per-channel parameters, codebooks). Memory ports are synchronous-read
+    (data one cycle after the address).
     """
 
     def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int):
@@ -101,17 +104,7 @@ class ConvEngine(wiring.Component):
         c, R, Q = config.columns, config.rows, config.requant_lanes
         self._aw = act_aw
         self._lr = R.bit_length() - 1
-        word_aw = max(1, act_aw - self._lr)
-        super().__init__({
-            "start": In(1),
-            "done": Out(1),
-            "desc": In(Descriptor),
-            "consts": In(LayerConstants),
-            "act_raddr": Out(word_aw),
-            "act_rdata": In(ACT_BITS * R),
-            "act_waddr": Out(word_aw),
-            "act_wdata": Out(ACT_BITS * R),
-            "act_we": Out(R),
+        super().__init__(UnitSignature(act_aw, R, {
             # the active model slot's first word in each model memory
             "w_slot": In(w_aw),
             "p_slot": In(p_aw),
@@ -123,7 +116,7 @@ class ConvEngine(wiring.Component):
             "p_rdata": In(data.ArrayLayout(ChannelParams, Q)),
             "cb_raddr": Out(cb_aw),
             "cb_rdata": In(signed(WEIGHT_BITS)),
-        })
+        }))
 
     def elaborate(self, platform):
         m = Module()

@@ -22,9 +22,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .isa import Op
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["OpSpec", "OPS", "UNITS"]
+from .isa import ACT_BITS, Descriptor, LayerConstants, Op
+
+__all__ = ["OpSpec", "OPS", "UNITS", "UnitSignature"]
 
 #: the accelerator's units, in the order it builds them
 UNITS = ("conv", "pool", "add")
@@ -47,3 +50,33 @@ OPS: dict[Op, OpSpec] = {
     Op.ADD: OpSpec("add", feature="bypass_add"),
 }
 assert set(OPS) == set(Op) and {s.unit for s in OPS.values()} <= set(UNITS)
+
+
+class UnitSignature(wiring.Signature):
+    """What every unit has (:data:`UNITS`), as the unit sees it: the sequencer starts it with a
+    descriptor and its layer constants held for the layer, and it uses the activation memory
+    while it runs.
+
+    Members
+    -------
+    start : ``In(1)``
+        Run ``desc``; ``done`` pulses once at the end.
+    desc : ``In(Descriptor)``, consts : ``In(LayerConstants)``
+        The layer, and the products of its sizes (the sequencer's).
+    act_raddr, act_rdata : ``Out``, ``In(ACT_BITS * lanes)``
+        The activation word read, its data ``read latency`` cycles later (the memory's, and the
+        accelerator's registers where configured).
+    act_waddr, act_wdata, act_we : ``Out``
+        A write of the word's bytes that ``act_we`` selects.
+
+    ``aw``: bits of a byte address; the ports address words of ``lanes`` bytes. ``extra``:
+    the unit's own members (model memories, result memory).
+    """
+
+    def __init__(self, aw: int, lanes: int = 1, extra: dict | None = None):
+        word_aw = max(1, aw - (lanes.bit_length() - 1))
+        super().__init__({
+            "start": In(1), "done": Out(1), "desc": In(Descriptor), "consts": In(LayerConstants),
+            "act_raddr": Out(word_aw), "act_rdata": In(ACT_BITS * lanes),
+            "act_waddr": Out(word_aw), "act_wdata": Out(ACT_BITS * lanes), "act_we": Out(lanes),
+            **(extra or {})})

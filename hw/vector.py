@@ -10,24 +10,13 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
-from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Descriptor, LayerConstants, Op
+from .isa import ACC_BITS, ACT_BITS, MULT_BITS, Op
+from .ops import UnitSignature
 from .requant import Window, clamp_byte, select_window, window_bits
 
 __all__ = ["Pool", "BypassAdd"]
-
-
-def _ports(aw: int, extra: dict | None = None, lanes: int = 1) -> dict:
-    """The units' ports. ``act_rdata`` is the byte (with ``lanes`` > 1: the word of ``lanes``
-    bytes, addressed in words) read ``read_latency`` cycles after ``act_raddr`` (1: the memory
-    itself; 2: with the accelerator's read-data register)."""
-    word_aw = aw - (lanes.bit_length() - 1)
-    return {"start": In(1), "done": Out(1), "desc": In(Descriptor),
-            "consts": In(LayerConstants),
-            "act_raddr": Out(word_aw), "act_rdata": In(ACT_BITS * lanes),
-            "act_waddr": Out(word_aw), "act_wdata": Out(ACT_BITS * lanes),
-            "act_we": Out(lanes), **(extra or {})}
 
 
 def _read_stage(m: Module, latency: int, pairs: list) -> list[Signal]:
@@ -90,8 +79,8 @@ class Pool(wiring.Component):
         self._aw = aw
         self.lanes = lanes
         self.read_latency = read_latency
-        super().__init__(_ports(aw, {"res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)),
-                                     "res_we": Out(1)}, lanes))
+        super().__init__(UnitSignature(aw, lanes, {
+            "res_waddr": Out(res_aw), "res_wdata": Out(signed(ACC_BITS)), "res_we": Out(1)}))
 
     def elaborate(self, platform):
         m = Module()
@@ -210,7 +199,7 @@ class BypassAdd(wiring.Component):
     def __init__(self, aw: int, read_latency: int = 1):
         self._aw = aw
         self.read_latency = read_latency
-        super().__init__(_ports(aw))
+        super().__init__(UnitSignature(aw))
 
     def elaborate(self, platform):
         m = Module()
