@@ -168,8 +168,8 @@ class HostLink(wiring.Component):
     # ---------------------------------------------------------------------------- checks
     def _checks(self, m: Module, r: _Request, load_crc) -> None:
         """Each command's argument check, registered in steps (short paths): the argument
-        register is final after HEADER, ``word_end`` in ARGUMENTS, the range checks in CHECKS,
-        each command's check in EXECUTE."""
+        register is final after HEADER, ``word_end`` and the space's decode in ARGUMENTS, the
+        range checks in CHECKS, each command's check in EXECUTE."""
         cfg = self.config
         mem_args, w_args, commit_args = r.mem, r.weights, r.commit
         # Range checks in as few bits as the memories need: a high bit of an address or a word
@@ -182,7 +182,10 @@ class HostLink(wiring.Component):
             return value[bits:].any() if len(value) > bits else Const(0)
 
         # Word bytes and byte count of each model space, and the byte offset of the word (a
-        # shift: the word sizes are powers of two, so no multiplier is spent here).
+        # shift: the word sizes are powers of two, so no multiplier is spent here). The word
+        # bytes, byte count and validity are registers, final in ARGUMENTS like word_end: the
+        # space's decode and the comparators behind it in one cycle would be the UP5K's
+        # critical path.
         space_bits = max(e * wb for e, wb in self.space_words.values()).bit_length()
         lane_bits = max(wb for _, wb in self.space_words.values()).bit_length()
         self._space_wb = space_wb = Signal(lane_bits)
@@ -191,14 +194,14 @@ class HostLink(wiring.Component):
         word_offset = Signal(space_bits + lane_bits)
         # WRITE_WEIGHTS's next byte
         self._word, self._lane = Signal(space_bits), Signal(lane_bits)
+        m.d.sync += [space_wb.eq(0), space_ok.eq(0), space_bytes.eq(0)]
         with m.Switch(w_args.space):
             for space, (entries, wb) in self.space_words.items():
                 assert wb & (wb - 1) == 0, (space, wb)
                 with m.Case(space):
-                    m.d.comb += [space_wb.eq(wb), space_ok.eq(1),
-                                 space_bytes.eq(entries * wb),
-                                 word_offset.eq(w_args.word[:space_bits]
-                                                << (wb.bit_length() - 1))]
+                    m.d.sync += [space_wb.eq(wb), space_ok.eq(1), space_bytes.eq(entries * wb)]
+                    m.d.comb += word_offset.eq(w_args.word[:space_bits]
+                                               << (wb.bit_length() - 1))
 
         word_end = Signal(space_bits + lane_bits + 1)  # the byte after WRITE_WEIGHTS's last
         word_far = Signal()
