@@ -62,10 +62,21 @@ def _byte_at(view, idx, n: int | None = None):
     return Array(raw.word_select(i, 8) for i in range(n))[idx[:max(1, (n - 1).bit_length())]]
 
 
-class _Request:
-    """The registers of the request being executed, shared by the link's stages."""
+class _State:
+    """The link's registers and memory ports, shared by its stages: the request being
+    executed, the load in progress, the model identity."""
 
     def __init__(self, cfg):
+        #: a load is open
+        self.loading = Signal()
+        #: the model memories' slot a load writes
+        self.load_slot = Signal()
+        #: the ModelInfo memory's ports, and the loaded model's class count (set in elaborate)
+        self.info_rd = self.info_wr = self.num_classes = None
+        #: WRITE_WEIGHTS's space word bytes, and its next byte's word and lane (set in _checks)
+        self.space_wb = self.word = self.lane = None
+        #: the reply body's byte ``idx`` (set in _reply)
+        self.body = None
         self.cmd, self.tag = Signal(8), Signal(8)
         self.args = args = Signal(_ARG_REG_BYTES * 8)
         self.mem = MemoryArgs(args[:MemoryArgs.size])
@@ -150,23 +161,21 @@ class HostLink(wiring.Component):
                              frame_crc.data.eq(feeder.data)]
 
         # ------------------------------------------------------------ model identity
+        r = _State(cfg)
         # two slots of ModelInfo bytes, following the accelerator's slot
         m.submodules.info = info = memory.Memory(
             shape=8, depth=_INFO_BYTES * slots, init=list(self.initial_info))
-        self._info_rd, self._info_wr = info.read_port(), info.write_port()
-        self._num_classes = Signal(16, init=self.num_classes if cfg.weights_preloaded else 0)
-        self._load_slot = Signal()
-        m.d.comb += self._load_slot.eq(self.acc.slot ^ (slots - 1))
-        self._loading = Signal()
+        r.info_rd, r.info_wr = info.read_port(), info.write_port()
+        r.num_classes = Signal(16, init=self.num_classes if cfg.weights_preloaded else 0)
+        m.d.comb += r.load_slot.eq(self.acc.slot ^ (slots - 1))
 
-        r = _Request(cfg)
         self._checks(m, r, load_crc)
         self._executor(m, r, frx, ftx, frame_crc, load_crc)
         self._reply_body(m, r)
         return m
 
     # ---------------------------------------------------------------------------- checks
-    def _checks(self, m: Module, r: _Request, load_crc) -> None:
+    def _checks(self, m: Module, r: _State, load_crc) -> None:
         """Each command's argument check, registered in steps (short paths): the argument
         register is final after HEADER, ``word_end`` and the space's decode in ARGUMENTS, the
         range checks in CHECKS, each command's check in EXECUTE."""
@@ -188,12 +197,12 @@ class HostLink(wiring.Component):
         # critical path.
         space_bits = max(e * wb for e, wb in self.space_words.values()).bit_length()
         lane_bits = max(wb for _, wb in self.space_words.values()).bit_length()
-        self._space_wb = space_wb = Signal(lane_bits)
+        r.space_wb = space_wb = Signal(lane_bits)
         space_ok = Signal()
         space_bytes = Signal(space_bits)
         word_offset = Signal(space_bits + lane_bits)
         # WRITE_WEIGHTS's next byte
-        self._word, self._lane = Signal(space_bits), Signal(lane_bits)
+        r.word, r.lane = Signal(space_bits), Signal(lane_bits)
         m.d.sync += [space_wb.eq(0), space_ok.eq(0), space_bytes.eq(0)]
         with m.Switch(w_args.space):
             for space, (entries, wb) in self.space_words.items():
@@ -239,7 +248,7 @@ class HostLink(wiring.Component):
         m.d.sync += r.body_last.eq(r.idx == r.body_len - 1)
 
     # ---------------------------------------------------------------------------- executor
-    def _executor(self, m: Module, r: _Request, frx, ftx, frame_crc, load_crc) -> None:
+    def _executor(self, m: Module, r: _State, frx, ftx, frame_crc, load_crc) -> None:
         """The link's state machine: receive, check, read the header, execute, reply."""
         step = Signal()
         m.d.comb += self.acc.step.eq(step)
@@ -308,7 +317,7 @@ class HostLink(wiring.Component):
                     m.d.sync += self.errors.eq(self.errors + 1)
                 m.next = "RECEIVE"
 
-    def _execute(self, m: Module, r: _Request, reply, step, load_crc) -> None:
+    def _execute(self, m: Module, r: _State, reply, step, load_crc) -> None:
         """EXECUTE: refuse the request with its status, or start it."""
         acc, cfg = self.acc, self.config
         args_bad = r.args_bad
@@ -351,7 +360,7 @@ class HostLink(wiring.Component):
                 with m.Elif(acc.busy):
                     reply(Status.BUSY)
                 with m.Else():
-                    reply(Status.OK, ResultHeader.size // 8 + (self._num_classes << 2))
+                    reply(Status.OK, ResultHeader.size // 8 + (r.num_classes << 2))
             with m.Case(Cmd.READ_COUNTERS):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
@@ -373,38 +382,38 @@ class HostLink(wiring.Component):
                     reply(Status.BUSY)
                 with m.Else():
                     m.d.comb += load_crc.start.eq(1)
-                    m.d.sync += self._loading.eq(1)
+                    m.d.sync += r.loading.eq(1)
                     if cfg.model_slots == 1:
                         m.d.sync += self.model_valid.eq(0)
                     reply(Status.OK)
             with m.Case(Cmd.WRITE_WEIGHTS):
-                with m.If(~self._loading):
+                with m.If(~r.loading):
                     reply(Status.NOT_LOADING)
                 with m.Elif(single_port & ~idle):
                     reply(Status.BUSY)
                 with m.Elif(args_bad):
                     reply(Status.BAD_ARGUMENT)
                 with m.Else():
-                    m.d.sync += [self._word.eq(r.weights.word), self._lane.eq(r.weights.lane)]
+                    m.d.sync += [r.word.eq(r.weights.word), r.lane.eq(r.weights.lane)]
                     m.next = "COPY_WEIGHTS"
             with m.Case(Cmd.LOAD_COMMIT):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
-                with m.Elif(~self._loading):
+                with m.Elif(~r.loading):
                     reply(Status.NOT_LOADING)
                 with m.Elif(~idle):
                     reply(Status.BUSY)
                 with m.Elif(r.commit_bad):
                     reply(Status.BAD_ARGUMENT)
                 with m.Elif(r.crc_bad):
-                    m.d.sync += self._loading.eq(0)
+                    m.d.sync += r.loading.eq(0)
                     reply(Status.LOAD_FAILED)
                 with m.Else():
                     m.next = "COPY_INFO"
             with m.Default():
                 reply(Status.UNKNOWN_COMMAND)
 
-    def _copies(self, m: Module, r: _Request, reply, frx, load_crc) -> None:
+    def _copies(self, m: Module, r: _State, reply, frx, load_crc) -> None:
         """The copies out of the frame buffer: the image, the weights, the model identity.
 
         ``idx`` counts data bytes: read ``buf[data_off + idx]``, register the byte (a block
@@ -412,7 +421,7 @@ class HostLink(wiring.Component):
         path), write it. When every byte is written, ``finish`` runs (it sends the reply)."""
         acc = self.acc
         copy_byte = Signal(8)  # the byte being copied out of the frame buffer
-        word, lane = self._word, self._lane
+        word, lane = r.word, r.lane
 
         def copy_state(name, write, finish=lambda: reply(Status.OK)):
             with m.State(name):
@@ -436,30 +445,30 @@ class HostLink(wiring.Component):
             m.d.comb += [acc.mem_space.eq(r.weights.space), acc.mem_word.eq(word),
                          acc.mem_lane.eq(lane), acc.mem_wdata.eq(byte), acc.mem_we.eq(1),
                          load_crc.valid.eq(1), load_crc.data.eq(byte)]
-            with m.If(lane == self._space_wb - 1):
+            with m.If(lane == r.space_wb - 1):
                 m.d.sync += [lane.eq(0), word.eq(word + 1)]
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
 
         def write_info(byte):
-            m.d.comb += [self._info_wr.addr.eq(r.idx + Mux(self._load_slot, _INFO_BYTES, 0)),
-                         self._info_wr.data.eq(byte), self._info_wr.en.eq(1)]
+            m.d.comb += [r.info_wr.addr.eq(r.idx + Mux(r.load_slot, _INFO_BYTES, 0)),
+                         r.info_wr.data.eq(byte), r.info_wr.en.eq(1)]
 
         def commit():
             m.d.comb += [acc.commit.eq(1), acc.commit_n_layers.eq(r.commit.n_layers)]
-            m.d.sync += [self._loading.eq(0), self.model_valid.eq(1),
-                         self._num_classes.eq(r.commit.num_classes)]
+            m.d.sync += [r.loading.eq(0), self.model_valid.eq(1),
+                         r.num_classes.eq(r.commit.num_classes)]
             reply(Status.OK)
 
         copy_state("COPY_IMAGE", write_image)
         copy_state("COPY_WEIGHTS", write_weights)
         copy_state("COPY_INFO", write_info, commit)
 
-    def _reply(self, m: Module, r: _Request, ftx) -> None:
-        """The reply's states: its header, then its body a byte at a time (``self._body``)."""
+    def _reply(self, m: Module, r: _State, ftx) -> None:
+        """The reply's states: its header, then its body a byte at a time (``r.body``)."""
         wait = Signal(range(max(2, self.act_read_latency)))  # REPLY_WAIT's cycles left
         body_r = Signal(8)
-        self._body = Signal(8)  # the reply body's byte idx (:meth:`_reply_body`)
+        r.body = Signal(8)  # the reply body's byte idx (:meth:`_reply_body`)
         payload = ftx.body.payload
         with m.State("REPLY_HEADER"):
             m.d.comb += [ftx.body.valid.eq(1), payload.last.eq(r.no_body & (r.idx == 2))]
@@ -491,7 +500,7 @@ class HostLink(wiring.Component):
             # the byte is registered before the frame encoder and its CRC: a block RAM's
             # output, the body multiplexer and the CRC in one cycle would be the ECP5's
             # critical path
-            m.d.sync += body_r.eq(self._body)
+            m.d.sync += body_r.eq(r.body)
             m.next = "REPLY_BODY"
         with m.State("REPLY_BODY"):
             m.d.comb += [ftx.body.valid.eq(1), payload.last.eq(r.body_last),
@@ -504,21 +513,21 @@ class HostLink(wiring.Component):
                     m.next = "REPLY_SETUP"
 
     # ---------------------------------------------------------------------------- replies
-    def _reply_body(self, m: Module, r: _Request) -> None:
+    def _reply_body(self, m: Module, r: _State) -> None:
         """Byte ``idx`` of each command's reply body. Memory addresses follow ``idx``, so the
         byte is valid in REPLY_LATCH, at least two cycles after REPLY_SETUP set ``idx`` (the
         activations' ``act_read_latency``), and registered there. Every reply is a view of its
         protocol layout, filled by field name."""
-        acc, cfg, idx, body = self.acc, self.config, r.idx, self._body
-        info_rd = self._info_rd
+        acc, cfg, idx, body = self.acc, self.config, r.idx, r.body
+        info_rd = r.info_rd
         state_flags = Signal(StateFlags)
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),
                      state_flags.done.eq(acc.done), state_flags.model_valid.eq(self.model_valid),
-                     state_flags.loading.eq(self._loading)]
+                     state_flags.loading.eq(r.loading)]
         info_reply = Signal(InfoReply, init={
             "version": PROTOCOL_VERSION, "board": _board_id(self.board), **info_fields(cfg)})
         m.d.comb += [info_reply.state.eq(state_flags), info_reply.n_layers.eq(acc.n_layers),
-                     info_reply.num_classes.eq(self._num_classes)]
+                     info_reply.num_classes.eq(r.num_classes)]
         status_reply = Signal(StatusReply)
         m.d.comb += [status_reply.state.eq(state_flags), status_reply.layer.eq(acc.layer),
                      status_reply.total_cycles.eq(acc.total_cycles)]
@@ -526,7 +535,7 @@ class HostLink(wiring.Component):
         m.d.comb += [counters_head.n_layers.eq(acc.n_layers),
                      counters_head.total_cycles.eq(acc.total_cycles)]
         result_head = Signal(ResultHeader)
-        m.d.comb += result_head.num_classes.eq(self._num_classes)
+        m.d.comb += result_head.num_classes.eq(r.num_classes)
         # the ModelInfo ends both INFO and the result header; it comes from the info memory
         ih = InfoReply["info"].offset // 8
         rh = ResultHeader["info"].offset // 8
