@@ -66,6 +66,7 @@ __all__ = [
     "SLIP_ESC_ESC",
     "CRC",
     "CRC_BYTES",
+    "Transport",
     "crc32",
     "model_info_bytes",
     "parse_model_info",
@@ -241,6 +242,27 @@ FRAME_ERROR_TAG = 0
 #: the longest request: header, the largest arguments, MAX_DATA bytes, CRC
 MAX_FRAME = (RequestHeader.size + max(a.size for a in ARGUMENTS.values())) // 8 + MAX_DATA \
     + CRC_BYTES
+
+
+class Transport:
+    """Bytes to and from a board: what a host speaks the protocol over (a serial port, the
+    simulated board's socket, the gateware in a simulator). ``read`` returns what arrived
+    within ``timeout`` seconds (maybe nothing); ``b''`` with ``closed`` set means the other
+    side is gone."""
+
+    closed = False
+
+    def write(self, data: bytes) -> None:
+        raise NotImplementedError
+
+    def read(self, size: int, timeout: float) -> bytes:
+        raise NotImplementedError
+
+    def reset_input(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def model_info_bytes(model_hash: str, logit_scale: float) -> bytes:

@@ -15,8 +15,7 @@ from amaranth.sim import Simulator
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
 from ..hw.link import HostLink
-from ..hw.protocol import LOAD_ORDER
-from ..sw.driver import Transport
+from ..hw.protocol import LOAD_ORDER, Transport
 
 __all__ = ["PySimResult", "simulate", "LinkTransport"]
 
@@ -109,7 +108,7 @@ async def load_model(ctx, dut: Accelerator, program) -> None:
 
 
 class LinkTransport(Transport):
-    """A :class:`~fireforge.sw.driver.Transport` into :class:`~fireforge.hw.link.HostLink` +
+    """A :class:`~fireforge.hw.protocol.Transport` into :class:`~fireforge.hw.link.HostLink` +
     :class:`~fireforge.hw.accelerator.Accelerator` running in Amaranth's simulator on a thread:
     the driver's whole protocol, byte for byte, without Verilog (the UART is tested on its own).
     """

@@ -43,6 +43,7 @@ from ..hw.protocol import (
     ResultHeader,
     Status,
     StatusReply,
+    Transport,
     crc32,
     layout_bytes,
     layout_from_bytes,
@@ -64,25 +65,6 @@ class BoardError(FireforgeError):
 
 class BoardTimeout(BoardError):
     """No (valid) reply within the timeout."""
-
-
-class Transport:
-    """Bytes to and from a board. ``read`` returns what arrived within ``timeout`` seconds (maybe
-    nothing); ``b''`` with ``closed`` set means the other side is gone."""
-
-    closed = False
-
-    def write(self, data: bytes) -> None:
-        raise NotImplementedError
-
-    def read(self, size: int, timeout: float) -> bytes:
-        raise NotImplementedError
-
-    def reset_input(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 class SerialTransport(Transport):

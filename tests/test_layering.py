@@ -56,6 +56,7 @@ def test_hw_imports_neither_torch_nor_sw():
 
 
 def test_layers_only_import_downwards():
+    # (sim's testbenches compare with sw's golden model, the reference of every integer)
     allowed = {"hw": {"hw"}, "sim": {"hw", "sim", "sw"}, "boards": {"hw", "boards", "sim"},
                "sw": {"hw", "sw", "sim", "boards"}}
     wrong = [(m, i) for m, deps in _graph().items() for i in deps
