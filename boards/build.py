@@ -1,9 +1,9 @@
 """``fireforge build`` / ``make bitstream``: the chip on a board, synthesized and placed by the
 YoWASP yosys and nextpnr wheels, with a report of what it used and how fast it runs.
 
-The board top is :class:`~fireforge.hw.top.FireforgeSoC` behind the board's PLL (parameters
-searched here within the device's VCO and PFD limits), with the UART of the board's USB-serial
-bridge and its LEDs. The fit is checked before synthesis (:mod:`.fit`).
+The board top is :class:`~fireforge.hw.top.FireforgeSoC` behind the board's PLL (its family's,
+:mod:`.family`: parameters searched within the device's VCO and PFD limits), with the UART of
+the board's USB-serial bridge and its LEDs. The fit is checked before synthesis (:mod:`.fit`).
 """
 
 from __future__ import annotations

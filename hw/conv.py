@@ -102,8 +102,12 @@ class ConvEngine(wiring.Component):
         entries a word)."""
         self.config = config
         c, R, Q = config.columns, config.rows, config.requant_lanes
+        # sizes every stage uses, derived once
+        self._C, self._R, self._Q = c, R, Q
+        self._N = R * c  # MACs: weights per step
         self._aw = act_aw
-        self._lr = R.bit_length() - 1
+        self._saw = act_aw + 2  # signed address arithmetic (padding reaches before the tensor)
+        self._lr, self._lq = R.bit_length() - 1, Q.bit_length() - 1
         super().__init__(UnitSignature(act_aw, R, {
             # the active model slot's first word in each model memory
             "w_slot": In(w_aw),
@@ -132,9 +136,7 @@ class ConvEngine(wiring.Component):
         """The layer's constants (set from the descriptor by :meth:`_control`), each counter's
         second-to-last value, and the codebook registers."""
         cfg = self.config
-        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
-        N = R * C  # MACs: weights per step
-        aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
+        C, Q, N, aw = self._C, self._Q, self._N, self._saw
         s.k3 = Signal()
         s.in_c = Signal(12)
         s.out_c = Signal(12)
@@ -156,8 +158,8 @@ class ConvEngine(wiring.Component):
         # the layer's first word in each model memory (the slot's base added: a layer
         # constant, not an adder after the address registers)
         s.w_base, s.p_base, s.cb_base = (Signal.like(self.w_slot, name="w_base"),
-                                   Signal.like(self.p_slot, name="p_base"),
-                                   Signal.like(self.cb_slot, name="cb_base"))
+                                         Signal.like(self.p_slot, name="p_base"),
+                                         Signal.like(self.cb_slot, name="cb_base"))
         s.out_stride = Signal(12)
         s.shift = Signal(6)
         s.pad_value = Signal(8)
@@ -167,10 +169,8 @@ class ConvEngine(wiring.Component):
         # an adder and a comparator (which would be the UP5K's critical path).
         s.lim = Signal(data.StructLayout({"in_c": 12, "groups": 12, "OW": 10, "OH": 10}))
         m.d.sync += [s.lim.in_c.eq(s.in_c - 2), s.lim.groups.eq(s.groups - 2),
-                     s.lim.OW.eq(s.OW - 2),
-                     s.lim.OH.eq(s.OH - 2)]
+                     s.lim.OW.eq(s.OW - 2), s.lim.OH.eq(s.OH - 2)]
 
-        # ---------------------------------------------------------------- codebook registers
         # The codebook registers: a copy per broadcast group, like the array's shared inputs
         # (64 columns reading one set of registers would be the 85F's critical path)
         # (one per BROADCAST_COLUMNS cells: with input lanes the cells are rows x columns)
@@ -184,10 +184,7 @@ class ConvEngine(wiring.Component):
         in the loop), the padding test, the weight word and sub-word of the step, ``first`` and
         ``last`` flags, and the step's control carried to the decode stage."""
         cfg = self.config
-        C, R = cfg.columns, cfg.rows
-        N = R * C  # MACs: weights per step
-        lr = self._lr
-        aw = self._aw + 2  # signed address arithmetic (padding reaches before the tensor)
+        R, N, lr, aw = self._R, self._N, self._lr, self._saw
         # ``ci`` counts steps of R channels (words); addresses are in bytes, words are aligned
         s.oy = Signal(10)
         s.ox = Signal(10)
@@ -256,8 +253,7 @@ class ConvEngine(wiring.Component):
         indices of ``w_bits`` bits out of the weight word, turned into int8 through the codebook
         registers (or taken as int8 where the layer is uncompressed), into the MAC array."""
         cfg = self.config
-        C, R = cfg.columns, cfg.rows
-        N = R * C  # MACs: weights per step
+        C, R, N = self._C, self._R, self._N
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
         m.submodules.array = s.array = MACArray(
@@ -304,8 +300,7 @@ class ConvEngine(wiring.Component):
         """The group FIFO and its credits, and ``Q`` requantizers taking ``Q`` consecutive
         channels of the head group a cycle, written as part of one activation word."""
         cfg = self.config
-        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
-        lr, lq = self._lr, Q.bit_length() - 1
+        C, R, Q, lr, lq = self._C, self._R, self._Q, self._lr, self._lq
         entry = data.StructLayout({"sums": data.ArrayLayout(signed(ACC_BITS), C)})
         m.submodules.fifo = s.q = (BlockFIFO if cfg.fifo_memory == "bram" else fifo.SyncFIFO)(
             width=entry.size, depth=cfg.fifo_depth)
@@ -400,10 +395,9 @@ class ConvEngine(wiring.Component):
         """The layer constants from the descriptor, the codebook load, and the engine's states:
         SETUP, CODEBOOK, RUN (one step a cycle), DRAIN."""
         cfg = self.config
-        C, R, Q = cfg.columns, cfg.rows, cfg.requant_lanes
-        N = R * C  # MACs: weights per step
+        C, R, Q, N = self._C, self._R, self._Q, self._N
         clog = C.bit_length() - 1
-        lr, lq = self._lr, Q.bit_length() - 1
+        lr, lq = self._lr, self._lq
         d = self.desc
         pipe_busy = Signal()
         m.d.comb += pipe_busy.eq(Cat(c.valid for c in s.chain[1:]).any() | s.s2.valid

@@ -120,7 +120,7 @@ def run_unit(unit, lanes: int, act: bytes, desc, memories=(), max_cycles=200_000
         m.d.comb += [port.addr.eq(addr), data.eq(port.data)]
     consts = {"rowstride": d.in_w * d.in_stride, "in_pixels": d.in_h * d.in_w,
               "out_pixels": d.out_h * d.out_w}
-    results = []
+    writes, final = [], {}
     sim = Simulator(m)
     sim.add_clock(1e-8)
 
@@ -132,7 +132,7 @@ def run_unit(unit, lanes: int, act: bytes, desc, memories=(), max_cycles=200_000
         ctx.set(unit.start, 0)
         for _ in range(max_cycles):
             if hasattr(unit, "res_we") and ctx.get(unit.res_we):
-                results.append((ctx.get(unit.res_waddr), ctx.get(unit.res_wdata)))
+                writes.append((ctx.get(unit.res_waddr), ctx.get(unit.res_wdata)))
             if ctx.get(unit.done):
                 break
             await ctx.tick()
@@ -142,8 +142,8 @@ def run_unit(unit, lanes: int, act: bytes, desc, memories=(), max_cycles=200_000
         out = bytearray()
         for i in range(len(words)):
             out += int(ctx.get(mem.data[i])).to_bytes(lanes, "little")
-        results.append(bytes(out))
+        final["act"] = bytes(out)
 
     sim.add_testbench(bench)
     sim.run()
-    return results.pop(), results
+    return final["act"], writes

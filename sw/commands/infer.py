@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...hw.errors import FireforgeError
@@ -145,7 +145,7 @@ class LoadResult(Result):
     program: str
     model_hash: str
     board: str
-    seconds: float = field(default=0.0)
+    seconds: float
 
 
 def load(port: Port, program: str | Path, *, log: Log = quiet) -> LoadResult:

@@ -70,7 +70,9 @@ def simulate(program: str | Path, *, images: int = 1, simulator: str = "icarus",
     records = result["images"]
     cycles = np.array([r["layer_cycles"] for r in records], dtype=np.int64).mean(axis=0)
     total = float(np.mean([r["total_cycles"] for r in records]))
-    use = utilization(accel, prog, [round(c, 1) for c in cycles.tolist()], total)
+    use = utilization(accel, prog, cycles.tolist(), total)
+    for row in use["layers"]:  # (the mean over the images, shown to a tenth of a cycle)
+        row["cycles"] = round(row["cycles"], 1)
     bit_exact = all(r["bit_exact"] for r in records)
     mismatch = next((r["first_mismatch"] | {"image": r["image"]} for r in records
                      if not r["bit_exact"]), None)
