@@ -56,6 +56,13 @@ class BoardSpec:
         return DEVICES[self.device]
 
     @property
+    def configs(self) -> list[str]:
+        """The named configurations this board builds: activations in SPRAM banks on a device
+        with SPRAM (the iCE40 UltraPlus), in block RAM elsewhere."""
+        return [name for name, c in CONFIGS.items()
+                if (c.act_memory == "spram") == bool(self.dev.spram_blocks)]
+
+    @property
     def tech(self) -> Family:
         """The FPGA family: clocking, tools, options, blocks."""
         return FAMILIES[self.family]

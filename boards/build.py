@@ -20,7 +20,7 @@ from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..hw.config import AcceleratorConfig
-from ..hw.errors import FireforgeError
+from ..hw.errors import FireforgeError, tool_failed
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
 from ..sim.runner import environment
@@ -135,8 +135,9 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     except Exception as e:  # noqa: BLE001 - amaranth raises plain errors for tool failures
         # the newest log is the tool that failed (yosys writes top.rpt, nextpnr top.tim)
         logs = [p for p in (out_dir / "top.rpt", out_dir / "top.tim") if p.exists()]
-        tail = max(logs, key=lambda p: p.stat().st_mtime).read_text()[-1500:] if logs else ""
-        raise FireforgeError(f"the {spec.family} build failed ({e}); log tail:\n{tail}") from None
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise tool_failed(f"the {spec.family} build failed ({first})",
+                          max(logs, key=lambda p: p.stat().st_mtime) if logs else None) from None
     seconds = time.perf_counter() - t0
     bitstream = out_dir / tech.bitstream
     if place_only:  # (the packer packs an unrouted design without complaint: not a bitstream)

@@ -56,6 +56,11 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
     SPRAM always gets the SPRAM layout with one slot)."""
     m = program.manifest
     columns, rows = m.group, program.lanes
+    if (rows, m.act_banks) != ((1, 2) if spec.dev.spram_blocks else (rows, 1)):
+        raise FireforgeError(
+            f"{program.path} was compiled for --config {m.accelerator or 'another layout'} "
+            f"({rows} input lane(s), {m.act_banks} activation bank(s)); {spec.name} runs programs "
+            f"compiled with --config {' or '.join(spec.configs)}: compile it again")
     word = rows * columns
     images = program.images
     base = AcceleratorConfig(

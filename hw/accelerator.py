@@ -65,7 +65,8 @@ from .ops import OPS, UNITS
 from .protocol import Space
 from .vector import BypassAdd, Pool
 
-__all__ = ["Accelerator", "HostPort", "act_read_latency", "check_program", "codebook_bits_needed",
+__all__ = ["Accelerator", "HostPort", "act_read_latency", "capability_problems", "check_program",
+           "codebook_bits_needed",
            "fetch_cycles", "CONSTANT_CYCLES"]
 
 
@@ -99,6 +100,36 @@ def codebook_bits_needed(program) -> int:
         default=0)
 
 
+def capability_problems(config: AcceleratorConfig, layers) -> list[str]:
+    """What the configuration's units cannot run, one line each. ``layers``: ``(name, op,
+    index bits, uncompressed)`` per operation (``uncompressed``: an 8-bit layer whose codebook
+    is the identity, int8 weights). The compiler asks this of a checkpoint before it calibrates,
+    :func:`check_program` of a compiled program."""
+    problems = []
+    if not config.bypass_add and any(op == Op.ADD for _, op, _, _ in layers):
+        problems.append("the network has bypass adds and this configuration has no add unit "
+                        "(bypass_add=False): use a configuration with it, or no bypasses")
+    reasons: dict[str, list[str]] = {}  # one line per reason, naming its layers
+    for name, op, bits, uncompressed in layers:
+        if op != Op.CONV:
+            continue
+        if bits not in SUPPORTED_INDEX_BITS:
+            reasons.setdefault(f"{bits}-bit codebook indices (the decoder takes "
+                               f"{', '.join(map(str, SUPPORTED_INDEX_BITS))})", []).append(name)
+        elif bits > config.codebook_bits and not uncompressed:
+            reasons.setdefault(
+                f"{bits}-bit codebooks; this " + (
+                    f"configuration decodes at most {config.codebook_bits}-bit codebooks (or "
+                    f"uncompressed int8)" if config.codebook_bits else "configuration has no "
+                    "codebook decoder: compile the uncompressed checkpoint (int8 weights)"),
+                []).append(name)
+    for reason, names in reasons.items():
+        more = f" and {len(names) - 2} more" if len(names) > 2 else ""
+        problems.append(f"layer{'s' if len(names) > 1 else ''} {', '.join(names[:2])}{more}: "
+                        f"{reason}")
+    return problems
+
+
 def check_program(config: AcceleratorConfig, program) -> None:
     """Refuse, with the reason, a program this configuration cannot run."""
     m = program.manifest
@@ -124,24 +155,13 @@ def check_program(config: AcceleratorConfig, program) -> None:
         problems.append(f"activations planned for {banks} bank(s) of {bank_bytes:,} B, this "
                         f"configuration has {config.act_banks} single-port banks of "
                         f"{config.bank_bytes:,} B (compile with its --config)")
-    if not config.bypass_add and any(d.op == Op.ADD for d in program.descriptors):
-        problems.append("the network has bypass adds and this configuration has no add unit "
-                        "(bypass_add=False): use a configuration with it, or no bypasses")
     cb = np.frombuffer(program.images["codebooks.bin"], np.int8)
+    problems += capability_problems(config, [
+        (layer["name"], d.op, d.w_bits, d.op == Op.CONV and np.array_equal(
+            cb[d.cb_addr:d.cb_addr + (1 << d.w_bits)], identity_codebook()))
+        for layer, d in zip(program.layers, program.descriptors, strict=True)])
     for layer, d in zip(program.layers, program.descriptors, strict=True):
-        if d.op != Op.CONV:
-            continue
-        if d.w_bits not in SUPPORTED_INDEX_BITS:
-            problems.append(f"layer {layer['name']}: {d.w_bits}-bit codebook indices (the "
-                            f"decoder takes {', '.join(map(str, SUPPORTED_INDEX_BITS))})")
-        elif d.w_bits > config.codebook_bits and not np.array_equal(
-                cb[d.cb_addr:d.cb_addr + (1 << d.w_bits)], identity_codebook()):
-            problems.append(f"layer {layer['name']}: a {d.w_bits}-bit codebook; this "
-                            + (f"configuration decodes at most {config.codebook_bits}-bit "
-                               f"codebooks (or uncompressed int8)" if config.codebook_bits else
-                               "configuration has no codebook decoder: compile the "
-                               "uncompressed checkpoint (int8 weights)"))
-        if d.w_addr % config.word_bytes:
+        if d.op == Op.CONV and d.w_addr % config.word_bytes:
             problems.append(f"layer {layer['name']}: weights not aligned to the weight word")
     if problems:
         raise FireforgeError("the program does not fit this accelerator configuration: "

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
-from ..hw.errors import FireforgeError
+from ..hw.errors import FireforgeError, tool_failed
 from ..hw.program import Program
 
 __all__ = ["build_model", "run_rtl", "environment", "SIMULATORS", "verilator_env", "TOP"]
@@ -100,11 +100,9 @@ def build_model(design, top: str, build_dir: Path, simulator: str = "verilator",
             runner.build(sources=sources, hdl_toplevel=hdl_toplevel, build_dir=sim_build,
                          build_args=build_args, timescale=("1ns", "1ps"), waves=bool(trace),
                          log_file=sim_build / "build.log")
-        except (SystemExit, RuntimeError) as e:
-            log_text = (sim_build / "build.log").read_text()[-1500:] if (
-                sim_build / "build.log").exists() else ""
-            raise FireforgeError(f"building the {simulator} model failed ({e}); see "
-                                 f"{sim_build / 'build.log'}:\n{log_text}") from None
+        except (SystemExit, RuntimeError):
+            raise tool_failed(f"building the {simulator} model failed",
+                              sim_build / "build.log") from None
     return runner, sim_build, env, {"generate_seconds": round(generate_s, 2),
                             "build_seconds": round(time.perf_counter() - t1, 2),
                             "verilog": str(verilog_path), "toplevel": hdl_toplevel}
@@ -158,8 +156,7 @@ def run_rtl(program: Program, config: AcceleratorConfig, images: np.ndarray,
         run_s = time.perf_counter() - t2
     result_path = job_dir / "result.json"
     if not result_path.exists():
-        tail = (job_dir / "sim.log").read_text()[-2000:] if (job_dir / "sim.log").exists() else ""
-        raise FireforgeError(f"the {simulator} simulation produced no result; log tail:\n{tail}")
+        raise tool_failed(f"the {simulator} simulation produced no result", job_dir / "sim.log")
     result = json.loads(result_path.read_text())
     result.update(simulator=simulator, run_seconds=round(run_s, 2), **timings)
     if trace:

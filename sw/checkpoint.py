@@ -23,7 +23,7 @@ import torch
 
 from ..hw.errors import FireforgeError
 from .compress import SharedLayer
-from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked
+from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked, read_state_dict
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
 
@@ -107,8 +107,9 @@ def _load_shared(path: Path, model: SqueezeNet) -> dict[str, SharedLayer]:
     return shared
 
 
-def load_checkpoint(path: str | Path) -> Checkpoint:
-    """Load a checkpoint directory written by :func:`save_checkpoint`."""
+def load_checkpoint(path: str | Path, fix: str = "retrain or recompress it") -> Checkpoint:
+    """Load a checkpoint directory written by :func:`save_checkpoint`; ``fix``: what a user
+    does when it is corrupt (it ends the error)."""
     path = Path(path)
     meta_path, weights_path = path / "checkpoint.json", path / "model.pt"
     if not path.is_dir():
@@ -131,10 +132,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     except KeyError as e:
         raise FireforgeError(f"{meta_path} lacks the key {e}") from None
     model = SqueezeNet(config)
-    try:
-        state = torch.load(weights_path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise FireforgeError(f"cannot read {weights_path}: {e}") from None
+    state = read_state_dict(weights_path, "checkpoint weights", fix)
     load_state_dict_checked(model, state, source=str(weights_path))
     known = {"format", "version", "preset", "config", "data", "classes", "mean", "std"}
     extra = {k: v for k, v in meta.items() if k not in known}

@@ -51,9 +51,10 @@ def _overrides(a) -> dict:
             "input_size": a.input_size, "bypass": a.bypass}
 
 
-def _config_option(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--config", choices=list(CONFIGS), default=DEFAULT_CONFIG,
-                   help=f"accelerator configuration {what} (default {DEFAULT_CONFIG})")
+def _config_option(p: argparse.ArgumentParser, what: str, default: str | None = DEFAULT_CONFIG,
+                   default_help: str = DEFAULT_CONFIG) -> None:
+    p.add_argument("--config", choices=list(CONFIGS), default=default,
+                   help=f"accelerator configuration {what} (default {default_help})")
 
 
 def _port_options(p: argparse.ArgumentParser) -> None:
@@ -127,7 +128,8 @@ def _setup_compile(p):
                    "checkpoint's training set)")
     p.add_argument("--calibration", type=_positive_int, default=500,
                    help="calibration images (default 500)")
-    _config_option(p, "the program is laid out for")
+    _config_option(p, "the program is laid out for", None,
+                   f"the board's, else {DEFAULT_CONFIG}")
 
 
 def _setup_golden(p):
@@ -299,8 +301,10 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = _COMMANDS[args.command][2](args, log)
-    except FireforgeError as e:
-        print(f"fireforge {args.command}: error: {e}", file=sys.stderr)
+    # (an OSError: the disk or the OS refused, a full disk, a read-only folder, ...)
+    except (FireforgeError, OSError) as e:
+        message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+        print(f"fireforge {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"fireforge {args.command}: interrupted", file=sys.stderr)

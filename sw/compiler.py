@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..hw.config import CONFIGS, DEFAULT_CONFIG
+from ..hw.accelerator import capability_problems
+from ..hw.config import CONFIGS, DEFAULT_CONFIG, AcceleratorConfig
+from ..hw.conv import SUPPORTED_INDEX_BITS
 from ..hw.errors import FireforgeError
 from ..hw.isa import (
     CHANNEL_PARAMS_BYTES,
     DESCRIPTOR_BYTES,
+    WEIGHT_BITS,
     Descriptor,
     Op,
     WeightEncoding,
+    identity_codebook,
     pack_channel_params,
     pack_descriptor,
     pack_indices,
@@ -138,8 +143,10 @@ def plan_memory(nodes: list[Node], tensors: dict[str, Tensor], align: int = ALIG
             placed.append((cand, cand + size[t], lo, hi))
         top = max((e for _, e, _, _ in placed), default=0)
         if banks > 1 and top > bank_bytes:
-            raise FireforgeError(f"activation bank {b} needs {top:,} bytes, a bank holds "
-                                 f"{bank_bytes:,}")
+            raise FireforgeError(f"the activations need {top:,} bytes in bank {b}, a bank "
+                                 f"holds {bank_bytes:,}: this configuration runs smaller "
+                                 f"inputs or narrower layers (a smaller preset, or "
+                                 f"train with a smaller --input-size)")
         if placed:
             peak = base + top
         used += top
@@ -175,29 +182,67 @@ def footprint(images: dict[str, bytes], act_bytes: int, num_classes: int) -> dic
     return out
 
 
-def _estimate(config, bits: int, group: int) -> int:
-    """Total on-chip bytes of a dense-index program of ``config`` at ``bits`` (shapes only)."""
+def conv_weight_bytes(out_c: int, in_c: int, kernel: int, bits: int, group: int,
+                      lanes: int) -> int:
+    """Bytes of one convolution's weight image: its :func:`_weight_stream` packed at ``bits``,
+    padded to a whole weight word (``group * lanes`` bytes), so the next layer starts a word."""
+    indices = -(-out_c // group) * group * channel_stride(in_c, lanes) * kernel * kernel
+    packed = (indices * bits + 7) // 8
+    return packed + -packed % (group * lanes)
+
+
+def param_entries(out_c: int, lanes: int) -> int:
+    """Parameter entries of one convolution: one per output channel, rounded up to whole
+    parameter words of ``lanes`` entries (the requantizer's lanes read a word)."""
+    return -(-out_c // lanes) * lanes
+
+
+def estimate_footprint(nodes: list[Node], tensors: dict[str, Tensor], plan: MemoryPlan,
+                       group: int, lanes: int, unfold: dict | None, num_classes: int,
+                       codebooks: dict[str, bytes], bits: dict[str, int]) -> dict[str, int]:
+    """:func:`footprint` of the program these shapes compile to, before calibration: the memory
+    images' sizes follow from the shapes, each convolution's index ``bits`` and its int8
+    ``codebooks`` (stored once per distinct codebook, as :func:`_pack` stores them)."""
+    weights = params = 0
+    for n in nodes:
+        if n.op is not Op.CONV:
+            continue
+        in_c, kernel = tensors[n.inputs[0]].shape[0], n.kernel
+        if unfold and n.inputs == [INPUT]:
+            in_c, kernel = tensors[INPUT].shape[0], 1
+        weights += conv_weight_bytes(n.out_shape[0], in_c, kernel, bits[n.name], group, lanes)
+        params += param_entries(n.out_shape[0], lanes) * CHANNEL_PARAMS_BYTES
+    distinct = {codebooks[n.name] for n in nodes if n.op is Op.CONV}
+    use = {"activations": plan.used, "weights": weights,
+           "codebooks": sum(map(len, distinct)), "params": params,
+           "program": len(nodes) * DESCRIPTOR_BYTES, "results": 4 * num_classes}
+    use["total"] = sum(use.values())
+    return use
+
+
+def _estimate(config, bits: int, group: int, lanes: int = 1) -> int:
+    """Total on-chip bytes of ``config`` (a network configuration) with every convolution at
+    ``bits``, each layer its own codebook (shapes only: nothing is trained or calibrated)."""
     from .model import SqueezeNet
 
     with torch.device("meta"):
         model = SqueezeNet(config)
     nodes, tensors = lower(model)
-    plan = plan_memory(nodes, tensors)
-    weights = codebooks = params = 0
-    for n in nodes:
-        if n.op is Op.CONV:
-            c = n.conv
-            weights += (-(-c.out_channels // group) * group * c.in_channels * n.kernel ** 2
-                        * bits + 7) // 8
-            codebooks += 1 << bits
-            params += c.out_channels * CHANNEL_PARAMS_BYTES
-    return (plan.peak + weights + codebooks + params + len(nodes) * DESCRIPTOR_BYTES
-            + 4 * config.num_classes)
+    unfold = _stem_unfold(nodes, tensors, lanes)
+    if unfold:
+        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), None)}
+    plan = plan_memory(nodes, tensors, lanes=lanes)
+    convs = [n.name for n in nodes if n.op is Op.CONV]
+    return estimate_footprint(nodes, tensors, plan, group, lanes, unfold, config.num_classes,
+                              {name: name.encode() * (1 << bits) for name in convs},
+                              dict.fromkeys(convs, bits))["total"]
 
 
 def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: int = 8,
-               group: int = DEFAULT_GROUP, sparse_weight_bytes: int | None = None) -> dict:
-    """Does the program fit ``budget``; if not, by how much, and what would."""
+               group: int = DEFAULT_GROUP, sparse_weight_bytes: int | None = None,
+               lanes: int = 1, index_bits: tuple[int, ...] = SUPPORTED_INDEX_BITS) -> dict:
+    """Does the program fit ``budget``; if not, by how much, and what would (suggesting only
+    the codebook ``index_bits`` the target configuration decodes)."""
     if budget is None:
         return {"budget": None, "fits": None, "use": use}
     report = {"budget": budget.bytes, "budget_source": budget.source, "use": use,
@@ -208,9 +253,9 @@ def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: in
     from .summary import summarize
 
     ideas = []
-    for b in (6, 4, 3, 2):
+    for b in sorted(index_bits, reverse=True):
         if b < bits:
-            total = _estimate(config, b, group)
+            total = _estimate(config, b, group, lanes)
             ideas.append({"change": f"--bits {b}", "total": total, "fits": total <= budget.bytes})
     if sparse_weight_bytes is not None:
         total = use["total"] - use["weights"] + sparse_weight_bytes
@@ -223,8 +268,8 @@ def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: in
                            num_classes=config.num_classes)
         if summarize(pc).macs >= macs:
             continue
-        for b in sorted({bits, 4}, reverse=True):
-            total = _estimate(pc, b, group)
+        for b in sorted({bits, 4} & set(index_bits), reverse=True):
+            total = _estimate(pc, b, group, lanes)
             ideas.append({"change": f"preset {name} ({pc.input_size}x{pc.input_size} input) at "
                           f"{b} bits", "total": total, "fits": total <= budget.bytes})
     report["suggestions"] = ideas
@@ -261,8 +306,8 @@ def fit_message(report: dict) -> str:
             f"{-report['margin']:,} B){hint}")
 
 
-def _stem_unfold(net: IntNetwork, lanes: int) -> dict | None:
-    """Whether the stem runs on an unfolded input, and how.
+def _stem_unfold(nodes: list[Node], tensors: dict[str, Tensor], lanes: int) -> dict | None:
+    """Whether the stem runs on an unfolded input, and how (from the shapes alone).
 
     With input lanes, a stem of few input channels (1 or 3 image channels) would use one or
     three of the lanes of each step. Instead the host writes the image unfolded: each output
@@ -270,18 +315,17 @@ def _stem_unfold(net: IntNetwork, lanes: int) -> dict | None:
     value), and the stem becomes a 1x1 convolution over it: the same products and sums, in
     ``ceil(k*k*c / lanes)`` steps instead of ``k*k*ceil(c / lanes)``.
     :meth:`.program.Program.input_bytes` unfolds the image; the manifest's ``input.unfold``
-    says how."""
-    if lanes == 1 or not net.nodes:
+    says how (the compiler adds the quantized pad value)."""
+    if lanes == 1 or not nodes:
         return None
-    stem = net.nodes[0].node
-    c = net.tensors[INPUT].shape[0]
-    readers = [q for q in net.nodes if INPUT in q.node.inputs]
+    stem = nodes[0]
+    c = tensors[INPUT].shape[0]
+    readers = [n for n in nodes if INPUT in n.inputs]
     if (stem.op is not Op.CONV or stem.inputs != [INPUT] or len(readers) != 1
             or stem.kernel == 1 or c >= lanes):
         return None
     k = stem.kernel
     return {"kernel": k, "stride": stem.stride, "pad": stem.pad,
-            "pad_value": int(net.nodes[0].pad_value),
             "shape": [k * k * c, *stem.out_shape[1:]]}
 
 
@@ -320,16 +364,15 @@ def _pack_conv(p: _Packing, q: QNode, fields: dict, layer: dict) -> None:
     fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
                   w_addr=len(p.weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
                   cb_addr=p.codebook_at[codebook], param_addr=p.n_params, shift=q.shift)
-    p.weights += pack_indices(_weight_stream(indices, p.group, p.lanes), q.bits)
     # Every layer starts on a weight word (``group * lanes`` bytes: one 8-bit index per MAC),
-    # and its parameters on a multiple of ``lanes`` entries (the requantizer's lanes read a
-    # whole parameter word).
-    p.weights += bytes(-len(p.weights) % (p.group * p.lanes))
-    p.params += pack_channel_params(q.bias, q.mult)
-    p.n_params += oc
-    spare = -p.n_params % p.lanes
-    p.params += bytes(spare * CHANNEL_PARAMS_BYTES)
-    p.n_params += spare
+    # and its parameters on a parameter word (:func:`conv_weight_bytes`, :func:`param_entries`:
+    # the sizes the fit check counts before calibration).
+    image = pack_indices(_weight_stream(indices, p.group, p.lanes), q.bits)
+    size = conv_weight_bytes(oc, indices.shape[1], kernel, q.bits, p.group, p.lanes)
+    p.weights += image + bytes(size - len(image))
+    entries = param_entries(oc, p.lanes)
+    p.params += pack_channel_params(q.bias, q.mult) + bytes((entries - oc) * CHANNEL_PARAMS_BYTES)
+    p.n_params += entries
     layer.update(kernel=kernel, stride=stride, pad=pad, bits=q.bits,
                  density=round(q.density, 5), weights=int(q.weights.size),
                  macs=int(q.weights[0].size * oc * oh * ow), **q.info)
@@ -392,44 +435,95 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
     return images, layers
 
 
-def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Path,
-                       budget: Budget | None = None, group: int = DEFAULT_GROUP,
+def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], np.ndarray],
+                       out: str | Path, budget: Budget | None = None,
+                       group: int = DEFAULT_GROUP,
                        shared: dict[str, SharedLayer] | None = None,
                        source: str | None = None, accelerator: str | None = None,
                        banks: int = 1, bank_bytes: int | None = None,
-                       lanes: int = 1) -> Manifest:
-    """Compile ``ckpt`` into the directory ``out``; returns the manifest. ``banks`` and
-    ``bank_bytes``: the activation memory's single-port banks (1: one dual-port memory);
-    ``lanes``: the array's input lanes (rows), the activation word in bytes."""
+                       lanes: int = 1, target: AcceleratorConfig | None = None) -> Manifest:
+    """Compile ``ckpt`` into the directory ``out``; returns the manifest.
+
+    ``calibration``: the calibration images, or a function that loads them (called only once
+    the shape checks pass). ``banks`` and ``bank_bytes``: the activation memory's single-port
+    banks (1: one dual-port memory); ``lanes``: the array's input lanes (rows), the activation
+    word in bytes. Before calibrating (the heavy step) it refuses, writing nothing, a network
+    that does not fit ``budget`` or that ``target``'s units cannot run."""
     if group < 1 or group > 256:
         raise FireforgeError("group (output channels per weight word) must be 1..256")
     if lanes < 1 or lanes > ALIGN or lanes & (lanes - 1):
         raise FireforgeError(f"lanes={lanes}: a power of two up to {ALIGN}")
     model = ckpt.model.eval()
     nodes, tensors = lower(model)
-    calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
-    net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared)
-    unfold = _stem_unfold(net, lanes)
-    if unfold:  # the input tensor as the host writes it
-        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), tensors[INPUT].scale)}
-    plan = plan_memory(nodes, tensors, banks=banks, bank_bytes=bank_bytes, lanes=lanes)
-    images, layers = _pack(net, plan, group, lanes, tensors, unfold)
-    use = footprint(images, plan.used, ckpt.config.num_classes)
-    bits = max(q.bits for q in net.nodes if q.node.op is Op.CONV)
+    num_classes = ckpt.config.num_classes
+    # Everything that decides the fit follows from the shapes and the shared codebooks: check
+    # it before calibration (the heavy step), and write nothing when it does not fit.
+    unfold = _stem_unfold(nodes, tensors, lanes)
+    shaped = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), None)} if unfold else tensors
+    convs = [n.name for n in nodes if n.op is Op.CONV]
+    index_bits = tuple(b for b in SUPPORTED_INDEX_BITS if target is None or b == WEIGHT_BITS
+                       or b <= target.codebook_bits)
+    shared = shared or {}
+    codebooks = {name: (shared[name].int8_codebook()[0] if name in shared
+                        else identity_codebook()).astype(np.int8).tobytes() for name in convs}
+    layer_bits = {name: shared[name].bits if name in shared else WEIGHT_BITS for name in convs}
+    bits = max(layer_bits.values())
     sparse = None
     if shared:
         from .huffman import relative_index_streams
 
-        sparse = sum((len(relative_index_streams(q.indices)[0]) * (q.bits + 4) + 7) // 8
-                     for q in net.nodes if q.node.op is Op.CONV)
-    fit = fit_report(use, budget, ckpt.config, bits, group, sparse)
+        sparse = sum((len(relative_index_streams(shared[name].indices.astype(np.int64))[0])
+                      * (shared[name].bits + 4) + 7) // 8 for name in convs)
+
+    def check_fit(plan: MemoryPlan) -> dict[str, int]:
+        estimate = estimate_footprint(nodes, shaped, plan, group, lanes, unfold, num_classes,
+                                      codebooks, layer_bits)
+        fit = fit_report(estimate, budget, ckpt.config, bits, group, sparse, lanes,
+                         index_bits)
+        if fit.get("fits") is False:
+            raise FireforgeError(fit_message(fit) + "; nothing written")
+        return estimate
+
+    try:
+        plan = plan_memory(nodes, shaped, banks=banks, bank_bytes=bank_bytes, lanes=lanes)
+    except FireforgeError:
+        if budget is not None:  # the budget's verdict says more: what would fit
+            check_fit(plan_memory(nodes, shaped, lanes=lanes))
+        raise
+    estimate = check_fit(plan)
+    if target is not None:
+        problems = capability_problems(target, [
+            (n.name, n.op, layer_bits.get(n.name, 0),
+             n.op is Op.CONV and n.name not in shared) for n in nodes])
+        if problems:
+            raise FireforgeError(f"the {accelerator or 'target'} configuration cannot run this "
+                                 f"network: {'; '.join(problems[:3])}; nothing written")
+
+    if callable(calibration):
+        calibration = calibration()
+    calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
+    net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared or None)
+    if unfold:  # the input tensor as the host writes it, and the padding it uses
+        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), tensors[INPUT].scale)}
+        unfold = {"kernel": unfold["kernel"], "stride": unfold["stride"], "pad": unfold["pad"],
+                  "pad_value": int(net.nodes[0].pad_value), "shape": unfold["shape"]}
+    images, layers = _pack(net, plan, group, lanes, tensors, unfold)
+    use = footprint(images, plan.used, num_classes)
+    # the estimate is exact (a test holds it to that); the fit report states what was packed
+    assert use == estimate, (use, estimate)
+    fit = fit_report(use, budget, ckpt.config, bits, group, sparse, lanes, index_bits)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise FireforgeError(f"--out {out} is a file; give a directory for the program")
+    # The program is written beside ``out`` and moved into place whole, so an interrupted
+    # compile leaves the previous program (or nothing), never a mix.
+    stage = out.parent / f".{out.name}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
     for name, blob in images.items():
-        (out / name).write_bytes(blob)
-    float_dir = out / "float"
-    if float_dir.exists():
-        shutil.rmtree(float_dir)
+        (stage / name).write_bytes(blob)
+    float_dir = stage / "float"
     from .checkpoint import save_checkpoint
 
     save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean, ckpt.std,
@@ -469,5 +563,14 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray, out: str | Pat
         fit=fit,
     )
     assert list(manifest.files) == list(IMAGE_FILES)
-    write_json(out / "manifest.json", manifest.to_dict())
+    write_json(stage / "manifest.json", manifest.to_dict())
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        stage.rename(out)
+        shutil.rmtree(old)
+    else:
+        stage.rename(out)
     return manifest

@@ -371,14 +371,34 @@ def create_model(name: str, weights: str | None = None, **overrides) -> SqueezeN
     """
     model = SqueezeNet(preset_config(name, **overrides))
     if weights is not None:
-        try:
-            state = torch.load(weights, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise FireforgeError(f"weights file {weights} does not exist") from None
-        except Exception as e:  # pickle/zip errors: the file is not a state_dict
-            raise FireforgeError(f"cannot read weights file {weights}: {e}") from None
+        state = read_state_dict(weights, "weights file",
+                                "give a state_dict saved with torch.save (a .pth/.pt file)")
         load_state_dict_checked(model, state, source=str(weights))
     return model
+
+
+def read_state_dict(path, what: str, fix: str) -> dict:
+    """The tensors ``torch.save`` wrote to ``path`` (a ``what``), loaded tensors-only: a file
+    holding other objects is refused rather than unpickled, and torch's own messages (several
+    lines, with advice to unpickle untrusted files) become one line ending in ``fix``."""
+    import pickle
+    import zipfile
+    from pathlib import Path
+
+    if not Path(path).exists():
+        raise FireforgeError(f"{what} {path} does not exist; {fix}")
+    if Path(path).is_dir():
+        raise FireforgeError(f"{what} {path} is a directory, not a file; {fix}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive (an ONNX file is not one)
+        raise FireforgeError(f"{what} {path} is truncated or not a torch.save file; {fix}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise FireforgeError(f"{what} {path} holds objects other than tensors (fireforge loads "
+                             f"tensors only and never unpickles objects); {fix}") from None
+    except Exception:  # zip, EOF, key and OS errors: the bytes are not a whole torch.save file
+        raise FireforgeError(f"{what} {path} is truncated or not a torch.save file; "
+                             f"{fix}") from None
 
 
 def load_state_dict_checked(model: nn.Module, state: dict, source: str = "state_dict") -> None:

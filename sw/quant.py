@@ -85,6 +85,18 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
+def unsupported(config) -> str | None:
+    """Why the accelerator cannot run a network of ``config`` (a
+    :class:`~.model.SqueezeNetConfig`), or None: :func:`lower` on its shapes alone."""
+    with torch.device("meta"):
+        model = SqueezeNet(config)
+    try:
+        lower(model)
+    except FireforgeError as e:
+        return str(e)
+    return None
+
+
 def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
     """The network as accelerator operations plus the activation tensors they connect.
 

@@ -43,32 +43,40 @@ def budget_for(board: str | None = None, budget_kib: float | None = None):
     return None
 
 
-def compile_program(checkpoint: str | Path, out: str | Path, *, config: str = DEFAULT_CONFIG,
+def compile_program(checkpoint: str | Path, out: str | Path, *, config: str | None = None,
                     board: str | None = None, budget_kib: float | None = None,
                     data: str | None = None, calibration: int = 500,
                     log: Log = quiet) -> CompileResult:
     """Calibrate on ``calibration`` training images, quantize, plan memory and pack the
-    program for the named accelerator ``config`` into ``out``; check its fit against
-    ``board``'s device or ``budget_kib`` when given (raises when it does not fit)."""
+    program for the named accelerator ``config`` (default: the board's, else
+    :data:`~fireforge.hw.config.DEFAULT_CONFIG`) into ``out``; check its fit against
+    ``board``'s device or ``budget_kib`` when given. Raises, writing nothing, when it does not
+    fit or the configuration cannot run the network; both are checked before calibration."""
     from ...hw.config import config_by_name
     from ...hw.perf import estimate
     from ...hw.program import load_program
     from ..checkpoint import load_checkpoint
-    from ..compiler import compile_checkpoint, fit_message, format_fit
+    from ..compiler import compile_checkpoint, format_fit
     from .compress import checkpoint_data
 
-    accel = config_by_name(config)
     budget = budget_for(board, budget_kib)
+    if board:
+        from ...boards.boards import board_spec
+
+        spec = board_spec(board)
+        config = config or spec.default_config
+        if config not in spec.configs:
+            raise FireforgeError(f"--config {config} does not suit {board} ({spec.device}): "
+                                 f"compile with --config {' or '.join(spec.configs)}")
+    config = config or DEFAULT_CONFIG
+    accel = config_by_name(config)
     ckpt = load_checkpoint(checkpoint)
-    dataset = checkpoint_data(ckpt, data)
-    manifest = compile_checkpoint(ckpt, dataset.x_train[:calibration], out, budget,
-                                  accel.columns, ckpt.shared, source=str(checkpoint),
-                                  accelerator=config, banks=accel.act_banks,
-                                  bank_bytes=accel.bank_bytes, lanes=accel.rows)
+    manifest = compile_checkpoint(
+        ckpt, lambda: checkpoint_data(ckpt, data).x_train[:calibration], out, budget,
+        accel.columns, ckpt.shared, source=str(checkpoint), accelerator=config,
+        banks=accel.act_banks, bank_bytes=accel.bank_bytes, lanes=accel.rows, target=accel)
     perf = estimate(accel, load_program(out))
     fit = manifest.fit
-    if fit.get("fits") is False:
-        raise FireforgeError(fit_message(fit) + f" (program written to {out} anyway)")
     layers = manifest.layers
     log(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'acc bits':>8} "
         f"{'shift':>5}")

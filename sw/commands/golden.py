@@ -46,7 +46,8 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
     dataset = load_dataset(name, size, c)
     x, y = dataset.x_test[:count], dataset.y_test[:count]
     result = run_golden(prog, x)
-    ckpt = load_checkpoint(prog.path / "float")
+    ckpt = load_checkpoint(prog.path / "float", fix=f"the program {program} is corrupt: "
+                           f"compile it again")
     float_scores = predict(ckpt.model, x, ckpt.mean, ckpt.std)
     pred = result.predictions
     float_pred = float_scores.argmax(1)

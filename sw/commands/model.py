@@ -19,9 +19,12 @@ class ModelReport(Result):
     #: the network's configuration (SqueezeNetConfig.to_dict)
     config: dict
     summary: ModelSummary
+    #: why the accelerator cannot run this network (None: it can)
+    unsupported: str | None
 
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "config": self.config, **self.summary.to_dict()}
+        return {"preset": self.preset, "config": self.config, "unsupported": self.unsupported,
+                **self.summary.to_dict()}
 
 
 def describe(preset: str, *, weights: str | None = None, log: Log = quiet,
@@ -30,6 +33,7 @@ def describe(preset: str, *, weights: str | None = None, log: Log = quiet,
     ``input_size``, ``bypass``; ``None`` keeps the preset's); ``weights`` is a state_dict file
     that must load strictly."""
     from ..model import create_model
+    from ..quant import unsupported
     from ..summary import summarize
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -41,4 +45,7 @@ def describe(preset: str, *, weights: str | None = None, log: Log = quiet,
     if weights:
         log(f"weights {weights}: loaded (strict)")
     log(summary.format_table())
-    return ModelReport(preset, c.to_dict(), summary)
+    problem = unsupported(c)
+    log(f"accelerator: cannot run it: {problem}" if problem else
+        "accelerator: runs it (compile for a board to check the fit)")
+    return ModelReport(preset, c.to_dict(), summary, problem)

@@ -38,11 +38,16 @@ def train(preset: str, data: str, out: str | Path, *, epochs: int | None = None,
     from ..checkpoint import Checkpoint, save_checkpoint, write_json
     from ..data import load_dataset
     from ..model import create_model, preset_config
+    from ..quant import unsupported
     from ..train import recipe, seed_everything
     from ..train import train as run_training
 
     overrides = {k: v for k, v in overrides.items() if v is not None}
     base = preset_config(preset, **overrides)
+    problem = unsupported(base)
+    if problem:  # refused before the data and the epochs, not at compile time
+        raise FireforgeError(f"{preset} cannot run on the accelerator, so it is not trained: "
+                             f"{problem}")
     dataset = load_dataset(data, base.input_size, overrides.get("in_channels"))
     overrides.setdefault("in_channels", dataset.channels)
     overrides.setdefault("num_classes", len(dataset.classes))

@@ -3,11 +3,12 @@ dict alone on stdout, and bad input is one line on stderr with exit status 1."""
 
 import ast
 import json
+import shutil
 from pathlib import Path
 
 from fireforge.sw.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from fireforge.sw.cli import main
-from fireforge.sw.model import SqueezeNet, SqueezeNetConfig, create_model
+from fireforge.sw.model import create_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,19 +43,95 @@ def test_cli_train_writes_checkpoint(tmp_path, capsys):
     assert ck.config.in_channels == 1 and ck.preset == "squeezenet_tiny" and ck.data == "digits"
 
 
-def test_full_squeezenet_on_icebreaker_does_not_fit(tmp_path, capsys):
-
-    model = SqueezeNet(SqueezeNetConfig(64, 3, 2, 0, create_model("squeezenet1_1").config.fires,
-                                        (0, 2, 4)))
-    save_checkpoint(Checkpoint(model, "squeezenet1_1", "digits", tuple("0123456789") + tuple(
-        str(i) for i in range(10, 1000)), [0.4] * 3, [0.3] * 3), tmp_path / "ck")
-    (tmp_path / "img").mkdir()
+def test_full_squeezenet_on_icebreaker_is_refused_before_calibration(tmp_path, capsys):
+    """squeezenet1_1 at 224x224 for the icebreaker: refused from the shapes (no calibration,
+    which at 224x224 takes minutes and gigabytes), one line, nothing written."""
+    model = create_model("squeezenet1_1")
+    save_checkpoint(Checkpoint(model, "squeezenet1_1", "digits", tuple(
+        str(i) for i in range(1000)), [0.4] * 3, [0.3] * 3), tmp_path / "ck")
     assert main(["compile", "--checkpoint", str(tmp_path / "ck"), "--board", "icebreaker",
-                 "--out", str(tmp_path / "p"), "--calibration", "2"]) == 1
+                 "--out", str(tmp_path / "p")]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "icebreaker (iCE40UP5K) has 146,432 B (short by" in err[0]
-    assert "would fit: preset squeezenet_tiny" in err[0]
+    assert err[0].endswith("nothing written")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+    assert main(["compile", "--checkpoint", str(tmp_path / "ck"), "--board", "ulx3s-85f",
+                 "--out", str(tmp_path / "p")]) == 1
+    assert "would fit: preset squeezenet1_1_cifar_w50 (32x32 input) at 4 bits" in \
+        capsys.readouterr().err
+
+
+def test_compile_for_a_board_takes_its_configuration(tmp_path, quick_tiny_program, capsys):
+    ckpt = quick_tiny_program.parent / "c"  # compressed to 4 bits
+    assert main(["compile", "--checkpoint", str(ckpt), "--board", "icebreaker", "--config",
+                 "ecp5", "--out", str(tmp_path / "p")]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "fireforge compile: error: --config ecp5 does not suit icebreaker (iCE40UP5K): "
+        "compile with --config up5k")
+    # the board's own configuration (up5k) has no codebook decoder: refused before calibration
+    assert main(["compile", "--checkpoint", str(ckpt), "--board", "icebreaker", "--out",
+                 str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the up5k configuration cannot run this network" in err[0]
+    assert "no codebook decoder" in err[0] and not (tmp_path / "p").exists()
+
+
+def test_build_names_the_configuration_a_board_needs(quick_tiny_program, capsys):
+    assert main(["build", "--board", "icebreaker", "--program", str(quick_tiny_program),
+                 "--fit-only"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "was compiled for --config small" in err[0]
+    assert "icebreaker runs programs compiled with --config up5k" in err[0]
+
+
+def test_presets_the_accelerator_cannot_run_are_refused_and_documented(tmp_path, capsys):
+    assert main(["train", "--preset", "squeezenet1_0", "--data", "digits", "--out",
+                 str(tmp_path / "t")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "7, 7" in err[0] and not (tmp_path / "t").exists()
+    assert main(["model", "--preset", "squeezenet1_0", "--json"]) == 0
+    assert "kernel (7, 7)" in json.loads(capsys.readouterr().out)["unsupported"]
+    # the README's preset table says which presets run nowhere
+    from fireforge.sw.model import list_models, preset_config
+    from fireforge.sw.quant import unsupported
+
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[-2].strip()
+            for line in (ROOT / "README.md").read_text().splitlines()
+            if line.startswith("| `squeezenet")}
+    assert set(rows) == set(list_models())
+    for name in list_models():
+        assert rows[name].startswith("no:") == (unsupported(preset_config(name)) is not None), name
+
+
+def test_unreadable_weights_are_one_line_without_unpickling_advice(tmp_path,
+                                                                   quick_tiny_program, capsys):
+    import numpy as np
+    import torch
+
+    torch.save({"features.0.weight": np.zeros(3)}, tmp_path / "numpy.pt")
+    (tmp_path / "net.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))
+    for path in (tmp_path / "numpy.pt", tmp_path / "net.onnx"):
+        assert main(["model", "--preset", "squeezenet1_1", "--weights", str(path)]) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "weights_only" not in err[0] and "\x1b" not in err[0], err
+        assert str(path) in err[0]
+    # a checkpoint whose model.pt holds numpy arrays
+    ck = tmp_path / "ck"
+    shutil.copytree(quick_tiny_program.parent / "f", ck)
+    shutil.copy(tmp_path / "numpy.pt", ck / "model.pt")
+    assert main(["compile", "--checkpoint", str(ck), "--out", str(tmp_path / "p")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds objects other than tensors" in err[0]
+    # a program whose float checkpoint was cut short
+    prog = tmp_path / "prog"
+    shutil.copytree(quick_tiny_program, prog)
+    raw = (prog / "float" / "model.pt").read_bytes()
+    (prog / "float" / "model.pt").write_bytes(raw[:len(raw) // 2])
+    assert main(["golden", "--program", str(prog), "--count", "2"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"the program {prog} is corrupt: compile it again" in err[0], err
+
 
 def test_boards_json_lists_every_board(capsys):
     assert main(["boards", "--json"]) == 0

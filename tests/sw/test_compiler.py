@@ -1,13 +1,15 @@
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
+from fireforge.hw.config import CONFIGS
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import ACC_BITS, Op
 from fireforge.hw.program import load_program
-from fireforge.sw.compiler import Budget, compile_checkpoint, fit_message, plan_memory
+from fireforge.sw.compiler import Budget, compile_checkpoint, plan_memory
 from fireforge.sw.model import FireSpec, SqueezeNetConfig, create_model
 from fireforge.sw.quant import LOGITS, lower
 from torch import nn
@@ -137,13 +139,55 @@ def test_fit_report_on_boards(tmp_path):
     m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "a",
                            budget=Budget(1 << 20, "a big board"))
     assert m.fit["fits"] and m.fit["margin"] > 0
-    m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "b",
-                           budget=Budget(4000, "a tiny board"))
-    fit = m.fit
-    assert fit["fits"] is False and fit["margin"] < 0
-    assert any(s["change"] == "--bits 4" for s in fit["suggestions"])
-    msg = fit_message(fit)
-    assert "a tiny board has 4,000 B" in msg and f"short by {-fit['margin']:,} B" in msg
+
+
+def test_a_network_that_does_not_fit_is_refused_before_calibration(tmp_path):
+    """The fit follows from the shapes: the refusal comes before the calibration images are
+    even loaded, says what would fit, and writes nothing (not even over an older program)."""
+    ckpt = random_checkpoint(SMALL, 1, None)
+    compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "p")
+    before = {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir() if f.is_file()}
+
+    def calibration():
+        raise AssertionError("calibration images loaded before the fit check")
+
+    with pytest.raises(FireforgeError) as e:
+        compile_checkpoint(ckpt, calibration, tmp_path / "p", budget=Budget(5000, "a tiny board"))
+    msg = str(e.value)
+    assert "a tiny board has 5,000 B" in msg and "short by" in msg and "would fit: --bits " \
+        in msg and msg.endswith("nothing written")
+    assert {f.name: f.read_bytes() for f in (tmp_path / "p").iterdir() if f.is_file()} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p"]
+
+
+@pytest.mark.parametrize("config", ["small", "up5k", "ecp5"])
+@pytest.mark.parametrize("bits", [None, 4, 2])
+def test_the_fit_estimate_is_the_packed_size(tmp_path, config, bits):
+    """What the fit check counts before calibration is what the packer writes, byte for byte
+    (compile_checkpoint asserts it; the fit report carries the packed figures)."""
+    accel = CONFIGS[config]
+    if bits and not accel.codebook_bits:
+        pytest.skip("no codebook decoder")
+    ckpt = random_checkpoint(SMALL if accel.bypass_add else replace(SMALL, bypass="none"), 1,
+                             bits)
+    m = compile_checkpoint(ckpt, np.zeros((2, 1, 16, 16), np.uint8), tmp_path / "p",
+                           Budget(1 << 30, "a board"), accel.columns, ckpt.shared,
+                           banks=accel.act_banks, bank_bytes=accel.bank_bytes, lanes=accel.rows,
+                           target=accel)
+    images = load_program(tmp_path / "p").images
+    use = m.fit["use"]
+    assert [use[k] for k in ("weights", "codebooks", "params", "program")] == [
+        len(images[f]) for f in ("weights.bin", "codebooks.bin", "params.bin", "program.bin")]
+
+
+def test_a_configuration_that_cannot_run_the_network_is_refused_before_calibration(tmp_path):
+    ckpt = random_checkpoint(replace(SMALL, bypass="simple"), 1, 4)
+    with pytest.raises(FireforgeError) as e:
+        compile_checkpoint(ckpt, lambda: None, tmp_path / "p", group=4, shared=ckpt.shared,
+                           banks=2, bank_bytes=CONFIGS["up5k"].bank_bytes,
+                           accelerator="up5k", target=CONFIGS["up5k"])
+    assert "no add unit" in str(e.value) and "no codebook decoder" in str(e.value)
+    assert not (tmp_path / "p").exists()
 
 
 @pytest.mark.parametrize("preset", ["squeezenet_tiny", "squeezenet1_1_cifar_w50"])
@@ -172,5 +216,5 @@ def test_two_banks_refuse_an_odd_cycle_and_an_overfull_bank():
     with torch.device("meta"):
         model = create_model("squeezenet_tiny")
     nodes, tensors = lower(model)
-    with pytest.raises(FireforgeError, match="activation bank 0 needs"):
+    with pytest.raises(FireforgeError, match="activations need .* bytes in bank 0"):
         plan_memory(nodes, tensors, banks=2, bank_bytes=4096)
