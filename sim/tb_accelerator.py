@@ -21,6 +21,7 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 from fireforge.hw.isa import Op
 from fireforge.hw.program import load_program
+from fireforge.sim.processes import die_with_parent
 from fireforge.sw.golden import first_mismatch, read_tensor, run_golden
 
 CLOCK_NS = 10
@@ -67,6 +68,7 @@ def _tensor(mem: np.ndarray, addr, stride, offset, c, h, w) -> np.ndarray:
 
 @cocotb.test()
 async def run_program(dut):
+    die_with_parent()  # (the simulator stops with the command that started it)
     job = json.loads(open(os.environ["FIREFORGE_JOB"]).read())
     program = load_program(job["program"])
     images = np.load(job["images"])

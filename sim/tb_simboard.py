@@ -17,6 +17,7 @@ import time
 
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from fireforge.sim.processes import die_with_parent
 from fireforge.sim.simboard import CLOCK_NS
 
 #: cycles the design runs between looks at the socket when no byte is moving
@@ -63,6 +64,7 @@ class _Server:
 
 @cocotb.test()
 async def serve(dut):
+    die_with_parent()  # (the simulator stops with the command that started it)
     with open(os.environ["FIREFORGE_SIMBOARD"]) as f:
         job = json.load(f)
     dut.h2d_valid.value = 0

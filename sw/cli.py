@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..hw.config import CONFIGS, DEFAULT_CONFIG
 from ..hw.errors import FireforgeError
+from ..sim.processes import Terminated, run_supervised
 
 __all__ = ["main", "build_parser"]
 
@@ -306,6 +307,9 @@ def main(argv: list[str] | None = None) -> int:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"fireforge {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
+    except Terminated as e:
+        print(f"fireforge {args.command}: stopped by {e}", file=sys.stderr)
+        return 128 + e.signum
     except KeyboardInterrupt:
         print(f"fireforge {args.command}: interrupted", file=sys.stderr)
         return 130
@@ -330,5 +334,11 @@ def _json_default(obj):
     raise TypeError(f"not JSON serializable: {type(obj).__name__}")
 
 
+def run() -> None:
+    """The ``fireforge`` program: :func:`main` with the simulators and tools it starts
+    stopped when it ends, however it ends (SIGTERM and SIGHUP included)."""
+    sys.exit(run_supervised(main))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

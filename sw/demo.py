@@ -133,4 +133,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..sim.processes import run_supervised
+
+    sys.exit(run_supervised(main))
