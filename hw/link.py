@@ -38,7 +38,6 @@ from .protocol import (
     Status,
     StatusReply,
     WeightArgs,
-    model_info_bytes,
 )
 
 __all__ = ["HostLink"]
@@ -124,11 +123,10 @@ class HostLink(wiring.Component):
         self.config = accelerator.config
         self.space_words = accelerator.space_words
         self.act_read_latency = accelerator.act_read_latency
-        manifest = accelerator.program.manifest
-        self.num_classes = manifest.num_classes
+        self.num_classes = accelerator.program.num_classes
         # SPRAM weights start empty: no model (and a zero identity) until the host loads one
-        self.initial_info = (model_info_bytes(manifest.model_hash, manifest.logit_scale)
-                             if self.config.weights_preloaded else bytes(_INFO_BYTES))
+        self.initial_info = (accelerator.program.model_info() if self.config.weights_preloaded
+                             else bytes(_INFO_BYTES))
         self.board = board
         if len(board.encode("ascii", "replace")) > BOARD_ID_BYTES:
             raise FireforgeError(f"board name {board!r}: at most {BOARD_ID_BYTES} characters")

@@ -30,9 +30,10 @@ import numpy as np
 
 from .errors import FireforgeError
 from .isa import DESCRIPTOR_BYTES, unpack_descriptor
+from .protocol import model_info_bytes, place_image
 
 __all__ = ["Program", "Manifest", "InputSpec", "load_program", "IMAGE_FILES", "FORMAT",
-           "VERSION", "model_hash", "sha256", "conv_windows"]
+           "VERSION", "model_hash", "sha256"]
 
 FORMAT = "fireforge-program"
 VERSION = 1
@@ -180,40 +181,28 @@ class Program:
         """The array's input lanes the program was compiled for (bytes per activation word)."""
         return self.manifest.lanes
 
+    @property
+    def placement(self) -> dict:
+        """Where and how the host writes an image (:data:`~.protocol.InputPlacement`): what
+        the board's INFO reports for this model."""
+        c, h, w = self.input_shape
+        t = self.manifest.tensors["input"]
+        unfold = self.manifest.input.unfold or {}
+        values = unfold.get("kernel", 1) ** 2 * c  # (a pixel's window, or the pixel)
+        return {"addr": t["addr"], "channels": c, "height": h, "width": w,
+                "pixel_bytes": t.get("stride", values), "window": unfold.get("kernel", 0),
+                "window_stride": unfold.get("stride", 0), "window_pad": unfold.get("pad", 0),
+                "pad_value": unfold.get("pad_value", 0)}
+
+    def model_info(self) -> bytes:
+        """This model's :data:`~.protocol.ModelInfo` bytes (LOAD_COMMIT's data; INFO's end)."""
+        return model_info_bytes(self.model_hash, self.manifest.logit_scale, self.placement)
+
     def input_bytes(self, image: np.ndarray) -> tuple[int, bytes]:
         """Where and how one uint8 image ``(C, H, W)`` lies in activation memory: its address
-        and bytes (pixel-major, each pixel's channels padded with zeros to the tensor's
-        stride; unfolded into the stem's windows where the manifest's ``input.unfold`` says
-        so). The golden model, the driver and the testbenches all place it with this."""
-        c, h, w = self.input_shape
-        if image.shape != (c, h, w):
-            raise FireforgeError(f"an image of shape {tuple(image.shape)}: this program takes "
-                                 f"{c}x{h}x{w} (channels x height x width)")
-        if image.dtype != np.uint8:
-            raise FireforgeError(f"images must be uint8 pixels, not {image.dtype}")
-        t = self.manifest.tensors["input"]
-        hwc = image.transpose(1, 2, 0)
-        unfold = self.manifest.input.unfold
-        if unfold:  # each output pixel's window as its channels
-            hwc = conv_windows(hwc, unfold["kernel"], unfold["stride"], unfold["pad"],
-                               unfold["pad_value"], *unfold["shape"][1:])
-        out = np.zeros(hwc.shape[:2] + (t.get("stride", hwc.shape[2]),), np.uint8)
-        out[:, :, :hwc.shape[2]] = hwc
-        return t["addr"], out.tobytes()
-
-
-def conv_windows(x: np.ndarray, kernel: int, stride: int, pad: int, pad_value: int,
-                 out_h: int, out_w: int) -> np.ndarray:
-    """The convolution windows of ``x`` (``(..., H, W, C)``, padded by ``pad`` pixels of
-    ``pad_value``): ``(..., out_h, out_w, kernel * kernel * C)`` in ``(ky, kx, ci)`` order, the
-    order of the weight stream. The golden model's convolution and the unfolded stem's input
-    both gather with this."""
-    lead = [(0, 0)] * (x.ndim - 3)
-    if pad:
-        x = np.pad(x, lead + [(pad, pad), (pad, pad), (0, 0)], constant_values=pad_value)
-    rows, cols = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
-    return np.concatenate([x[..., ky:ky + rows:stride, kx:kx + cols:stride, :]
-                           for ky in range(kernel) for kx in range(kernel)], axis=-1)
+        and bytes (:func:`~.protocol.place_image` with this model's placement). The golden
+        model, the driver and the testbenches all place it with this."""
+        return place_image(self.placement, image)
 
 
 def load_program(path: str | Path) -> Program:

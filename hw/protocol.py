@@ -33,8 +33,11 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 from amaranth.hdl import unsigned
 from amaranth.lib import crc, data, enum
+
+from .errors import FireforgeError
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -50,6 +53,7 @@ __all__ = [
     "RunArgs",
     "CommitArgs",
     "ModelInfo",
+    "InputPlacement",
     "InfoReply",
     "Features",
     "StatusReply",
@@ -70,12 +74,14 @@ __all__ = [
     "crc32",
     "model_info_bytes",
     "parse_model_info",
+    "conv_windows",
+    "place_image",
     "slip_encode",
     "layout_bytes",
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 3
+PROTOCOL_VERSION = 4
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -137,6 +143,26 @@ class Status(enum.Enum, shape=8):
     NOT_LOADING = 0x09
 
 
+#: what each status means (the reference tables and the driver's errors say it)
+STATUS_MEANING = {
+    Status.OK: "done; the command's reply body follows",
+    Status.BAD_CRC: "the frame's CRC-32 does not match its bytes",
+    Status.BAD_FRAME: "a SLIP escape not followed by ESC_END/ESC_ESC, or a frame shorter than "
+                      "its header, arguments and CRC",
+    Status.TOO_LONG: "more bytes than the longest request (MAX_FRAME) before END",
+    Status.UNKNOWN_COMMAND: "no such command (the board's gateware is older than the host)",
+    Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, or a "
+                         "data length that disagrees with the arguments",
+    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused); ask again when "
+                 "STATUS says it is idle",
+    Status.NO_MODEL: "no usable model: none loaded yet, a load is open on a one-slot board, or "
+                     "a commit failed there",
+    Status.LOAD_FAILED: "LOAD_COMMIT: the CRC over the written bytes differs; the load is "
+                        "closed, and on a two-slot board the old model still runs",
+    Status.NOT_LOADING: "WRITE_WEIGHTS or LOAD_COMMIT without an open load (LOAD_BEGIN)",
+}
+
+
 class Space(enum.Enum, shape=8):
     """The model memories WRITE_WEIGHTS writes (the images of a compiled Program)."""
 
@@ -168,11 +194,33 @@ MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
 WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
 RunArgs = data.StructLayout({"step": 1, "reserved": 7})
 
+#: where and how a host writes an image into activation memory (:func:`place_image`): part of
+#: the loaded model's :data:`ModelInfo`, so INFO alone tells a host how to send an image
+InputPlacement = data.StructLayout({
+    #: activation-memory byte address of the first pixel (WRITE_IMAGE's ``addr``)
+    "addr": 32,
+    #: the image's channels, height and width (the host resizes to these); uint8 pixels
+    "channels": 16,
+    "height": 16,
+    "width": 16,
+    #: bytes per written pixel: its values, then zeros up to this many
+    "pixel_bytes": 16,
+    #: 0: each pixel's channels as they are; k: each output pixel of the stem gets its k x k
+    #: window of the image (``(ky, kx, c)`` order) as its values
+    "window": 8,
+    "window_stride": 8,
+    #: pixels of padding around the image for the windows, and the byte they hold
+    "window_pad": 8,
+    "pad_value": 8,
+})
+
 #: identity of the loaded model: what INFO and READ_RESULT report
 ModelInfo = data.StructLayout({
+    #: SHA-256 of the model's memory images, the digest's first byte in the lowest 8 bits
     "model_hash": unsigned(256),
     #: float32 bits: logits = sums * scale
     "logit_scale": 32,
+    "input": InputPlacement,
 })
 
 #: LOAD_COMMIT's arguments; its data is the new model's :data:`ModelInfo`
@@ -189,6 +237,23 @@ ARGUMENTS = {
     Cmd.RUN: RunArgs,
     Cmd.WRITE_WEIGHTS: WeightArgs,
     Cmd.LOAD_COMMIT: CommitArgs,
+}
+
+#: what a request carries after its arguments, for the commands that carry data
+REQUEST_DATA = {
+    Cmd.WRITE_IMAGE: "`length` bytes, written from `addr`",
+    Cmd.WRITE_WEIGHTS: "`length` bytes, written from byte `lane` of word `word`",
+    Cmd.LOAD_COMMIT: "the new model's `ModelInfo`",
+}
+
+#: what an OK reply carries, by command: its layout and what follows it (commands not
+#: listed reply with the header alone)
+REPLY_BODY = {
+    Cmd.INFO: ("InfoReply", ""),
+    Cmd.STATUS: ("StatusReply", ""),
+    Cmd.READ_RESULT: ("ResultHeader", "`num_classes` int32 sums"),
+    Cmd.READ_COUNTERS: ("CountersHeader", "`n_layers` uint32 cycle counts"),
+    Cmd.READ_TENSOR: (None, "`length` bytes from `addr`"),
 }
 
 #: how the board's accelerator was built, beyond its memory sizes
@@ -233,7 +298,7 @@ ResultHeader = data.StructLayout({"num_classes": 16, "info": ModelInfo})
 CountersHeader = data.StructLayout({"n_layers": 16, "total_cycles": 32})
 
 for _layout in (RequestHeader, ReplyHeader, *ARGUMENTS.values(), InfoReply, StatusReply,
-                ResultHeader, CountersHeader, StateFlags, Features):
+                ResultHeader, CountersHeader, StateFlags, Features, InputPlacement, ModelInfo):
     assert _layout.size % 8 == 0, _layout
 
 #: a reply's tag and command are 0 when the frame itself was bad (CRC, escape, length)
@@ -265,17 +330,60 @@ class Transport:
         pass
 
 
-def model_info_bytes(model_hash: str, logit_scale: float) -> bytes:
-    """:data:`ModelInfo` of a program: its SHA-256 model hash (hex) and its logit scale."""
+def model_info_bytes(model_hash: str, logit_scale: float, placement: dict) -> bytes:
+    """:data:`ModelInfo` of a program: its SHA-256 model hash (hex), its logit scale and its
+    :data:`InputPlacement` (a dict of its fields)."""
     return layout_bytes(ModelInfo, model_hash=int.from_bytes(bytes.fromhex(model_hash), "little"),
-                        logit_scale=struct.unpack("<I", struct.pack("<f", logit_scale))[0])
+                        logit_scale=struct.unpack("<I", struct.pack("<f", logit_scale))[0],
+                        input=placement)
 
 
-def parse_model_info(info) -> tuple[str, float]:
-    """The model hash (hex) and logit scale of a :data:`ModelInfo` view or constant."""
+def parse_model_info(info) -> tuple[str, float, dict]:
+    """The model hash (hex), logit scale and input placement (a dict) of a :data:`ModelInfo`
+    view or constant."""
     model_hash = int(info.model_hash).to_bytes(ModelInfo["model_hash"].shape.width // 8, "little")
     scale = struct.unpack("<f", struct.pack("<I", int(info.logit_scale)))[0]
-    return model_hash.hex(), scale
+    placement = {name: int(getattr(info.input, name)) for name, _ in InputPlacement}
+    return model_hash.hex(), scale, placement
+
+
+def conv_windows(x: np.ndarray, kernel: int, stride: int, pad: int, pad_value: int,
+                 out_h: int, out_w: int) -> np.ndarray:
+    """The convolution windows of ``x`` (``(..., H, W, C)``, padded by ``pad`` pixels of
+    ``pad_value``): ``(..., out_h, out_w, kernel * kernel * C)`` in ``(ky, kx, ci)`` order, the
+    order of the weight stream. The golden model's convolution and a windowed input placement
+    (:func:`place_image`) both gather with this."""
+    lead = [(0, 0)] * (x.ndim - 3)
+    if pad:
+        x = np.pad(x, lead + [(pad, pad), (pad, pad), (0, 0)], constant_values=pad_value)
+    rows, cols = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
+    return np.concatenate([x[..., ky:ky + rows:stride, kx:kx + cols:stride, :]
+                           for ky in range(kernel) for kx in range(kernel)], axis=-1)
+
+
+def place_image(placement: dict, image: np.ndarray) -> tuple[int, bytes]:
+    """WRITE_IMAGE's address and bytes for one uint8 image ``(C, H, W)``, as ``placement`` (an
+    :data:`InputPlacement` as a dict) says: pixel after pixel, row after row (each pixel's
+    window first, where ``window`` is set), each pixel's values padded with zeros to
+    ``pixel_bytes``."""
+    c, h, w = placement["channels"], placement["height"], placement["width"]
+    if image.shape != (c, h, w):
+        raise FireforgeError(f"an image of shape {tuple(image.shape)}: this model takes "
+                             f"{c}x{h}x{w} (channels x height x width)")
+    if image.dtype != np.uint8:
+        raise FireforgeError(f"images must be uint8 pixels, not {image.dtype}")
+    hwc = image.transpose(1, 2, 0)
+    k = placement["window"]
+    if k:
+        s, p = placement["window_stride"], placement["window_pad"]
+        hwc = conv_windows(hwc, k, s, p, placement["pad_value"], (h + 2 * p - k) // s + 1,
+                           (w + 2 * p - k) // s + 1)
+    if hwc.shape[2] > placement["pixel_bytes"]:
+        raise FireforgeError(f"{hwc.shape[2]} values per pixel do not fit the placement's "
+                             f"{placement['pixel_bytes']} bytes")
+    out = np.zeros(hwc.shape[:2] + (placement["pixel_bytes"],), np.uint8)
+    out[:, :, :hwc.shape[2]] = hwc
+    return placement["addr"], out.tobytes()
 
 
 def crc32(payload: bytes) -> int:
@@ -306,3 +414,67 @@ def layout_from_bytes(layout: data.StructLayout, raw: bytes) -> data.Const:
     if len(raw) < layout.size // 8:
         raise ValueError(f"{len(raw)} bytes, the layout needs {layout.size // 8}")
     return data.Const(layout, int.from_bytes(raw[:layout.size // 8], "little"))
+
+
+#: the layouts a host packs or parses, in the order the reference lists them
+LAYOUTS = {
+    "RequestHeader": RequestHeader, "ReplyHeader": ReplyHeader, "MemoryArgs": MemoryArgs,
+    "WeightArgs": WeightArgs, "RunArgs": RunArgs, "CommitArgs": CommitArgs,
+    "ModelInfo": ModelInfo, "InputPlacement": InputPlacement, "InfoReply": InfoReply,
+    "StatusReply": StatusReply, "ResultHeader": ResultHeader,
+    "CountersHeader": CountersHeader, "StateFlags": StateFlags, "Features": Features,
+}
+
+
+def _leaves(layout: data.StructLayout, prefix: str = "", base: int = 0):
+    """(name, bit offset, bit width, type name) of every field, nested layouts by reference."""
+    for name, field in layout:
+        shape = field.shape
+        known = next((n for n, lay in LAYOUTS.items() if lay is shape), None)
+        kind = (known or getattr(shape, "__name__", None)
+                or ("float32" if name == "logit_scale" else f"u{field.width}"))
+        yield prefix + name, base + field.offset, field.width, kind
+
+
+def reference_tables() -> str:
+    """The protocol's numbers as Markdown: constants, commands, statuses, spaces and every
+    layout's bytes. ``docs/protocol.md`` holds this text (a test compares them);
+    ``python -m fireforge.hw.protocol`` prints it."""
+    out = ["| constant | value |", "|---|---|"]
+    for name, value in (("PROTOCOL_VERSION", PROTOCOL_VERSION), ("SLIP_END", SLIP_END),
+                        ("SLIP_ESC", SLIP_ESC), ("SLIP_ESC_END", SLIP_ESC_END),
+                        ("SLIP_ESC_ESC", SLIP_ESC_ESC), ("MAX_DATA", MAX_DATA),
+                        ("MAX_FRAME", MAX_FRAME), ("FRAME_ERROR_TAG", FRAME_ERROR_TAG),
+                        ("BOARD_ID_BYTES", BOARD_ID_BYTES), ("CRC_BYTES", CRC_BYTES)):
+        out.append(f"| `{name}` | {value:#04x} |" if name.startswith("SLIP") else
+                   f"| `{name}` | {value} |")
+    out += ["", "| command | code | arguments | request data | OK reply body |",
+            "|---|---|---|---|---|"]
+    names = {id(lay): n for n, lay in LAYOUTS.items()}
+    for cmd in Cmd:
+        args = f"`{names[id(ARGUMENTS[cmd])]}`" if cmd in ARGUMENTS else "none"
+        layout, rest = REPLY_BODY.get(cmd, (None, ""))
+        body = " + ".join(part for part in (f"`{layout}`" if layout else "", rest) if part)
+        out.append(f"| `{cmd.name}` | {cmd.value:#04x} | {args} | "
+                   f"{REQUEST_DATA.get(cmd, 'none')} | {body or 'none'} |")
+    out += ["", "| status | code | meaning |", "|---|---|---|"]
+    out += [f"| `{st.name}` | {st.value:#04x} | {STATUS_MEANING[st]} |" for st in Status]
+    out += ["", "| space | code | program image |", "|---|---|---|"]
+    out += [f"| `{sp.name}` | {sp.value} | `{image}` |" for sp, image in LOAD_ORDER]
+    for name, layout in LAYOUTS.items():
+        out += ["", f"`{name}`: {layout.size // 8} byte{'s' if layout.size > 8 else ''}", "",
+                "| byte | bits | field | type |", "|---|---|---|---|"]
+        for field, offset, width, kind in _leaves(layout):
+            first, last = offset // 8, (offset + width - 1) // 8
+            if offset % 8 == 0 and width % 8 == 0:
+                where, bits = (f"{first}" if first == last else f"{first}-{last}"), "all"
+            else:
+                where = f"{first}"
+                lo = offset % 8
+                bits = f"{lo}" if width == 1 else f"{lo}-{lo + width - 1}"
+            out.append(f"| {where} | {bits} | `{field}` | {kind} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_tables(), end="")

@@ -31,10 +31,12 @@ from ..hw.protocol import (
     FRAME_ERROR_TAG,
     LOAD_ORDER,
     MAX_DATA,
+    PROTOCOL_VERSION,
     SLIP_END,
     SLIP_ESC,
     SLIP_ESC_END,
     SLIP_ESC_ESC,
+    STATUS_MEANING,
     Cmd,
     CountersHeader,
     InfoReply,
@@ -47,7 +49,6 @@ from ..hw.protocol import (
     crc32,
     layout_bytes,
     layout_from_bytes,
-    model_info_bytes,
     parse_model_info,
     slip_encode,
 )
@@ -144,6 +145,9 @@ class BoardInfo:
     num_classes: int
     model_hash: str
     logit_scale: float
+    #: where and how to write an image for the loaded model (:data:`InputPlacement` as a
+    #: dict; :func:`~fireforge.hw.protocol.place_image` places one with it)
+    placement: dict = field(default_factory=dict)
     state: dict = field(default_factory=dict)
 
 
@@ -263,8 +267,9 @@ class Board:
                     problems.append(f"the board saw {status.name}")
                     continue
                 if status != Status.OK:
-                    raise BoardError(f"{cmd.name} refused by the board: {status.name}"
-                                     f"{_STATUS_HINTS.get(status, '')}")
+                    raise BoardError(f"{cmd.name} refused by the board: {status.name} "
+                                     f"({STATUS_MEANING[status]}"
+                                     f"{_STATUS_HINTS.get(status, '')})")
                 return frame[head_bytes:-CRC_BYTES]
         raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
                            f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
@@ -274,14 +279,18 @@ class Board:
     # ------------------------------------------------------------------ commands
     def info(self) -> BoardInfo:
         raw = self.request(Cmd.INFO)
+        if raw[:1] != bytes([PROTOCOL_VERSION]):  # (the version is INFO's first byte)
+            raise BoardError(f"the board speaks protocol version {raw[0] if raw else '?'}, this "
+                             f"fireforge version {PROTOCOL_VERSION}: build and flash its "
+                             f"bitstream with this fireforge (fireforge build, fireforge flash)")
         r = layout_from_bytes(InfoReply, raw)
-        model_hash, scale = parse_model_info(r.info)
+        model_hash, scale, placement = parse_model_info(r.info)
         board = int(r.board).to_bytes(BOARD_ID_BYTES, "little").rstrip(b"\0")
         return BoardInfo(
             version=int(r.version), board=board.decode("ascii", "replace"),
             config=config_from_info(r), features=_flags(r.features), n_layers=int(r.n_layers),
             num_classes=int(r.num_classes), model_hash=model_hash, logit_scale=scale,
-            state=_flags(r.state))
+            placement=placement, state=_flags(r.state))
 
     def status(self) -> dict:
         r = layout_from_bytes(StatusReply, self.request(Cmd.STATUS))
@@ -339,7 +348,7 @@ class Board:
         raw = self.request(Cmd.READ_RESULT)
         head = layout_from_bytes(ResultHeader, raw)
         n = int(head.num_classes)
-        _, scale = parse_model_info(head.info)
+        _, scale, _ = parse_model_info(head.info)
         body = raw[ResultHeader.size // 8:]
         assert ACC_BITS == 32  # (one little-endian int32 a class)
         sums = np.frombuffer(body[:4 * n], dtype="<i4").astype(np.int64)
@@ -415,21 +424,15 @@ class Board:
                 done += len(chunk)
                 if progress:
                     progress(done, total)
-        self.request(Cmd.LOAD_COMMIT, model_info_bytes(program.model_hash,
-                                                       program.manifest.logit_scale),
+        self.request(Cmd.LOAD_COMMIT, program.model_info(),
                      crc=crc32(stream), n_layers=len(program.layers),
                      num_classes=program.num_classes)
         return self.check_model(program)
 
 
+#: what a user does about a refusal, beyond what the status means
 _STATUS_HINTS = {
-    Status.BUSY: " (the accelerator is running; wait for it)",
-    Status.NO_MODEL: " (no model is loaded: run `fireforge load --port URL --program DIR`)",
-    Status.LOAD_FAILED: " (the written model's CRC did not match; the old model still runs "
-                        "on a two-slot board)",
-    Status.NOT_LOADING: " (write weights only between LOAD_BEGIN and LOAD_COMMIT)",
-    Status.BAD_ARGUMENT: " (an address or length outside the board's memory)",
-    Status.UNKNOWN_COMMAND: " (the board's gateware is older than this driver)",
+    Status.NO_MODEL: "; load one: fireforge load --port URL --program DIR",
 }
 
 

@@ -27,7 +27,8 @@ from ..hw.isa import (
     unpack_indices,
 )
 from ..hw.ops import OPS
-from ..hw.program import Program, conv_windows
+from ..hw.program import Program
+from ..hw.protocol import conv_windows
 
 __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_tensor"]
 

@@ -11,7 +11,7 @@ Everything downstream (compression, quantization, the compiler) walks :meth:`Squ
 rather than the module tree, so the network stays data.
 
 Deviation from the paper, by contract: a *complex* bypass 1x1 convolution is followed by ReLU,
-because fireforge's activations are unsigned 8-bit (DESIGN.md section 2: every convolution is
+because fireforge's activations are unsigned 8-bit (docs/numeric-contract.md: every convolution is
 followed by ReLU).
 """
 

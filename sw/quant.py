@@ -1,5 +1,5 @@
 """Lowering and fixed-point quantization: a float SqueezeNet to the integer network of
-DESIGN.md section 2.
+docs/numeric-contract.md.
 
 :func:`lower` walks the module tree into a list of :class:`Node` (one per accelerator operation)
 and refuses, by name, any layer the accelerator cannot run. :func:`calibrate` measures one scale

@@ -15,6 +15,7 @@ from fireforge.hw.protocol import (
     SLIP_END,
     SLIP_ESC,
     Cmd,
+    ModelInfo,
     ReplyHeader,
     RequestHeader,
     Space,
@@ -111,7 +112,8 @@ def test_load_swaps_the_model_and_a_bad_crc_keeps_the_old(board, programs):
     board.request(Cmd.LOAD_BEGIN)
     board.request(Cmd.WRITE_WEIGHTS, b"\x01\x02\x03\x04", space=1, word=0, lane=0, length=4)
     with pytest.raises(BoardError, match="LOAD_FAILED"):
-        board.request(Cmd.LOAD_COMMIT, bytes(36), crc=0x12345678, n_layers=3, num_classes=2)
+        board.request(Cmd.LOAD_COMMIT, bytes(ModelInfo.size // 8), crc=0x12345678, n_layers=3,
+                      num_classes=2)
     assert board.info().model_hash == a.model_hash
     assert np.array_equal(board.classify(a, xa[0]).sums, run_golden(a, xa[:1]).sums[0])
     # A real load: INFO shows the new hash, results equal the new golden model.

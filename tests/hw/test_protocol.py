@@ -3,8 +3,11 @@ would implement them from hw/protocol.py."""
 
 import struct
 import zlib
+from pathlib import Path
 
+import numpy as np
 import pytest
+from fireforge.hw.errors import FireforgeError
 from fireforge.hw.protocol import (
     ARGUMENTS,
     CRC,
@@ -24,6 +27,8 @@ from fireforge.hw.protocol import (
     layout_from_bytes,
     model_info_bytes,
     parse_model_info,
+    place_image,
+    reference_tables,
     slip_encode,
 )
 from fireforge.sw.driver import _Deframer
@@ -59,12 +64,47 @@ def test_layouts_pack_little_endian_in_field_order():
 
 def test_model_info_round_trip():
     digest = bytes(range(32)).hex()
-    raw = model_info_bytes(digest, -0.3125)
+    placement = {"addr": 0x1234, "channels": 3, "height": 32, "width": 30, "pixel_bytes": 32,
+                 "window": 3, "window_stride": 1, "window_pad": 1, "pad_value": 77}
+    raw = model_info_bytes(digest, -0.3125, placement)
     assert len(raw) == ModelInfo.size // 8
-    assert raw[:32] == bytes(range(32)) and raw[32:] == struct.pack("<f", -0.3125)
-    assert parse_model_info(layout_from_bytes(ModelInfo, raw)) == (digest, -0.3125)
+    assert raw[:32] == bytes(range(32)) and raw[32:36] == struct.pack("<f", -0.3125)
+    assert raw[36:] == struct.pack("<IHHHHBBBB", 0x1234, 3, 32, 30, 32, 3, 1, 1, 77)
+    assert parse_model_info(layout_from_bytes(ModelInfo, raw)) == (digest, -0.3125, placement)
+
+
+def test_place_image_windows_and_pads_each_pixel():
+    image = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    flat = {"addr": 64, "channels": 2, "height": 3, "width": 4, "pixel_bytes": 4, "window": 0,
+            "window_stride": 0, "window_pad": 0, "pad_value": 0}
+    addr, raw = place_image(flat, image)
+    pixels = np.frombuffer(raw, np.uint8).reshape(3, 4, 4)
+    assert addr == 64 and (pixels[..., :2] == image.transpose(1, 2, 0)).all()
+    assert not pixels[..., 2:].any()
+    windowed = {**flat, "pixel_bytes": 24, "window": 3, "window_stride": 2, "window_pad": 1,
+                "pad_value": 9}
+    _, raw = place_image(windowed, image)
+    out = np.frombuffer(raw, np.uint8).reshape(2, 2, 24)  # (3 + 2 - 3) // 2 + 1 = 2 rows
+    # output pixel (1, 1) sees image rows 1..3 and columns 1..3; row 3 is padding
+    window = out[1, 1, :18].reshape(3, 3, 2)
+    assert (window[:2, :, :] == image.transpose(1, 2, 0)[1:3, 1:4]).all()
+    assert (window[2] == 9).all() and not out[..., 18:].any()
+    with pytest.raises(FireforgeError, match="this model takes 2x3x4"):
+        place_image(flat, image[:, :2])
 
 
 def test_the_longest_request_fits_a_frame():
     longest = RequestHeader.size // 8 + max(a.size for a in ARGUMENTS.values()) // 8 + MAX_DATA
     assert MAX_FRAME == longest + 4
+
+
+def test_the_protocol_document_carries_the_module_reference():
+    """docs/protocol.md's reference section is exactly what the module says (so the two cannot
+    drift); refresh it with ``python -m fireforge.hw.protocol``."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "protocol.md").read_text()
+    start = doc.index("\n", doc.index("<!-- reference:")) + 1
+    assert doc[start:doc.index("<!-- end of reference -->")] == reference_tables()
+    from fireforge.hw.isa import CHANNEL_PARAMS_BYTES, PROGRAM_WORD_BYTES
+
+    assert f"PROGRAM_WORD_BYTES ({PROGRAM_WORD_BYTES})" in doc
+    assert f"CHANNEL_PARAMS_BYTES ({CHANNEL_PARAMS_BYTES})" in doc

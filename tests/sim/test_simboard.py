@@ -18,6 +18,7 @@ from fireforge.hw.program import load_program
 from fireforge.hw.protocol import Cmd, RequestHeader, Status, crc32, layout_bytes, slip_encode
 from fireforge.sw.commands.compile import compile_program
 from fireforge.sw.commands.infer import Port, infer, load
+from fireforge.sw.data import load_dataset
 from fireforge.sw.driver import Board, BoardError
 from fireforge.sw.golden import run_golden
 
@@ -94,6 +95,61 @@ def test_infer_image_files_and_verify(simboard, programs, tmp_path):
     assert [r["verify"]["bit_exact"] for r in out.results] == [True, True]
     notes = "\n".join(lines)
     assert "colour converted to gray" in notes and "resized from 50x40" in notes
+
+
+def test_a_host_written_from_the_protocol_alone(simboard, programs):
+    """A host that knows only hw/protocol.py (and docs/protocol.md): no manifest, no driver.
+    INFO says where and how to write the image; the sums equal the golden model's."""
+    import socket
+
+    from fireforge.hw import protocol as p
+
+    _, url = simboard
+    a, _ = programs
+    host, port = url.removeprefix("socket://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    received = bytearray()
+
+    def request(cmd, data=b"", tag=7, **args):
+        payload = p.layout_bytes(p.RequestHeader, cmd=cmd, tag=tag)
+        if cmd in p.ARGUMENTS:
+            payload += p.layout_bytes(p.ARGUMENTS[cmd], **args)
+        sock.sendall(p.slip_encode(payload + data))
+        while True:  # one frame: unescape up to the next END
+            while p.SLIP_END not in received[1:]:
+                received.extend(sock.recv(4096))
+            end = received.index(p.SLIP_END, 1)
+            raw, received[:end + 1] = bytes(received[1:end]), b""
+            frame = raw.replace(bytes([p.SLIP_ESC, p.SLIP_ESC_END]), bytes([p.SLIP_END])
+                                ).replace(bytes([p.SLIP_ESC, p.SLIP_ESC_ESC]),
+                                          bytes([p.SLIP_ESC]))
+            if frame:
+                break
+            received[:0] = bytes([p.SLIP_END])  # (an empty frame: END END)
+        assert p.crc32(frame[:-4]) == int.from_bytes(frame[-4:], "little")
+        head = p.layout_from_bytes(p.ReplyHeader, frame)
+        assert (head.status, int(head.tag), head.cmd) == (p.Status.OK, tag, cmd)
+        return frame[p.ReplyHeader.size // 8:-4]
+
+    info = p.layout_from_bytes(p.InfoReply, request(p.Cmd.INFO))
+    assert int(info.version) == p.PROTOCOL_VERSION and info.state.model_valid
+    model_hash, scale, placement = p.parse_model_info(info.info)
+    assert model_hash == a.model_hash
+    image = load_dataset("digits", placement["height"], placement["channels"]).x_test[3]
+    addr, raw = p.place_image(placement, image)
+    for off in range(0, len(raw), p.MAX_DATA):
+        chunk = raw[off:off + p.MAX_DATA]
+        request(p.Cmd.WRITE_IMAGE, chunk, addr=addr + off, length=len(chunk))
+    request(p.Cmd.RUN, step=0)
+    while True:
+        state = p.layout_from_bytes(p.StatusReply, request(p.Cmd.STATUS)).state
+        if state.done and not state.busy:
+            break
+    body = request(p.Cmd.READ_RESULT)
+    n = int(p.layout_from_bytes(p.ResultHeader, body).num_classes)
+    sums = np.frombuffer(body[p.ResultHeader.size // 8:], "<i4")[:n]
+    sock.close()
+    assert np.array_equal(sums, run_golden(a, image[None]).sums[0])
 
 
 def test_load_swaps_model(simboard, programs):
