@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -39,10 +39,19 @@ FIFO_DEPTH = 512
 
 
 class SimBoard(wiring.Component):
-    """The chip plus the host's end of the serial line, with byte FIFOs for the testbench."""
+    """The chip plus the host's end of the serial line, with byte FIFOs for the testbench.
 
-    def __init__(self, config: AcceleratorConfig, program: Program, divisor: int):
-        self.soc = FireforgeSoC(config, program, divisor, board="simboard")
+    ``byte_cycles`` set: no UART; the bytes go straight into the link, one every
+    ``byte_cycles`` cycles (a UART delivers one every ``10 * divisor``), so a long soak takes
+    far fewer cycles."""
+
+    def __init__(self, config: AcceleratorConfig, program: Program, divisor: int,
+                 byte_cycles: int | None = None):
+        if byte_cycles is not None and not 1 <= byte_cycles <= 1024:
+            raise FireforgeError(f"--byte-cycles {byte_cycles}: 1..1024 clock cycles a byte")
+        self.byte_cycles = byte_cycles
+        self.soc = FireforgeSoC(config, program, None if byte_cycles else divisor,
+                                board="simboard")
         self.divisor = divisor
         super().__init__({
             "h2d_data": In(8), "h2d_valid": In(1), "h2d_ready": Out(1),
@@ -54,20 +63,33 @@ class SimBoard(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.soc = soc = self.soc
-        m.submodules.host_tx = htx = UARTTx(self.divisor)
-        m.submodules.host_rx = hrx = UARTRx(self.divisor)
         m.submodules.h2d = h2d = fifo.SyncFIFOBuffered(width=8, depth=FIFO_DEPTH)
         m.submodules.d2h = d2h = fifo.SyncFIFOBuffered(width=8, depth=FIFO_DEPTH)
         m.d.comb += [
             h2d.w_data.eq(self.h2d_data), h2d.w_en.eq(self.h2d_valid),
             self.h2d_ready.eq(h2d.w_rdy),
+            self.d2h_data.eq(d2h.r_data), self.d2h_valid.eq(d2h.r_rdy),
+            d2h.r_en.eq(self.d2h_ready), self.d2h_level.eq(d2h.r_level),
+            self.leds.eq(soc.leds),
+        ]
+        if self.byte_cycles:  # the link's streams, the host's bytes paced
+            wait = Signal(range(self.byte_cycles))
+            go = h2d.r_rdy & (wait == 0)
+            m.d.comb += [soc.rx.payload.eq(h2d.r_data), soc.rx.valid.eq(go), h2d.r_en.eq(go),
+                         d2h.w_data.eq(soc.tx.payload), d2h.w_en.eq(soc.tx.valid),
+                         soc.tx.ready.eq(d2h.w_rdy)]
+            with m.If(go):
+                m.d.sync += wait.eq(self.byte_cycles - 1)
+            with m.Elif(wait != 0):
+                m.d.sync += wait.eq(wait - 1)
+            return m
+        m.submodules.host_tx = htx = UARTTx(self.divisor)
+        m.submodules.host_rx = hrx = UARTRx(self.divisor)
+        m.d.comb += [
             htx.stream.payload.eq(h2d.r_data), htx.stream.valid.eq(h2d.r_rdy),
             h2d.r_en.eq(htx.stream.ready),
             soc.rx.eq(htx.tx), hrx.rx.eq(soc.tx),
             d2h.w_data.eq(hrx.stream.payload), d2h.w_en.eq(hrx.stream.valid),
-            self.d2h_data.eq(d2h.r_data), self.d2h_valid.eq(d2h.r_rdy),
-            d2h.r_en.eq(self.d2h_ready), self.d2h_level.eq(d2h.r_level),
-            self.leds.eq(soc.leds),
         ]
         return m
 
@@ -97,14 +119,14 @@ def clocked_wrapper(board: SimBoard) -> str:
 
 def serve(program: Program, config: AcceleratorConfig, port: int, divisor: int = DEFAULT_DIVISOR,
           build_dir: str | Path = "build/simboard", ready_file: str | None = None,
-          max_seconds: float | None = None, log=print) -> None:
+          max_seconds: float | None = None, byte_cycles: int | None = None, log=print) -> None:
     """Build the simulated board and serve it on ``port`` (0: any free port) until killed or
     ``max_seconds`` have passed. ``ready_file`` receives ``socket://127.0.0.1:PORT`` once it
-    listens."""
+    listens. ``byte_cycles``: no UART, bytes straight into the link (:class:`SimBoard`)."""
     if not 0 <= port < 65536:
         raise FireforgeError(f"--port {port}: a TCP port 1..65535 (0 picks a free one)")
     build_dir = Path(build_dir).resolve()
-    top = SimBoard(config, program, divisor)
+    top = SimBoard(config, program, divisor, byte_cycles)
     runner, sim_build, env, _ = build_model(top, SIMBOARD_TOP, build_dir, "verilator", log=log,
                                             wrapper=(CLOCKED_TOP, clocked_wrapper(top)))
     job = {"port": port, "ready_file": str(Path(ready_file).resolve()) if ready_file else None,

@@ -164,6 +164,9 @@ def _setup_simboard(p):
     _config_option(p, "of the simulated chip")
     p.add_argument("--divisor", type=int, default=DEFAULT_DIVISOR,
                    help=f"clock cycles per UART bit (default {DEFAULT_DIVISOR})")
+    p.add_argument("--byte-cycles", type=int, metavar="N",
+                   help="no UART: feed the link a byte every N cycles (a faster simulation of "
+                        "the same link; default: the UART)")
     p.add_argument("--build-dir", default="build/simboard", metavar="DIR")
     p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
     p.add_argument("--max-seconds", type=float, help="stop after this long (default: never)")
@@ -261,7 +264,7 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                  lambda a, log: _c("simboard").simboard(
                      a.program, port=a.port, config=a.config, divisor=a.divisor,
                      build_dir=a.build_dir, ready_file=a.ready_file,
-                     max_seconds=a.max_seconds, log=log)),
+                     max_seconds=a.max_seconds, byte_cycles=a.byte_cycles, log=log)),
     "infer": ("classify images on a board (or simulated board) through the host link",
               _setup_infer,
               lambda a, log: _c("infer").infer(

@@ -192,12 +192,17 @@ class _Deframer:
 
 
 class Board:
-    """One board (or simulated board) behind a :class:`Transport`."""
+    """One board (or simulated board) behind a :class:`Transport`.
+
+    ``timeout``: seconds to wait for a reply before sending the request again (``retries``
+    times); ``resync``: how long after a frame-error reply (line noise before the request)
+    the request's own reply may still come before it is sent again."""
 
     def __init__(self, transport: Transport, timeout: float = 2.0, retries: int = 3,
-                 run_timeout: float = 60.0):
+                 run_timeout: float = 60.0, resync: float = 0.25):
         self.transport = transport
         self.timeout = timeout
+        self.resync = resync
         self.retries = retries
         self.run_timeout = run_timeout
         self._tag = 0
@@ -262,9 +267,11 @@ class Board:
                 if tag != FRAME_ERROR_TAG and tag != self._tag:
                     continue  # a late reply to an earlier request
                 if tag == FRAME_ERROR_TAG or status in _RETRYABLE:
-                    # A damaged frame: ours, or line noise before it (our END closed it). Our
-                    # own reply may still come; if not, the deadline sends the request again.
+                    # A damaged frame: ours, or line noise before it (our END closed it). The
+                    # board drops bytes while it answers, so our request was most likely lost
+                    # with it: our reply has a short while to come, then we send again.
                     problems.append(f"the board saw {status.name}")
+                    deadline = min(deadline, time.monotonic() + self.resync)
                     continue
                 if status != Status.OK:
                     raise BoardError(f"{cmd.name} refused by the board: {status.name} "

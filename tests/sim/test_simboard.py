@@ -5,7 +5,6 @@ One simulated board serves the module (its tests run on one pytest worker, in fi
 """
 
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -15,12 +14,22 @@ import time
 import numpy as np
 import pytest
 from fireforge.hw.program import load_program
-from fireforge.hw.protocol import Cmd, RequestHeader, Status, crc32, layout_bytes, slip_encode
+from fireforge.hw.protocol import (
+    MAX_DATA,
+    Cmd,
+    RequestHeader,
+    Space,
+    WeightArgs,
+    layout_bytes,
+    slip_encode,
+)
 from fireforge.sw.commands.compile import compile_program
 from fireforge.sw.commands.infer import Port, infer, load
 from fireforge.sw.data import load_dataset
 from fireforge.sw.driver import Board, BoardError
 from fireforge.sw.golden import run_golden
+
+from .fuzz import fuzz
 
 pytestmark = pytest.mark.xdist_group("simboard")
 
@@ -28,13 +37,13 @@ FUZZ_DEFAULT = 300
 FUZZ_ALL = 10_000
 
 
-def _start(program, tmp_path, name, config="small"):
+def _start(program, tmp_path, name, config="small", extra=()):
     ready = tmp_path / f"{name}.url"
     log = open(tmp_path / f"{name}.log", "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "fireforge.sw.cli", "simboard", "--program", str(program),
          "--config", config, "--port", "0", "--ready-file", str(ready), "--build-dir",
-         str(tmp_path / "build")],
+         str(tmp_path / "build"), *extra],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 600
     while not ready.exists():
@@ -168,55 +177,49 @@ def test_load_swaps_model(simboard, programs):
         assert board.info().model_hash == a.model_hash
 
 
-def _fuzz(url, count, seed=0):
-    rng = random.Random(seed)
-    base = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.STATUS, tag=1))
-    sent = replies = 0
-    with Board.open(url, timeout=3.0, retries=2) as board:
-        while sent < count:
-            burst = []
-            for _ in range(min(20, count - sent)):
-                kind = rng.randrange(4)
-                if kind == 0:  # random bytes, END included now and then
-                    f = bytes(rng.choice((rng.randrange(256), 0xC0, 0xDB))
-                              for _ in range(rng.randrange(1, 60)))
-                elif kind == 1:  # a truncated valid frame
-                    f = base[:rng.randrange(1, len(base))]
-                elif kind == 2:  # a bit flip
-                    f = bytearray(base)
-                    f[rng.randrange(1, len(f) - 1)] ^= 1 << rng.randrange(8)
-                    f = bytes(f)
-                else:  # a valid CRC around a random command and arguments
-                    f = slip_encode(bytes(rng.randrange(256) for _ in range(rng.randrange(1,
-                                                                                           14))))
-                burst.append(f)
-            sent += len(burst)
-            board.transport.write(b"".join(burst))
-            # every reply that comes back is a well-formed frame
-            deadline = time.monotonic() + 1.0
-            while (frame := board._read_frame(deadline)) is not None:
-                assert crc32(frame[:-4]) == int.from_bytes(frame[-4:], "little")
-                Status(frame[0])
-                replies += 1
-            status = board.status()  # and the board answers a valid request right away
-            assert not status["busy"] or status["layer"] >= 0
-    return sent, replies
-
-
 def test_fuzz_frames(simboard, programs):
-    _, url = simboard
-    sent, replies = _fuzz(url, FUZZ_DEFAULT)
-    assert sent == FUZZ_DEFAULT and replies > 0  # a chunk with ENDs inside is several frames
-    with Board.open(url) as board:
+    report = fuzz(simboard[1], FUZZ_DEFAULT)
+    assert report.frames == FUZZ_DEFAULT and report.replies > 0
+    assert report.valid_answered == report.bursts
+    with Board.open(simboard[1]) as board:
         assert board.check_model(programs[0]).model_hash == programs[0].model_hash
+
+
+def test_an_interrupted_load_leaves_the_old_model_running(simboard, programs):
+    """A load cut off halfway, its last WRITE_WEIGHTS frame cut in the middle: the board
+    keeps answering, with the previous model, bit-exactly; a new load then succeeds."""
+    _, url = simboard
+    a, b = programs
+    x = load_dataset("digits", 32, 1).x_test[:2]
+    with Board.open(url) as board:
+        board.load(a)
+        word_bytes = board.info().config.model_spaces()[Space.WEIGHTS][1]
+        board.request(Cmd.LOAD_BEGIN)
+        stream = b.images["weights.bin"]
+        half = len(stream) // 2 // MAX_DATA * MAX_DATA
+        for off in range(0, half, MAX_DATA):
+            board.request(Cmd.WRITE_WEIGHTS, stream[off:off + MAX_DATA], space=Space.WEIGHTS,
+                          word=off // word_bytes, lane=off % word_bytes, length=MAX_DATA)
+        frame = slip_encode(layout_bytes(RequestHeader, cmd=Cmd.WRITE_WEIGHTS, tag=9)
+                            + layout_bytes(WeightArgs, space=Space.WEIGHTS,
+                                           word=half // word_bytes, lane=half % word_bytes,
+                                           length=MAX_DATA) + stream[half:half + MAX_DATA])
+        board.transport.write(frame[:len(frame) // 2])  # and the host goes away
+    with Board.open(url) as board:
+        info = board.check_model(a)
+        assert info.model_hash == a.model_hash and info.state["model_valid"]
+        for img, golden in zip(x, run_golden(a, x).sums, strict=True):
+            assert np.array_equal(board.classify(a, img).sums, golden)
+        assert board.load(b).model_hash == b.model_hash
+        assert np.array_equal(board.classify(b, x[0]).sums, run_golden(b, x[:1]).sums[0])
+        board.load(a)
 
 
 @pytest.mark.slow
 def test_fuzz_ten_thousand_frames(simboard, programs):
-    _, url = simboard
-    sent, replies = _fuzz(url, FUZZ_ALL, seed=1)
-    assert sent == FUZZ_ALL and replies > 0
-    with Board.open(url) as board:
+    report = fuzz(simboard[1], FUZZ_ALL, seed=1)
+    assert report.frames == FUZZ_ALL and report.valid_answered == report.bursts
+    with Board.open(simboard[1]) as board:
         assert board.check_model(programs[0]).model_hash == programs[0].model_hash
 
 
