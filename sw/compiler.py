@@ -410,12 +410,6 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
         fields = dict(op=n.op, in_c=c, in_h=h, in_w=w, out_c=oc, out_h=oh, out_w=ow,
                       in_addr=plan.addr[src.name], in_stride=channel_stride(c, lanes))
         if not OPS[n.op].to_result:
-            if n.out_offset % lanes:
-                raise FireforgeError(
-                    f"layer {n.name} writes channels from {n.out_offset} of {n.output}: with "
-                    f"{lanes} input lanes a concatenation must start on a multiple of {lanes} "
-                    f"channels (give the Fire module's expand1x1 a multiple of {lanes} "
-                    f"channels, or compile for a configuration with fewer rows)")
             fields.update(out_addr=plan.addr[n.output],
                           out_stride=channel_stride(p.tensors[n.output].shape[0], lanes),
                           out_offset=n.out_offset)
@@ -491,6 +485,13 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
             check_fit(plan_memory(nodes, shaped, lanes=lanes))
         raise
     estimate = check_fit(plan)
+    for n in nodes:
+        if not OPS[n.op].to_result and n.out_offset % lanes:
+            raise FireforgeError(
+                f"layer {n.name} writes channels from {n.out_offset} of {n.output}: with "
+                f"{lanes} input lanes a concatenation must start on a multiple of {lanes} "
+                f"channels (give the Fire module's expand1x1 a multiple of {lanes} channels, or "
+                f"compile for a configuration with fewer rows); nothing written")
     if target is not None:
         problems = capability_problems(target, [
             (n.name, n.op, layer_bits.get(n.name, 0),
