@@ -57,10 +57,11 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
     m = program.manifest
     columns, rows = m.group, program.lanes
     if (rows, m.act_banks) != ((1, 2) if spec.dev.spram_blocks else (rows, 1)):
+        named = f"--config {m.accelerator} " if m.accelerator else ""
         raise FireforgeError(
-            f"{program.path} was compiled for --config {m.accelerator or 'another layout'} "
-            f"({rows} input lane(s), {m.act_banks} activation bank(s)); {spec.name} runs programs "
-            f"compiled with --config {' or '.join(spec.configs)}: compile it again")
+            f"{program.path} was compiled for {named}({rows} input lane(s), {m.act_banks} "
+            f"activation bank(s)); {spec.name} runs programs compiled with --config "
+            f"{' or '.join(spec.configs)}: compile it again")
     word = rows * columns
     images = program.images
     base = AcceleratorConfig(

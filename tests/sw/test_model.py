@@ -74,7 +74,7 @@ def test_wrong_architecture_weights_named(tmp_path):
         create_model("squeezenet1_1", weights=str(path))
     bad = tmp_path / "garbage.pth"
     bad.write_bytes(b"not a checkpoint")
-    with pytest.raises(FireforgeError, match="cannot read weights file"):
+    with pytest.raises(FireforgeError, match="is truncated or not a torch.save file"):
         create_model("squeezenet1_1", weights=str(bad))
 
 

@@ -29,8 +29,8 @@ def test_compress_compile_golden(trained, tmp_path):
     comp_json = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert comp_json["accuracy_after"] == comp["accuracy_after"]
 
-    out = compile_program(tmp_path / "c", tmp_path / "p", board="icebreaker")
-    assert out.fit["fits"] is True
+    out = compile_program(tmp_path / "c", tmp_path / "p", board="ulx3s-25f")
+    assert out.fit["fits"] is True and out.config == "small"  # (the board's configuration)
     gold = golden(tmp_path / "p").to_dict()
     assert {"accuracy", "float_accuracy", "top1_agreement", "weight_bytes",
             "predictions"} <= set(gold)
