@@ -12,7 +12,7 @@ DEB_PACKAGES := iverilog
 JOBS ?= 2
 RUNS ?= runs
 
-PROGRAM ?= $(RUNS)/squeezenet_tiny-icebreaker-program
+PROGRAM ?= $(RUNS)/squeezenet_tiny-ulx3s-25f-program
 SIM ?= verilator
 CONFIG ?= small
 IMAGES ?= 4

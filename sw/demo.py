@@ -42,7 +42,9 @@ from .commands.train import train
 
 PRESET = "squeezenet_tiny"
 DATA = "digits"
-BOARD = "icebreaker"
+#: the default board that runs the compressed network (4-bit codebooks: an ECP5 board, on the
+#: configuration the simulated board runs)
+BOARD = "ulx3s-25f"
 DENSITY, BITS = 0.4, 4
 CONFIG = DEFAULT_CONFIG
 SIM_IMAGES = 5

@@ -171,3 +171,12 @@ def test_only_the_cli_tests_call_main():
                if p.parts[len(ROOT.parts)] not in (".venv", "build", "runs") and p != here
                and (lines := _calls_main(p))}
     assert callers == {}
+
+
+def test_the_demo_compiles_for_a_board_that_takes_its_configuration():
+    from fireforge.boards.boards import board_spec
+    from fireforge.hw.config import CONFIGS
+    from fireforge.sw import demo
+
+    assert demo.CONFIG in board_spec(demo.BOARD).configs
+    assert CONFIGS[demo.CONFIG].codebook_bits >= demo.BITS  # it decodes the demo's codebooks
