@@ -28,7 +28,7 @@ class BoardSpec:
     name: str
     family: str
     device: str
-    #: amaranth-boards "module:Class"
+    #: amaranth-boards "module:Class", or "package.module:Class" (:mod:`.platforms`)
     platform: str
     target_mhz: float
     #: (resource name, number) of the USB-serial bridge's UART, None when the board has none
@@ -40,6 +40,8 @@ class BoardSpec:
     #: program is compiled for
     default_config: str
     programmer: str  #: openFPGALoader | iceprog | dfu-util
+    #: what carries the host link to the FPGA's UART pins (empty: nothing does yet)
+    bridge: str = ""
     notes: str = ""
     #: nextpnr's router where the family's (Family.router) does not finish on this board
     router: str | None = None
@@ -69,8 +71,8 @@ class BoardSpec:
 
     def platform_class(self):
         module, cls = self.platform.split(":")
-        try:
-            mod = importlib.import_module(f"amaranth_boards.{module}")
+        try:  # (an amaranth-boards module, or a full module path of fireforge's own)
+            mod = importlib.import_module(module if "." in module else f"amaranth_boards.{module}")
         except ImportError:
             raise FireforgeError("amaranth-boards is not installed: pip install "
                                  "'amaranth-boards==0.0.21' (make setup does)") from None
@@ -78,12 +80,16 @@ class BoardSpec:
 
 
 _ULX3S = "ulx3s:ULX3S_{}F_Platform"
+#: what a UPduino v3 user wires (:class:`.platforms.UpduinoV3SerialPlatform` uses these pins)
+UPDUINO_WIRING = ("wire the header's 12 MHz pin to gpio_35 (the PLL's input); a 3.3 V USB-serial "
+                  "adapter's TXD to gpio_2, RXD to gpio_46, GND to GND")
 BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     BoardSpec("icebreaker", "ice40", "iCE40UP5K", "icebreaker:ICEBreakerPlatform", 30.0,
-              ("uart", 0), "squeezenet_tiny", "digits", "up5k", "iceprog"),
-    BoardSpec("upduino_v3", "ice40", "iCE40UP5K", "upduino_v3:UpduinoV3Platform", 30.0,
-              None, "squeezenet_tiny", "digits", "up5k", "iceprog",
-              notes="its FTDI chip is wired to the SPI flash only: no UART bridge"),
+              ("uart", 0), "squeezenet_tiny", "digits", "up5k", "iceprog", bridge="FT2232H"),
+    BoardSpec("upduino_v3", "ice40", "iCE40UP5K",
+              "fireforge.boards.platforms:UpduinoV3SerialPlatform", 30.0, ("uart", 0),
+              "squeezenet_tiny", "digits", "up5k", "iceprog", bridge="3.3 V adapter",
+              notes=UPDUINO_WIRING),
     # The 45F and the 85F hold the 64-MAC array of the CIFAR presets. nextpnr's router2 did
     # not converge on either (45F: overused wires between 4 and 133 for 370 iterations; 85F
     # with the lanes array: overuse rising from 9,212 to 11,991 over iterations 21-25);
@@ -91,7 +97,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     *(BoardSpec(f"ulx3s-{n}f", "ecp5", f"LFE5U-{n}F", _ULX3S.format(n), 100.0, ("uart", 0),
                 "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
                 "digits" if n in (12, 25) else "mnist5k",
-                "small" if n in (12, 25) else "ecp5", "openFPGALoader",
+                "small" if n in (12, 25) else "ecp5", "openFPGALoader", bridge="FT231X",
                 router="router1" if n in (45, 85) else None)
       for n in (12, 25, 45, 85)),
     BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
@@ -104,7 +110,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
               ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "openFPGALoader",
-              router="router1"),
+              bridge="FT2232H", router="router1"),
 )}
 
 

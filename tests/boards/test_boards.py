@@ -107,8 +107,14 @@ def test_up5k_program_fits_and_elaborates_on_the_ultraplus(name, quick_tiny_up5k
         return
     platform = spec.platform_class()()
     top = BoardTop(spec, config, program, 12, spec.target_mhz)
-    il = platform.prepare(top, name="top").files["top.il"]
+    plan = platform.prepare(top, name="top")
+    il = plan.files["top.il"]
     assert "SB_PLL40_PAD" in il and il.count("SB_SPRAM256KA") == 4
+    if name == "upduino_v3":  # the documented wiring: PLL input, adapter's TXD and RXD
+        pcf = plan.files["top.pcf"]
+        pins = dict(line.split()[1:] for line in pcf.splitlines() if line.startswith("set_io"))
+        assert pins == {"clk12_pll_0__io": "35", "uart_0__rx__io": "2",
+                        "uart_0__tx__io": "46"}, pcf
 
 
 def test_program_for_dual_port_memory_is_refused_on_the_ultraplus(tmp_path):
