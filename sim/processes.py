@@ -115,7 +115,14 @@ def stop_descendants(grace: float = GRACE_SECONDS) -> list[int]:
     return pids
 
 
+#: the signal that stopped the command (a library that turns the exception into its own
+#: ``KeyboardInterrupt``, as Ray's waits do, loses it)
+received: int | None = None
+
+
 def _raise_terminated(signum, frame):
+    global received
+    received = signum
     raise Terminated(signum)
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from ..hw.config import CONFIGS, DEFAULT_CONFIG
 from ..hw.errors import FireforgeError
+from ..sim import processes
 from ..sim.processes import Terminated, run_supervised
 
 __all__ = ["main", "build_parser"]
@@ -202,7 +204,14 @@ def _setup_build(p):
                    "trained, compressed and compiled under --runs")
     p.add_argument("--runs", default="runs", metavar="DIR")
     p.add_argument("--out", metavar="DIR", help="default build/BOARD")
-    p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    seed = p.add_mutually_exclusive_group()
+    seed.add_argument("--seed", type=int, default=1, help="nextpnr placement seed (default 1)")
+    seed.add_argument("--seeds", type=_seed_list, metavar="LIST",
+                      help="build with each of these seeds (1-8, or 1,3,5) as Ray tasks and keep "
+                           "the highest Fmax; every seed's Fmax goes to report.json")
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="run --seeds on this Ray cluster (default: a local Ray on this "
+                        "machine's cores)")
     p.add_argument("--target-mhz", type=float, help="clock target (default: the board's)")
     p.add_argument("--fit-only", action="store_true",
                    help="only check the fit (no synthesis)")
@@ -212,6 +221,20 @@ def _setup_build(p):
     p.add_argument("--place-only", action="store_true",
                    help="synthesize and place, no routing and no bitstream: the placer's Fmax "
                    "estimate and timing report in minutes")
+
+
+def _seed_list(text: str) -> list[int]:
+    """``1-8`` or ``1,3,5`` (or both: ``1-4,9``)."""
+    seeds = []
+    try:
+        for part in text.split(","):
+            lo, _, hi = part.partition("-")
+            seeds += range(int(lo), int(hi or lo) + 1)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds as 1-8 or 1,3,5") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"{text!r}: no seeds (a range like 4-1 is empty)")
+    return seeds
 
 
 def _setup_flash(p):
@@ -279,7 +302,8 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
               lambda a, log: _c("build").build(
                   a.board, a.program, runs=a.runs, out=a.out, seed=a.seed,
                   target_mhz=a.target_mhz, fit_only=a.fit_only,
-                  timing_report=a.timing_report, place_only=a.place_only, log=log)),
+                  timing_report=a.timing_report, place_only=a.place_only, seeds=a.seeds,
+                  ray_address=a.ray_address, log=log)),
     "flash": ("program a board with its built bitstream (iceprog, openFPGALoader, dfu-util)",
               _setup_flash, lambda a, log: _c("build").flash(a.board, a.out, log=log)),
 }
@@ -310,10 +334,12 @@ def main(argv: list[str] | None = None) -> int:
         message = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
         print(f"fireforge {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
-    except Terminated as e:
-        print(f"fireforge {args.command}: stopped by {e}", file=sys.stderr)
-        return 128 + e.signum
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        signum = e.signum if isinstance(e, Terminated) else processes.received
+        if signum:
+            print(f"fireforge {args.command}: stopped by {signal.Signals(signum).name}",
+                  file=sys.stderr)
+            return 128 + signum
         print(f"fireforge {args.command}: interrupted", file=sys.stderr)
         return 130
     if args.json:

@@ -4,9 +4,11 @@ board programmed with it."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...hw.errors import FireforgeError
 from . import Log, Result, quiet
 
 __all__ = ["BoardList", "list_boards", "BuildResult", "build", "default_program",
@@ -102,10 +104,15 @@ class BuildResult(Result):
 def build(board: str, program: str | Path | None = None, *, runs: str | Path = "runs",
           out: str | Path | None = None, seed: int = 1, target_mhz: float | None = None,
           fit_only: bool = False, timing_report: bool = False, place_only: bool = False,
+          seeds: list[int] | None = None, ray_address: str | None = None,
           log: Log = quiet) -> BuildResult:
     """Fit-check ``program`` (default: the board's default program, made under ``runs``) on
     ``board``; unless ``fit_only``, synthesize, place and route it into ``out`` (default
-    ``build/BOARD``) with yosys and nextpnr."""
+    ``build/BOARD``) with yosys and nextpnr.
+
+    ``seeds``: one build per placement seed, as Ray tasks (on this machine's cores, or the
+    cluster at ``ray_address``), each in ``out/seed-N``; the one with the highest Fmax is copied
+    to ``out`` and its report lists every seed's."""
     from ...boards.boards import board_spec
     from ...boards.build import build_board
     from ...boards.fit import board_config, fit_board, format_board_fit, require_fit
@@ -123,8 +130,12 @@ def build(board: str, program: str | Path | None = None, *, runs: str | Path = "
     if fit_only:
         return BuildResult(require_fit(spec, prog, config))
     out = Path(out or f"build/{spec.name}")
-    report = build_board(spec, prog, out, seed, target_mhz, log=log,
-                         timing_report=timing_report, place_only=place_only)
+    if seeds:
+        report = _build_seeds(spec, prog, out, seeds, target_mhz, timing_report, place_only,
+                              ray_address, log)
+    else:
+        report = build_board(spec, prog, out, seed, target_mhz, log=log,
+                             timing_report=timing_report, place_only=place_only)
     log(f"{'resource':<8} {'used':>8} {'available':>10}")
     for name, r in report["resources"].items():
         log(f"{name:<8} {r['used']:>8,} {r['available']:>10,}")
@@ -135,6 +146,50 @@ def build(board: str, program: str | Path | None = None, *, runs: str | Path = "
         f"frames/s at Fmax; built in {report['build_seconds']:.0f} s")
     log(f"bitstream {report['bitstream']}; report {out}/report.json")
     return BuildResult(report)
+
+
+def _build_seed(board: str, program: str, out: str, seed: int, target_mhz: float | None,
+                timing_report: bool, place_only: bool) -> dict:
+    """One seed's build (a Ray task: it loads what it needs itself)."""
+    from ...boards.boards import board_spec
+    from ...boards.build import build_board
+    from ...hw.program import load_program
+
+    return build_board(board_spec(board), load_program(program), Path(out), seed, target_mhz,
+                       log=quiet, timing_report=timing_report, place_only=place_only)
+
+
+def _build_seeds(spec, prog, out: Path, seeds: list[int], target_mhz, timing_report: bool,
+                 place_only: bool, address: str | None, log: Log) -> dict:
+    import shutil
+
+    from ..cluster import ray_session, run_tasks
+
+    if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+        raise FireforgeError(f"--seeds {seeds}: distinct seeds, 0 or more")
+    out.mkdir(parents=True, exist_ok=True)
+    runs = {}
+    with ray_session(address) as ray:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        log(f"{len(seeds)} builds (seeds {', '.join(map(str, seeds))}) as Ray tasks on "
+            f"{cpus} CPU(s), each in {out}/seed-N")
+        args = [(spec.name, str(prog.path), str(out / f"seed-{s}"), s, target_mhz,
+                 timing_report, place_only) for s in seeds]
+        for i, report, node in run_tasks(ray, _build_seed, args):
+            runs[seeds[i]] = {"seed": seeds[i], "fmax_mhz": report["fmax_mhz"],
+                              "timing_met": report["timing_met"],
+                              "build_seconds": report["build_seconds"], "node": node}
+            log(f"seed {seeds[i]}: Fmax {report['fmax_mhz']} MHz ("
+                f"{'met' if report['timing_met'] else 'NOT MET'}), "
+                f"{report['build_seconds']:.0f} s, node {node[:12]}")
+    kept = max(seeds, key=lambda s: runs[s]["fmax_mhz"])
+    shutil.copytree(out / f"seed-{kept}", out, dirs_exist_ok=True)
+    report = json.loads((out / "report.json").read_text())
+    report.update(seeds=[runs[s] for s in seeds], kept_seed=kept,
+                  bitstream=str(out / Path(report["bitstream"]).name))
+    (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
+    log(f"kept seed {kept} (the highest Fmax of {len(seeds)}); its files are in {out}")
+    return report
 
 
 @dataclass

@@ -85,3 +85,41 @@ def test_sim_stops_its_simulator(quick_tiny_program, tmp_path, sig):
                   _simulators)
     rc, log = _stop_and_check(proc, sig, tmp_path)
     assert rc == 128 + sig, log
+
+
+def _yowasp(proc) -> bool:
+    """A YoWASP tool (yosys, nextpnr) runs below ``proc``."""
+    for pid in descendants(proc.pid):
+        try:
+            if b"yowasp" in open(f"/proc/{pid}/cmdline", "rb").read():
+                return True
+        except OSError:  # gone meanwhile
+            continue
+    return False
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_stops_ray_and_its_tools_on_sigterm(quick_tiny_up5k_program, tmp_path):
+    """Ray runs the seeds; SIGTERM stops Ray's processes and the tools its workers started
+    (Ray installs signal handlers of its own: fireforge's stay in charge)."""
+    proc = _start(["build", "--board", "icebreaker", "--program", str(quick_tiny_up5k_program),
+                   "--seeds", "1-2", "--out", str(tmp_path / "b")], tmp_path, _yowasp)
+    rc, log = _stop_and_check(proc, signal.SIGTERM, tmp_path)
+    assert rc == 128 + signal.SIGTERM and "stopped by SIGTERM" in log, log
+
+
+@pytest.mark.slow
+def test_a_seed_sweep_keeps_the_best_seed(quick_tiny_up5k_program, tmp_path):
+    import json
+
+    out = tmp_path / "b"
+    subprocess.run([sys.executable, "-m", "fireforge.sw.cli", "build", "--board", "icebreaker",
+                    "--program", str(quick_tiny_up5k_program), "--seeds", "1-2", "--out",
+                    str(out)], check=True, capture_output=True)
+    report = json.loads((out / "report.json").read_text())
+    fmax = {r["seed"]: r["fmax_mhz"] for r in report["seeds"]}
+    assert set(fmax) == {1, 2} and report["kept_seed"] == max(fmax, key=fmax.get)
+    assert report["fmax_mhz"] == max(fmax.values()) and (out / "top.bin").is_file()
+    for s in (1, 2):
+        seed_report = json.loads((out / f"seed-{s}" / "report.json").read_text())
+        assert seed_report["seed"] == s and seed_report["fmax_mhz"] == fmax[s]
