@@ -122,6 +122,18 @@ def _setup_sensitivity(p):
     p.add_argument("--data", metavar="NAME|PATH")
 
 
+def _setup_dsd(p):
+    p.add_argument("--checkpoint", required=True, metavar="DIR", help="a trained float checkpoint")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--density", type=float, default=0.5,
+                   help="weights kept in the sparse phase (default 0.5)")
+    p.add_argument("--data", metavar="NAME|PATH", help="default: the checkpoint's")
+    p.add_argument("--sparse-epochs", type=_positive_int, metavar="N",
+                   help="default: a quarter of the preset's recipe")
+    p.add_argument("--redense-epochs", type=_positive_int, metavar="N",
+                   help="default: a quarter of the preset's recipe")
+
+
 def _setup_compile(p):
     p.add_argument("--checkpoint", required=True, metavar="DIR")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -268,6 +280,11 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                     _setup_sensitivity,
                     lambda a, log: _c("compress").sensitivity(a.checkpoint, a.out, data=a.data,
                                                              log=log)),
+    "dsd": ("Dense-Sparse-Dense training: prune and retrain, then retrain every weight",
+            _setup_dsd,
+            lambda a, log: _c("compress").dsd(
+                a.checkpoint, a.out, density=a.density, data=a.data,
+                sparse_epochs=a.sparse_epochs, redense_epochs=a.redense_epochs, log=log)),
     "compile": ("lower a checkpoint to the accelerator's Program and memory images",
                 _setup_compile,
                 lambda a, log: _c("compile").compile_program(

@@ -10,7 +10,8 @@ from pathlib import Path
 from ...hw.errors import FireforgeError
 from . import Log, Result, quiet
 
-__all__ = ["CompressResult", "compress", "SensitivityResult", "sensitivity", "checkpoint_data"]
+__all__ = ["CompressResult", "compress", "DsdResult", "dsd", "SensitivityResult", "sensitivity",
+           "checkpoint_data"]
 
 
 def checkpoint_data(ckpt, name: str | None):
@@ -105,6 +106,76 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
     log(f"accuracy {acc_before * 100:.2f}% -> {result.accuracy_after * 100:.2f}% at density "
         f"{result.density:.3f}, {bits} bits: {result.total_bytes / 1e3:.1f} KB "
         f"({result.compression_ratio:.1f}x smaller); checkpoint in {path}")
+    return result
+
+
+@dataclass
+class DsdResult(Result):
+    preset: str
+    data: str
+    #: test accuracy of the dense input, after the sparse phase, after the final dense phase
+    accuracy_dense: float
+    accuracy_sparse: float
+    accuracy_redense: float
+    density: float
+    sparse_epochs: int
+    redense_epochs: int
+    seconds: float
+    checkpoint: str
+
+
+def dsd(checkpoint: str | Path, out: str | Path, *, density: float = 0.5,
+        data: str | None = None, steps: int = 1, sparse_epochs: int | None = None,
+        redense_epochs: int | None = None, seed: int = 0, log: Log = quiet) -> DsdResult:
+    """Dense-Sparse-Dense training (the SqueezeNet paper's section 7.2, after Han et al.): prune
+    ``checkpoint`` to ``density`` and retrain with the masks held (the sparse phase), then
+    release the masks, the pruned weights restarting at zero, and retrain every weight at a
+    tenth of the learning rate (the final dense phase). Writes a dense float checkpoint (to
+    compress and compile like any other) and ``metrics.json`` to ``out``. Epochs default to a
+    quarter of the preset's recipe each."""
+    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_json
+    from ..compress import check_density_bits, density_of, prune_and_retrain
+    from ..train import TrainConfig, evaluate, recipe, train
+
+    check_density_bits(density, 8)
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.shared:
+        raise FireforgeError(f"checkpoint {checkpoint} is compressed; DSD trains the float "
+                             f"checkpoint it came from")
+    dataset = checkpoint_data(ckpt, data)
+    base = recipe(ckpt.preset, seed=seed)
+    sparse_epochs = sparse_epochs or max(2, base.epochs // 4)
+    redense_epochs = redense_epochs or max(2, base.epochs // 4)
+    model = ckpt.model
+    start = time.perf_counter()
+
+    def accuracy():
+        return evaluate(model, dataset.x_test, dataset.y_test, ckpt.mean, ckpt.std)
+
+    acc_dense = accuracy()
+    log(f"DSD of {checkpoint} ({ckpt.preset}) on {dataset.name}: dense {acc_dense * 100:.2f}%; "
+        f"sparse phase at density {density}, {sparse_epochs} epochs")
+    masks = prune_and_retrain(model, dataset, ckpt.mean, ckpt.std, density, steps,
+                              max(1, sparse_epochs // steps), base, log=log)
+    acc_sparse = accuracy()
+    kept = density_of(masks)
+    log(f"sparse: {acc_sparse * 100:.2f}% at density {kept:.3f}; final dense phase, "
+        f"{redense_epochs} epochs at learning rate {base.lr / 10:g}")
+    metrics = train(model, dataset, ckpt.mean, ckpt.std, TrainConfig(
+        epochs=redense_epochs, batch_size=base.batch_size, lr=base.lr / 10, shift=base.shift,
+        seed=base.seed + 100, threads=base.threads), desc="re-dense")
+    info = {"density": kept, "sparse_epochs": sparse_epochs, "redense_epochs": redense_epochs,
+            "source": str(checkpoint)}
+    path = save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
+                                      ckpt.std, {"dsd": info}), out)
+    result = DsdResult(
+        preset=ckpt.preset, data=dataset.name, accuracy_dense=acc_dense,
+        accuracy_sparse=acc_sparse, accuracy_redense=metrics["test_accuracy"], density=kept,
+        sparse_epochs=sparse_epochs, redense_epochs=redense_epochs,
+        seconds=round(time.perf_counter() - start, 1), checkpoint=str(path))
+    write_json(path / "metrics.json", result.to_dict())
+    log(f"accuracy {acc_dense * 100:.2f}% dense -> {acc_sparse * 100:.2f}% sparse -> "
+        f"{result.accuracy_redense * 100:.2f}% dense again; checkpoint in {path}")
     return result
 
 

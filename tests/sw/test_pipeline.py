@@ -76,3 +76,22 @@ def test_issue_targets(tmp_path, preset, data, floor):
     compile_program(tmp_path / "c", tmp_path / "p")
     gold = golden(tmp_path / "p")
     assert gold.accuracy >= trained.test_accuracy - 0.01
+
+
+def test_dsd_prunes_then_regrows_every_weight(quick_tiny_program, tmp_path):
+    """Dense-Sparse-Dense: the sparse phase holds the masks, the final dense phase trains the
+    pruned weights again from zero, and the result is an ordinary float checkpoint."""
+    import torch
+    from fireforge.sw.checkpoint import load_checkpoint
+    from fireforge.sw.commands.compress import dsd
+
+    result = dsd(quick_tiny_program.parent / "f", tmp_path / "d", density=0.4,
+                 sparse_epochs=1, redense_epochs=1)
+    assert result.density == pytest.approx(0.4, abs=0.01)
+    assert {"accuracy_dense", "accuracy_sparse", "accuracy_redense"} <= set(result.to_dict())
+    ckpt = load_checkpoint(tmp_path / "d")
+    assert ckpt.shared is None and ckpt.extra["dsd"]["density"] == result.density
+    weights = torch.cat([m.weight.detach().flatten() for _, m in ckpt.model.convs()])
+    assert (weights != 0).float().mean() > 0.9  # the pruned weights trained again
+    with pytest.raises(FireforgeError, match="is compressed; DSD trains the float"):
+        dsd(quick_tiny_program.parent / "c", tmp_path / "x")
