@@ -41,7 +41,8 @@ def ray_session(address: str | None = None):
     finally:
         if threading.current_thread() is threading.main_thread():
             for s, handler in handlers.items():
-                signal.signal(s, handler)
+                if handler is not None:  # (None: a handler not set from Python)
+                    signal.signal(s, handler)
     try:
         yield ray
     finally:
