@@ -429,6 +429,21 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
     return images, layers
 
 
+def check_out(out: str | Path) -> None:
+    """``out`` may take a program: it is new, empty, or an earlier program (which the compile
+    replaces whole); never a folder of other files, a file, or the current folder."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FireforgeError(f"--out {out} is a file; give a folder for the program")
+    if out.resolve() == Path.cwd().resolve():
+        raise FireforgeError(f"--out {out} is the current folder; give a folder of its own")
+    if any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise FireforgeError(f"--out {out} holds other files and no program; a compile "
+                             f"replaces its --out whole: give a new or empty folder")
+
+
 def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], np.ndarray],
                        out: str | Path, budget: Budget | None = None,
                        group: int = DEFAULT_GROUP,
@@ -447,6 +462,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         raise FireforgeError("group (output channels per weight word) must be 1..256")
     if lanes < 1 or lanes > ALIGN or lanes & (lanes - 1):
         raise FireforgeError(f"lanes={lanes}: a power of two up to {ALIGN}")
+    check_out(out)
     model = ckpt.model.eval()
     nodes, tensors = lower(model)
     num_classes = ckpt.config.num_classes
@@ -514,8 +530,6 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
     assert use == estimate, (use, estimate)
     fit = fit_report(use, budget, ckpt.config, bits, group, sparse, lanes, index_bits)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FireforgeError(f"--out {out} is a file; give a directory for the program")
     # The program is written beside ``out`` and moved into place whole, so an interrupted
     # compile leaves the previous program (or nothing), never a mix.
     stage = out.parent / f".{out.name}.partial"

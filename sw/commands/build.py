@@ -53,6 +53,8 @@ def default_program(board: str, runs: str | Path = "runs", *, log: Log = quiet):
     default configuration under ``runs``; steps whose output exists are reused. A
     configuration without a codebook decoder (the iCE40 UltraPlus: logic is what it lacks)
     gets the trained network uncompressed, int8."""
+    import shutil
+
     from ...boards.boards import board_spec
     from ...hw.config import config_by_name
     from ...hw.program import load_program
@@ -74,7 +76,7 @@ def default_program(board: str, runs: str | Path = "runs", *, log: Log = quiet):
         m = load_program(program).manifest
         if (m.group, m.lanes) != (accel.columns, accel.rows):
             log(f"{program} was compiled for another array shape: compiling it again")
-            manifest.unlink()
+            shutil.rmtree(program)
     steps = [(base / "metrics.json", f"train {spec.default_preset} on {spec.default_data}",
               lambda: train(spec.default_preset, spec.default_data, base, log=log))]
     if not int8:

@@ -229,3 +229,25 @@ def test_a_concatenation_the_lanes_cannot_write_is_refused_before_calibration(tm
     with pytest.raises(FireforgeError, match="must start on a multiple of 8 channels"):
         compile_checkpoint(ckpt, calibration, tmp_path / "p", lanes=8)
     assert not (tmp_path / "p").exists()
+
+
+def test_out_is_never_a_folder_of_other_files(tmp_path):
+    """A compile replaces its --out whole, so it refuses a folder that holds anything but an
+    earlier program, before any work, and leaves it as it was."""
+    ckpt = random_checkpoint(SMALL, 1, None)
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    with pytest.raises(FireforgeError, match="holds other files and no program"):
+        compile_checkpoint(ckpt, lambda: None, other)
+    assert (other / "notes.txt").read_text() == "keep me"
+    (tmp_path / "f").write_text("")
+    with pytest.raises(FireforgeError, match="is a file"):
+        compile_checkpoint(ckpt, lambda: None, tmp_path / "f")
+    # an earlier program is replaced whole
+    x = np.zeros((2, 1, 16, 16), np.uint8)
+    compile_checkpoint(ckpt, x, tmp_path / "p")
+    (tmp_path / "p" / "stale.bin").write_bytes(b"old")
+    compile_checkpoint(ckpt, x, tmp_path / "p")
+    assert not (tmp_path / "p" / "stale.bin").exists()
+    assert (tmp_path / "p" / "manifest.json").is_file()
