@@ -13,7 +13,7 @@ weight of the compressed checkpoint.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -116,8 +116,7 @@ def prune_and_retrain(model: SqueezeNet, data: Dataset, mean, std, target: float
         masks = magnitude_masks(model, densities)
         apply_masks(model, masks)
         pruned_acc = evaluate(model, data.x_test, data.y_test, mean, std)
-        cfg = TrainConfig(epochs=epochs_per_step, batch_size=base.batch_size, lr=base.lr / 2,
-                          shift=base.shift, seed=base.seed + step, threads=base.threads)
+        cfg = replace(base, epochs=epochs_per_step, lr=base.lr / 2, seed=base.seed + step)
         metrics = train(model, data, mean, std, cfg, progress=progress,
                         step_hook=lambda m, masks=masks: apply_masks(m, masks),
                         desc=f"prune {step}/{steps}")

@@ -1,14 +1,21 @@
-"""``fireforge compress`` (Deep Compression of a checkpoint) and ``fireforge sensitivity``
-(each layer pruned alone, the paper's per-layer analysis)."""
+"""``fireforge compress`` (Deep Compression of a checkpoint), ``fireforge dsd`` (Dense-Sparse-Dense
+training) and ``fireforge sensitivity`` (each layer pruned alone, the paper's per-layer
+analysis)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ...hw.errors import FireforgeError
 from . import Log, Result, quiet
+
+if TYPE_CHECKING:
+    from ..checkpoint import Checkpoint
+    from ..data import Dataset
+    from ..train import TrainConfig
 
 __all__ = ["CompressResult", "compress", "DsdResult", "dsd", "SensitivityResult", "sensitivity",
            "checkpoint_data"]
@@ -19,6 +26,39 @@ def checkpoint_data(ckpt, name: str | None):
     from ..data import load_dataset
 
     return load_dataset(name or ckpt.data, ckpt.config.input_size, ckpt.config.in_channels)
+
+
+@dataclass
+class _Retraining:
+    """A float checkpoint about to be retrained in place (compression, DSD): its data set and
+    its preset's recipe."""
+
+    ckpt: Checkpoint
+    dataset: Dataset
+    base: TrainConfig  #: the preset's recipe, with the seed asked for
+
+    def accuracy(self) -> float:
+        """Test accuracy of the model as it is now."""
+        from ..train import evaluate
+
+        d = self.dataset
+        return evaluate(self.ckpt.model, d.x_test, d.y_test, self.ckpt.mean, self.ckpt.std)
+
+    def epochs(self, given: int | None) -> int:
+        """``given``, or by default a quarter of the preset's recipe (at least 2)."""
+        return given or max(2, self.base.epochs // 4)
+
+
+def _retraining(checkpoint: str | Path, data: str | None, seed: int, refusal: str) -> _Retraining:
+    """Load a float ``checkpoint`` and its data set; a compressed one is refused with
+    ``refusal`` (what to do instead)."""
+    from ..checkpoint import load_checkpoint
+    from ..train import recipe
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt.shared:
+        raise FireforgeError(f"checkpoint {checkpoint} {refusal}")
+    return _Retraining(ckpt, checkpoint_data(ckpt, data), recipe(ckpt.preset, seed=seed))
 
 
 @dataclass
@@ -49,7 +89,7 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
     weights through ``bits``-bit k-means codebooks, fine-tune the codebooks, and write the
     compressed checkpoint and ``metrics.json`` to ``out``. Retraining epochs default to a
     quarter of the preset's recipe."""
-    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_json
+    from ..checkpoint import Checkpoint, save_checkpoint, write_json
     from ..compress import (
         check_density_bits,
         density_of,
@@ -58,23 +98,15 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
         share_weights,
     )
     from ..huffman import format_size_table, size_report, totals
-    from ..train import TrainConfig, evaluate, recipe
 
     check_density_bits(density, bits)
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt.shared:
-        raise FireforgeError(f"checkpoint {checkpoint} is already compressed; compress the "
-                             f"float checkpoint it came from")
-    dataset = checkpoint_data(ckpt, data)
-    base = recipe(ckpt.preset, seed=seed)
-    per_step = epochs_per_step or max(2, base.epochs // 4)
-    ft_epochs = finetune_epochs or max(2, base.epochs // 4)
+    run = _retraining(checkpoint, data, seed, "is already compressed; compress the float "
+                      "checkpoint it came from")
+    ckpt, dataset, base, accuracy = run.ckpt, run.dataset, run.base, run.accuracy
+    per_step = run.epochs(epochs_per_step)
+    ft_epochs = run.epochs(finetune_epochs)
     model = ckpt.model
     start = time.perf_counter()
-
-    def accuracy():
-        return evaluate(model, dataset.x_test, dataset.y_test, ckpt.mean, ckpt.std)
-
     acc_before = accuracy()
     log(f"compressing {checkpoint} ({ckpt.preset}) on {dataset.name}: float accuracy "
         f"{acc_before * 100:.2f}%; target density {density}, {bits}-bit codebooks")
@@ -84,9 +116,8 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
     shared = share_weights(model, bits)
     acc_shared = accuracy()
     log(f"weight sharing ({bits} bits): {acc_shared * 100:.2f}% before fine-tuning")
-    ft = finetune_codebooks(model, shared, dataset, ckpt.mean, ckpt.std, TrainConfig(
-        epochs=ft_epochs, batch_size=base.batch_size, lr=base.lr / 4, shift=base.shift,
-        seed=base.seed, threads=base.threads))
+    ft = finetune_codebooks(model, shared, dataset, ckpt.mean, ckpt.std,
+                            replace(base, epochs=ft_epochs, lr=base.lr / 4))
     rows = size_report({n: (s.indices, s.bits, s.scale.size) for n, s in shared.items()})
     tot = totals(rows)
     log(format_size_table(rows))
@@ -133,25 +164,18 @@ def dsd(checkpoint: str | Path, out: str | Path, *, density: float = 0.5,
     tenth of the learning rate (the final dense phase). Writes a dense float checkpoint (to
     compress and compile like any other) and ``metrics.json`` to ``out``. Epochs default to a
     quarter of the preset's recipe each."""
-    from ..checkpoint import Checkpoint, load_checkpoint, save_checkpoint, write_json
+    from ..checkpoint import Checkpoint, save_checkpoint, write_json
     from ..compress import check_density_bits, density_of, prune_and_retrain
-    from ..train import TrainConfig, evaluate, recipe, train
+    from ..train import train
 
     check_density_bits(density, 8)
-    ckpt = load_checkpoint(checkpoint)
-    if ckpt.shared:
-        raise FireforgeError(f"checkpoint {checkpoint} is compressed; DSD trains the float "
-                             f"checkpoint it came from")
-    dataset = checkpoint_data(ckpt, data)
-    base = recipe(ckpt.preset, seed=seed)
-    sparse_epochs = sparse_epochs or max(2, base.epochs // 4)
-    redense_epochs = redense_epochs or max(2, base.epochs // 4)
+    run = _retraining(checkpoint, data, seed, "is compressed; DSD trains the float checkpoint "
+                      "it came from")
+    ckpt, dataset, base, accuracy = run.ckpt, run.dataset, run.base, run.accuracy
+    sparse_epochs = run.epochs(sparse_epochs)
+    redense_epochs = run.epochs(redense_epochs)
     model = ckpt.model
     start = time.perf_counter()
-
-    def accuracy():
-        return evaluate(model, dataset.x_test, dataset.y_test, ckpt.mean, ckpt.std)
-
     acc_dense = accuracy()
     log(f"DSD of {checkpoint} ({ckpt.preset}) on {dataset.name}: dense {acc_dense * 100:.2f}%; "
         f"sparse phase at density {density}, {sparse_epochs} epochs")
@@ -161,9 +185,9 @@ def dsd(checkpoint: str | Path, out: str | Path, *, density: float = 0.5,
     kept = density_of(masks)
     log(f"sparse: {acc_sparse * 100:.2f}% at density {kept:.3f}; final dense phase, "
         f"{redense_epochs} epochs at learning rate {base.lr / 10:g}")
-    metrics = train(model, dataset, ckpt.mean, ckpt.std, TrainConfig(
-        epochs=redense_epochs, batch_size=base.batch_size, lr=base.lr / 10, shift=base.shift,
-        seed=base.seed + 100, threads=base.threads), desc="re-dense")
+    metrics = train(model, dataset, ckpt.mean, ckpt.std,
+                    replace(base, epochs=redense_epochs, lr=base.lr / 10, seed=base.seed + 100),
+                    desc="re-dense")
     info = {"density": kept, "sparse_epochs": sparse_epochs, "redense_epochs": redense_epochs,
             "source": str(checkpoint)}
     path = save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
