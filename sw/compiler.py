@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -229,8 +229,7 @@ def _estimate(config, bits: int, group: int, lanes: int = 1) -> int:
         model = SqueezeNet(config)
     nodes, tensors = lower(model)
     unfold = _stem_unfold(nodes, tensors, lanes)
-    if unfold:
-        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), None)}
+    tensors = _as_written(tensors, unfold)
     plan = plan_memory(nodes, tensors, lanes=lanes)
     convs = [n.name for n in nodes if n.op is Op.CONV]
     return estimate_footprint(nodes, tensors, plan, group, lanes, unfold, config.num_classes,
@@ -327,6 +326,13 @@ def _stem_unfold(nodes: list[Node], tensors: dict[str, Tensor], lanes: int) -> d
     k = stem.kernel
     return {"kernel": k, "stride": stem.stride, "pad": stem.pad,
             "shape": [k * k * c, *stem.out_shape[1:]]}
+
+
+def _as_written(tensors: dict[str, Tensor], unfold: dict | None) -> dict[str, Tensor]:
+    """``tensors`` with the input as the host writes it: unfolded where ``unfold`` says so."""
+    if not unfold:
+        return tensors
+    return {**tensors, INPUT: replace(tensors[INPUT], shape=tuple(unfold["shape"]))}
 
 
 @dataclass
@@ -469,7 +475,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
     # Everything that decides the fit follows from the shapes and the shared codebooks: check
     # it before calibration (the heavy step), and write nothing when it does not fit.
     unfold = _stem_unfold(nodes, tensors, lanes)
-    shaped = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), None)} if unfold else tensors
+    shaped = _as_written(tensors, unfold)
     convs = [n.name for n in nodes if n.op is Op.CONV]
     index_bits = tuple(b for b in SUPPORTED_INDEX_BITS if target is None or b == WEIGHT_BITS
                        or b <= target.codebook_bits)
@@ -485,14 +491,14 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         sparse = sum((len(relative_index_streams(shared[name].indices.astype(np.int64))[0])
                       * (shared[name].bits + 4) + 7) // 8 for name in convs)
 
-    def check_fit(plan: MemoryPlan) -> dict[str, int]:
+    def check_fit(plan: MemoryPlan) -> tuple[dict[str, int], dict]:
         estimate = estimate_footprint(nodes, shaped, plan, group, lanes, unfold, num_classes,
                                       codebooks, layer_bits)
         fit = fit_report(estimate, budget, ckpt.config, bits, group, sparse, lanes,
                          index_bits)
         if fit.get("fits") is False:
             raise FireforgeError(fit_message(fit) + "; nothing written")
-        return estimate
+        return estimate, fit
 
     try:
         plan = plan_memory(nodes, shaped, banks=banks, bank_bytes=bank_bytes, lanes=lanes)
@@ -500,7 +506,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         if budget is not None:  # the budget's verdict says more: what would fit
             check_fit(plan_memory(nodes, shaped, lanes=lanes))
         raise
-    estimate = check_fit(plan)
+    estimate, fit = check_fit(plan)
     for n in nodes:
         if not OPS[n.op].to_result and n.out_offset % lanes:
             raise FireforgeError(
@@ -520,15 +526,15 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         calibration = calibration()
     calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
     net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared or None)
-    if unfold:  # the input tensor as the host writes it, and the padding it uses
-        tensors = {**tensors, INPUT: Tensor(INPUT, tuple(unfold["shape"]), tensors[INPUT].scale)}
+    tensors = _as_written(tensors, unfold)  # (with the input's calibrated scale)
+    if unfold:  # and the padding the host's windows use
         unfold = {"kernel": unfold["kernel"], "stride": unfold["stride"], "pad": unfold["pad"],
                   "pad_value": int(net.nodes[0].pad_value), "shape": unfold["shape"]}
     images, layers = _pack(net, plan, group, lanes, tensors, unfold)
+    # the estimate is exact (a test holds it to that), so the fit report made from it before
+    # calibration states what was packed
     use = footprint(images, plan.used, num_classes)
-    # the estimate is exact (a test holds it to that); the fit report states what was packed
     assert use == estimate, (use, estimate)
-    fit = fit_report(use, budget, ckpt.config, bits, group, sparse, lanes, index_bits)
     out = Path(out)
     # The program is written beside ``out`` and moved into place whole, so an interrupted
     # compile leaves the previous program (or nothing), never a mix.
