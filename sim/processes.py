@@ -26,8 +26,8 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 
-__all__ = ["Terminated", "supervised", "run_supervised", "descendants", "stop_descendants",
-           "die_with_parent"]
+__all__ = ["Terminated", "supervised", "run_supervised", "alive", "descendants",
+           "stop_descendants", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 _PR_SET_CHILD_SUBREAPER = 36
@@ -53,6 +53,24 @@ def _prctl(option: int, value: int) -> bool:
         return False
 
 
+def _live_parent(pid: int) -> int | None:
+    """The parent of process ``pid``, or None when it is gone or a zombie (dead, only waiting
+    to be reaped), from ``/proc/PID/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    # the command name (2nd field) is in parentheses and may hold spaces
+    state, parent = stat[stat.rindex(")") + 2:].split()[:2]
+    return None if state == "Z" else int(parent)
+
+
+def alive(pid: int) -> bool:
+    """Process ``pid`` runs (exists and is not a zombie)."""
+    return _live_parent(pid) is not None
+
+
 def descendants(pid: int | None = None) -> list[int]:
     """Every live process below ``pid`` (default: this one), children first, from ``/proc``
     (empty where there is no ``/proc``)."""
@@ -63,18 +81,8 @@ def descendants(pid: int | None = None) -> list[int]:
     except OSError:
         return []
     for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:  # gone meanwhile
-            continue
-        # the command name (2nd field) is in parentheses and may hold spaces
-        fields = stat[stat.rindex(")") + 2:].split()
-        if fields[0] == "Z":  # a zombie: already dead, only waiting to be reaped
-            continue
-        children.setdefault(int(fields[1]), []).append(int(entry))
+        if entry.isdigit() and (parent := _live_parent(int(entry))) is not None:
+            children.setdefault(parent, []).append(int(entry))
     out, todo = [], [root]
     while todo:
         for child in children.get(todo.pop(), []):

@@ -10,15 +10,7 @@ import sys
 import time
 
 import pytest
-from fireforge.sim.processes import descendants
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+from fireforge.sim.processes import alive, descendants
 
 
 def _start(args, tmp_path, until):
@@ -54,9 +46,9 @@ def _stop_and_check(proc, sig, tmp_path):
     proc.send_signal(sig)
     rc = proc.wait(timeout=30)
     deadline = time.monotonic() + 10
-    while any(map(_alive, children)) and time.monotonic() < deadline:
+    while any(map(alive, children)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    left = [pid for pid in children if _alive(pid)]
+    left = [pid for pid in children if alive(pid)]
     for pid in left:
         os.kill(pid, signal.SIGKILL)
     assert not left, f"left running after {sig.name}: {left}"
