@@ -426,14 +426,18 @@ LAYOUTS = {
 }
 
 
-def _leaves(layout: data.StructLayout, prefix: str = "", base: int = 0):
-    """(name, bit offset, bit width, type name) of every field, nested layouts by reference."""
+def _layout_name(layout) -> str | None:
+    """The name :data:`LAYOUTS` gives ``layout`` (None for a shape that is not one of them)."""
+    return next((name for name, known in LAYOUTS.items() if known is layout), None)
+
+
+def _fields(layout: data.StructLayout):
+    """(name, bit offset, bit width, type name) of every field, nested layouts by name."""
     for name, field in layout:
         shape = field.shape
-        known = next((n for n, lay in LAYOUTS.items() if lay is shape), None)
-        kind = (known or getattr(shape, "__name__", None)
+        kind = (_layout_name(shape) or getattr(shape, "__name__", None)
                 or ("float32" if name == "logit_scale" else f"u{field.width}"))
-        yield prefix + name, base + field.offset, field.width, kind
+        yield name, field.offset, field.width, kind
 
 
 def reference_tables() -> str:
@@ -450,9 +454,8 @@ def reference_tables() -> str:
                    f"| `{name}` | {value} |")
     out += ["", "| command | code | arguments | request data | OK reply body |",
             "|---|---|---|---|---|"]
-    names = {id(lay): n for n, lay in LAYOUTS.items()}
     for cmd in Cmd:
-        args = f"`{names[id(ARGUMENTS[cmd])]}`" if cmd in ARGUMENTS else "none"
+        args = f"`{_layout_name(ARGUMENTS[cmd])}`" if cmd in ARGUMENTS else "none"
         layout, rest = REPLY_BODY.get(cmd, (None, ""))
         body = " + ".join(part for part in (f"`{layout}`" if layout else "", rest) if part)
         out.append(f"| `{cmd.name}` | {cmd.value:#04x} | {args} | "
@@ -464,7 +467,7 @@ def reference_tables() -> str:
     for name, layout in LAYOUTS.items():
         out += ["", f"`{name}`: {layout.size // 8} byte{'s' if layout.size > 8 else ''}", "",
                 "| byte | bits | field | type |", "|---|---|---|---|"]
-        for field, offset, width, kind in _leaves(layout):
+        for field, offset, width, kind in _fields(layout):
             first, last = offset // 8, (offset + width - 1) // 8
             if offset % 8 == 0 and width % 8 == 0:
                 where, bits = (f"{first}" if first == last else f"{first}-{last}"), "all"
