@@ -29,7 +29,7 @@ from .family import YOSYS, Family
 from .fit import board_config, fit_board, require_fit
 from .timing import analyze_sdf, format_timing
 
-__all__ = ["BoardTop", "build_board", "tool_env", "BAUD", "flash"]
+__all__ = ["BoardTop", "build_board", "tool_env", "BAUD", "flash", "measured_fmax"]
 
 BAUD = 115200
 #: yosys, after reading the design: the MAC array's register copies of its shared inputs
@@ -189,6 +189,41 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
             f"--target-mhz {int(fmax) if fmax else 'LOWER'} (see {out_dir}/top.tim for the "
             f"critical path)")
     return report
+
+
+#: the committed record of board builds (in a source checkout)
+HISTORY = Path(__file__).resolve().parents[1] / "bench" / "history" / "builds.json"
+
+
+def measured_fmax(spec: BoardSpec, config: str | None = None,
+                  build_root: str | Path = "build") -> tuple[float, str]:
+    """``spec``'s clock for throughput figures with the accelerator configuration ``config``
+    (by name; ``None``: any), and where it comes from: the routed Fmax of the last
+    ``fireforge build`` in ``build_root/BOARD`` (the user's own), else the newest row of the
+    committed build history, else the board's clock target."""
+    from ..hw.config import config_by_name
+
+    shape = None
+    if config:
+        c = config_by_name(config)
+        shape = {"columns": c.columns, "rows": c.rows}
+    report = Path(build_root) / spec.name / "report.json"
+    try:
+        r = json.loads(report.read_text())
+        same = shape is None or {k: r["config"][k] for k in shape} == shape
+        if r.get("fmax_mhz") and r.get("bitstream") and same:  # (routed, not an estimate)
+            return float(r["fmax_mhz"]), f"{report} (seed {r.get('seed')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        rows = [row for row in json.loads(HISTORY.read_text())["builds"]
+                if row["board"] == spec.name and row.get("fmax_mhz")
+                and (config is None or str(row.get("program", "")).endswith(f", {config}"))]
+        if rows:
+            return float(rows[-1]["fmax_mhz"]), f"build history ({rows[-1].get('commit')})"
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return float(spec.target_mhz), "the clock target (no build measured)"
 
 
 #: how each programmer is called (the bitstream path is appended)

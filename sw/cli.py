@@ -134,6 +134,15 @@ def _setup_dsd(p):
                    help="default: a quarter of the preset's recipe")
 
 
+def _setup_explore(p):
+    p.add_argument("space", metavar="SPACE.toml", help="the design space (see docs/explore.md)")
+    p.add_argument("--out", required=True, metavar="DIR",
+                   help="where the trials and results go; an earlier sweep's folder resumes it")
+    p.add_argument("--ray-address", metavar="HOST:PORT",
+                   help="run the trials on this Ray cluster (default: a local Ray on this "
+                        "machine's cores)")
+
+
 def _setup_compile(p):
     p.add_argument("--checkpoint", required=True, metavar="DIR")
     p.add_argument("--out", required=True, metavar="DIR")
@@ -285,6 +294,11 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
             lambda a, log: _c("compress").dsd(
                 a.checkpoint, a.out, density=a.density, data=a.data,
                 sparse_epochs=a.sparse_epochs, redense_epochs=a.redense_epochs, log=log)),
+    "explore": ("design-space exploration: train, compress, compile and measure each network "
+                "of a space on boards (Ray tasks); table, Pareto fronts, plots",
+                _setup_explore,
+                lambda a, log: _c("explore").explore(a.space, a.out, ray_address=a.ray_address,
+                                                     log=log)),
     "compile": ("lower a checkpoint to the accelerator's Program and memory images",
                 _setup_compile,
                 lambda a, log: _c("compile").compile_program(

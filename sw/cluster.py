@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 from ..hw.errors import FireforgeError
 
-__all__ = ["ray_session", "run_tasks"]
+__all__ = ["ray_session", "run_tasks", "TaskPool"]
 
 
 @contextmanager
@@ -55,22 +55,46 @@ def _node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
-def run_tasks(ray, fn: Callable, args: list[tuple], cpus: float = 1
-              ) -> Iterator[tuple[int, object, str]]:
-    """``fn(*a)`` for each ``a`` in ``args`` as Ray tasks of ``cpus`` CPUs each; yields
-    ``(index, result, node id)`` in the order they finish."""
-    task = ray.remote(num_cpus=cpus)(lambda *a: (fn(*a), _node_id()))
-    pending = {task.remote(*a): i for i, a in enumerate(args)}
-    while pending:
-        [done], _ = ray.wait(list(pending), num_returns=1)
-        index = pending.pop(done)
+class TaskPool:
+    """Tasks of one function submitted as they are chosen (a sampler that learns from
+    finished trials chooses the next), each tagged; :meth:`next` waits for the first to
+    finish. A task's :class:`FireforgeError` comes back as itself and cancels the rest."""
+
+    def __init__(self, ray, fn: Callable, cpus: float = 1):
+        self._ray = ray
+        self._task = ray.remote(num_cpus=cpus)(lambda *a: (fn(*a), _node_id()))
+        self._pending: dict = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def submit(self, tag, *args) -> None:
+        self._pending[self._task.remote(*args)] = tag
+
+    def next(self) -> tuple[object, object, str]:
+        """``(tag, result, node id)`` of the first task to finish."""
+        ray = self._ray
+        [done], _ = ray.wait(list(self._pending), num_returns=1)
+        tag = self._pending.pop(done)
         try:
             result, node = ray.get(done)
         except ray.exceptions.RayTaskError as e:
-            for ref in pending:
+            for ref in self._pending:
                 ray.cancel(ref, force=True)
+            self._pending.clear()
             cause = getattr(e, "cause", None)
             if isinstance(cause, FireforgeError):
                 raise FireforgeError(str(cause)) from None
             raise
-        yield index, result, node
+        return tag, result, node
+
+
+def run_tasks(ray, fn: Callable, args: list[tuple], cpus: float = 1
+              ) -> Iterator[tuple[int, object, str]]:
+    """``fn(*a)`` for each ``a`` in ``args`` as Ray tasks of ``cpus`` CPUs each; yields
+    ``(index, result, node id)`` in the order they finish."""
+    pool = TaskPool(ray, fn, cpus)
+    for i, a in enumerate(args):
+        pool.submit(i, *a)
+    while pool:
+        yield pool.next()

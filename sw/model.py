@@ -35,6 +35,7 @@ __all__ = [
     "Fire",
     "SqueezeNet",
     "metaparameters",
+    "metaparameters_of",
     "create_model",
     "list_models",
     "preset_config",
@@ -210,6 +211,21 @@ def metaparameters(base_e: int = 128, incr_e: int = 128, pct_3x3: float = 0.5, f
                                  f"expand filters in 3x3: both expands need at least one")
         fires.append(FireSpec(max(s, 1), e - e3, e3))
     return tuple(fires)
+
+
+def metaparameters_of(fires: Sequence[FireSpec]) -> dict | None:
+    """The :func:`metaparameters` that give exactly ``fires`` (``base_e``, ``incr_e``,
+    ``pct_3x3``, ``freq``, ``sr``, ``num_fires``), or ``None`` when no choice of them does."""
+    first = fires[0]
+    base_e = first.out_channels
+    freq = next((i for i, f in enumerate(fires) if f.out_channels != base_e), len(fires))
+    incr_e = fires[freq].out_channels - base_e if freq < len(fires) else 0
+    found = dict(base_e=base_e, incr_e=incr_e, pct_3x3=first.expand3x3 / base_e, freq=freq,
+                 sr=first.squeeze / base_e, num_fires=len(fires))
+    try:
+        return found if metaparameters(**found) == tuple(fires) else None
+    except FireforgeError:
+        return None
 
 
 def _scaled(fires: Sequence[FireSpec], width: float) -> tuple[FireSpec, ...]:

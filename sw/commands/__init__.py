@@ -13,6 +13,7 @@ command         function                                     result
 ``train``       :func:`.train.train`                         :class:`.train.TrainResult`
 ``compress``    :func:`.compress.compress`                   :class:`.compress.CompressResult`
 ``sensitivity`` :func:`.compress.sensitivity`                :class:`.compress.SensitivityResult`
+``explore``     :func:`.explore.explore`                     :class:`.explore.ExploreResult`
 ``compile``     :func:`.compile.compile_program`             :class:`.compile.CompileResult`
 ``golden``      :func:`.golden.golden`                       :class:`.golden.GoldenReport`
 ``sim``         :func:`.sim.simulate`                        :class:`.sim.SimReport`

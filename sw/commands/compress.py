@@ -49,16 +49,19 @@ class _Retraining:
         return given or max(2, self.base.epochs // 4)
 
 
-def _retraining(checkpoint: str | Path, data: str | None, seed: int, refusal: str) -> _Retraining:
+def _retraining(checkpoint: str | Path, data: str | None, seed: int, refusal: str,
+                lr: float | None = None) -> _Retraining:
     """Load a float ``checkpoint`` and its data set; a compressed one is refused with
-    ``refusal`` (what to do instead)."""
+    ``refusal`` (what to do instead). ``lr``: the peak learning rate the retraining rates
+    derive from (default: the preset's recipe)."""
     from ..checkpoint import load_checkpoint
     from ..train import recipe
 
     ckpt = load_checkpoint(checkpoint)
     if ckpt.shared:
         raise FireforgeError(f"checkpoint {checkpoint} {refusal}")
-    return _Retraining(ckpt, checkpoint_data(ckpt, data), recipe(ckpt.preset, seed=seed))
+    return _Retraining(ckpt, checkpoint_data(ckpt, data), recipe(ckpt.preset, seed=seed,
+                                                                  lr=lr))
 
 
 @dataclass
@@ -83,12 +86,13 @@ class CompressResult(Result):
 
 def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path, *,
              data: str | None = None, steps: int = 3, epochs_per_step: int | None = None,
-             finetune_epochs: int | None = None, seed: int = 0,
+             finetune_epochs: int | None = None, seed: int = 0, lr: float | None = None,
              log: Log = quiet) -> CompressResult:
     """Prune ``checkpoint`` to ``density`` in ``steps`` prune-and-retrain stages, share its
     weights through ``bits``-bit k-means codebooks, fine-tune the codebooks, and write the
     compressed checkpoint and ``metrics.json`` to ``out``. Retraining epochs default to a
-    quarter of the preset's recipe."""
+    quarter of the preset's recipe; ``lr``, the peak learning rate the retraining rates
+    derive from, is the recipe's unless given."""
     from ..checkpoint import Checkpoint, save_checkpoint, write_json
     from ..compress import (
         check_density_bits,
@@ -101,7 +105,7 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
 
     check_density_bits(density, bits)
     run = _retraining(checkpoint, data, seed, "is already compressed; compress the float "
-                      "checkpoint it came from")
+                      "checkpoint it came from", lr)
     ckpt, dataset, base, accuracy = run.ckpt, run.dataset, run.base, run.accuracy
     per_step = run.epochs(epochs_per_step)
     ft_epochs = run.epochs(finetune_epochs)

@@ -156,6 +156,22 @@ def test_compress_refusal_is_one_line(tmp_path, capsys):
     assert err == ["fireforge compress: error: --density must be in (0, 1], not 1.5"]
 
 
+def test_a_bad_explore_space_starts_nothing_and_writes_nothing(tmp_path, capsys):
+    space = tmp_path / "s.toml"
+    space.write_text('[sweep]\npreset = "squeezenet_tiny"\ndata = "digits"\n'
+                     '[network]\nsr = []\n[hardware]\nboards = ["icebreaker"]\n')
+    out = tmp_path / "sweep"
+    assert main(["explore", str(space), "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("fireforge explore: error:") and "empty range" in err
+    assert "\n" not in err and not out.exists()
+    space.write_text("[sweep\n")
+    assert main(["explore", str(space), "--out", str(out)]) == 1
+    assert "not valid TOML" in capsys.readouterr().err
+    assert main(["explore", str(tmp_path / "none.toml"), "--out", str(out)]) == 1
+    assert "does not exist" in capsys.readouterr().err and not out.exists()
+
+
 def _calls_main(path: Path) -> list[int]:
     tree = ast.parse(path.read_text())
     return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and (
