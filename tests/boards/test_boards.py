@@ -213,3 +213,24 @@ def test_default_program_steps(tmp_path, monkeypatch, board, compressed):
     source = calls[-1][1][0]
     assert str(source).endswith("-d0.4-b4") == compressed
     assert program.name.endswith("-int8-program") != compressed
+
+
+def test_the_measured_fmax_is_the_users_build_then_the_history_then_the_target(tmp_path):
+    import json
+
+    from fireforge.boards.boards import board_spec
+    from fireforge.boards.build import measured_fmax
+
+    spec = board_spec("ulx3s-85f")
+    report = tmp_path / "ulx3s-85f" / "report.json"
+    report.parent.mkdir()
+    report.write_text(json.dumps({"fmax_mhz": 101.5, "bitstream": "top.bit", "seed": 3,
+                                  "config": {"columns": 8, "rows": 8}}))
+    assert measured_fmax(spec, "ecp5", tmp_path) == (101.5, f"{report} (seed 3)")
+    # a build of another array shape, or a placement estimate, is not this one's Fmax
+    mhz, source = measured_fmax(spec, "small", tmp_path)
+    assert mhz != 101.5 and "build history" not in source and mhz == spec.target_mhz
+    report.write_text(json.dumps({"fmax_mhz": 101.5, "bitstream": None,
+                                  "config": {"columns": 8, "rows": 8}}))
+    mhz, source = measured_fmax(spec, "ecp5", tmp_path)
+    assert source.startswith("build history") and mhz != 101.5
