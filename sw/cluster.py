@@ -34,7 +34,9 @@ def ray_session(address: str | None = None):
         if address:
             ray.init(address=address, **kwargs)
         else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+            # ("local": a new instance even where `ray start` runs a cluster on this machine,
+            # which a bare ray.init would join)
+            ray.init(address="local", num_cpus=os.cpu_count(), **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as e:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise FireforgeError(f"cannot start or join {where}: {str(e).splitlines()[0]}") from None

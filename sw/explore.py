@@ -184,14 +184,6 @@ def explore(space: Space, out: str | Path, *, address: str | None = None,
     if done:
         log(f"{len(done)} trial(s) of this space already finished in {out}: not run again")
 
-    def finished(record: dict, node: str | None) -> None:
-        if node:
-            record["node"] = node
-            _write_atomically(out / "trials" / record["id"] / TRIAL_FILE,
-                              json.dumps(record, indent=1) + "\n")
-        done[record["id"]] = record
-        write_results(space, out, list(done.values()))
-
     todo_grid = [i for i in grid if i not in done]
     wanted = len(grid) if space.sampler == "grid" else min(space.trials, len(grid))
     if len(done) >= wanted or not todo_grid:
@@ -210,7 +202,12 @@ def explore(space: Space, out: str | Path, *, address: str | None = None,
             pool.submit(trial_id, space, grid[trial_id], str(out / "trials" / trial_id))
 
         def report(record: dict, node: str) -> None:
-            finished(record, node)
+            # (the trial wrote its record where it ran; the node is known here)
+            record["node"] = node
+            _write_atomically(out / "trials" / record["id"] / TRIAL_FILE,
+                              json.dumps(record, indent=1) + "\n")
+            done[record["id"]] = record
+            write_results(space, out, list(done.values()))
             count = sum(1 for i in done if i in grid)
             log(f"[{count}/{wanted}] {_describe(space, record)} ({record['seconds']:.0f} s, "
                 f"node {node[:8]}, {time.perf_counter() - started:.0f} s into the sweep)")
