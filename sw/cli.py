@@ -101,6 +101,8 @@ def _setup_train(p):
 
 
 def _setup_compress(p):
+    from .commands.compress import PRUNE_BY
+
     p.add_argument("--checkpoint", required=True, metavar="DIR")
     p.add_argument("--density", type=float, required=True,
                    help="fraction of weights kept, e.g. 0.33")
@@ -114,6 +116,9 @@ def _setup_compress(p):
     p.add_argument("--finetune-epochs", type=_positive_int,
                    help="codebook fine-tuning epochs (default: a quarter of the recipe)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--prune-by", choices=PRUNE_BY, default="roles",
+                   help="how the layers share the density: by role (3x3 expands hardest; "
+                        "default) or by each layer's pruning sensitivity (paper section 7.1)")
 
 
 def _setup_sensitivity(p):
@@ -284,7 +289,7 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                  lambda a, log: _c("compress").compress(
                      a.checkpoint, a.density, a.bits, a.out, data=a.data, steps=a.steps,
                      epochs_per_step=a.epochs_per_step, finetune_epochs=a.finetune_epochs,
-                     seed=a.seed, log=log)),
+                     seed=a.seed, prune_by=a.prune_by, log=log)),
     "sensitivity": ("prune each layer alone to several densities and plot the accuracy",
                     _setup_sensitivity,
                     lambda a, log: _c("compress").sensitivity(a.checkpoint, a.out, data=a.data,

@@ -28,6 +28,7 @@ from .train import TrainConfig, evaluate, train
 __all__ = [
     "SharedLayer",
     "layer_densities",
+    "sensitivity_factors",
     "magnitude_masks",
     "apply_masks",
     "prune_and_retrain",
@@ -51,22 +52,48 @@ def _role(name: str, model: SqueezeNet) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def layer_densities(model: SqueezeNet, target: float) -> dict[str, float]:
-    """Per-convolution densities whose weighted mean is ``target`` (up to rounding)."""
+#: how much accuracy a layer pruned alone may lose at the density it is given a share of
+SENSITIVITY_TOLERANCE = 0.01
+
+
+def sensitivity_factors(model: SqueezeNet, result: dict,
+                        tolerance: float = SENSITIVITY_TOLERANCE) -> dict[str, float | None]:
+    """Relative densities from a :func:`sensitivity` ``result`` (section 7.1 of the paper):
+    each convolution's factor is the lowest density at which, pruned alone, it stays within
+    ``tolerance`` of the dense accuracy (1.0 where none does), so a sensitive layer keeps more
+    of its weights; the stem stays dense."""
+    base = result["baseline_accuracy"]
+    factors = {}
+    for name, _ in model.convs():
+        if _ROLE_FACTOR[_role(name, model)] is None:
+            factors[name] = None
+            continue
+        row = result["layers"][name]["accuracy"]
+        safe = [d for d in result["densities"] if row[str(d)] >= base - tolerance]
+        factors[name] = min(safe, default=1.0)
+    return factors
+
+
+def layer_densities(model: SqueezeNet, target: float,
+                    factors: dict[str, float | None] | None = None) -> dict[str, float]:
+    """Per-convolution densities whose weighted mean is ``target`` (up to rounding), each
+    proportional to its layer's factor (default: by role, :data:`_ROLE_FACTOR`; ``None``:
+    kept dense), capped at 1."""
     if not 0.0 < target <= 1.0:
         raise FireforgeError(f"density must be in (0, 1], not {target}")
     convs = model.convs()
+    if factors is None:
+        factors = {n: _ROLE_FACTOR[_role(n, model)] for n, _ in convs}
     sizes = {name: conv.weight.numel() for name, conv in convs}
     total = sum(sizes.values())
-    fixed = {n for n, _ in convs if _ROLE_FACTOR[_role(n, model)] is None}
+    fixed = {n for n, _ in convs if factors[n] is None}
     budget = target * total - sum(sizes[n] for n in fixed)
     if budget <= 0:
         raise FireforgeError(f"density {target} is below what the dense stem alone needs "
                              f"({sum(sizes[n] for n in fixed) / total:.3f})")
 
     def kept(x):
-        return sum(min(1.0, _ROLE_FACTOR[_role(n, model)] * x) * sizes[n]
-                   for n in sizes if n not in fixed)
+        return sum(min(1.0, factors[n] * x) * sizes[n] for n in sizes if n not in fixed)
 
     lo, hi = 0.0, 1.0
     while kept(hi) < budget and hi < 1e6:
@@ -74,8 +101,7 @@ def layer_densities(model: SqueezeNet, target: float) -> dict[str, float]:
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if kept(mid) < budget else (lo, mid)
-    return {n: 1.0 if n in fixed else min(1.0, _ROLE_FACTOR[_role(n, model)] * hi)
-            for n in sizes}
+    return {n: 1.0 if n in fixed else min(1.0, factors[n] * hi) for n in sizes}
 
 
 def magnitude_masks(model: SqueezeNet, densities: dict[str, float]) -> dict[str, torch.Tensor]:
@@ -105,10 +131,12 @@ def density_of(masks: dict[str, torch.Tensor]) -> float:
 
 def prune_and_retrain(model: SqueezeNet, data: Dataset, mean, std, target: float,
                       steps: int, epochs_per_step: int, base: TrainConfig,
-                      progress: bool = True, log=print) -> dict[str, torch.Tensor]:
+                      progress: bool = True, log=print,
+                      factors: dict | None = None) -> dict[str, torch.Tensor]:
     """Iterative pruning to ``target`` density: ``steps`` geometric stages, each pruning by
-    magnitude and retraining ``epochs_per_step`` epochs with the masks held applied."""
-    final = layer_densities(model, target)
+    magnitude and retraining ``epochs_per_step`` epochs with the masks held applied. Layers
+    share the density by ``factors`` (:func:`layer_densities`; default: by role)."""
+    final = layer_densities(model, target, factors)
     masks: dict[str, torch.Tensor] = {}
     for step in range(1, steps + 1):
         frac = step / steps

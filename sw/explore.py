@@ -92,7 +92,7 @@ def run_trial(space: Space, point: Point, trial_dir: str) -> dict:
         compressed = _step(comp_dir, log, lambda: compress(
             float_dir, point["density"], point["bits"], comp_dir,
             epochs_per_step=space.compress_epochs, finetune_epochs=space.compress_epochs,
-            seed=space.seed, lr=space.lr, log=log))
+            seed=space.seed, lr=space.lr, prune_by=point["prune_by"], log=log))
         config = load_checkpoint(float_dir).config
         summary = summarize(config)
         data = load_dataset(space.data, config.input_size, config.in_channels)

@@ -23,6 +23,7 @@
     [compression]
     density = 0.4                # share of weights kept
     bits = 4                     # codebook index bits
+    prune_by = "roles"           # or "sensitivity": how the layers share the density (7.1)
 
     [hardware]
     boards = ["icebreaker", "ulx3s-85f"]
@@ -50,7 +51,7 @@ __all__ = ["Space", "Point", "load_space", "parse_space", "NETWORK_AXES", "COMPR
 
 #: metaparameters of the network (section 5) and the bypass mode (section 6)
 NETWORK_AXES = ("base_e", "incr_e", "pct_3x3", "freq", "sr", "bypass")
-COMPRESSION_AXES = ("density", "bits")
+COMPRESSION_AXES = ("density", "bits", "prune_by")
 #: what NSGA-II maximizes, on the first board: golden accuracy, inferences/s, -weight bytes
 OBJECTIVES = ("accuracy", "speed", "size")
 SAMPLERS = ("grid", "nsga2")
@@ -61,7 +62,8 @@ _SWEEP_KEYS = {"preset": str, "data": str, "seed": int, "epochs": int, "lr": (in
                "sampler": str, "trials": int, "objectives": list, "cpus_per_trial": (int, float)}
 _HARDWARE_KEYS = {"boards": list, "configs": list, "fmax": str}
 _AXIS_TYPES = {"base_e": int, "incr_e": int, "freq": int, "pct_3x3": (int, float),
-               "sr": (int, float), "bypass": str, "density": (int, float), "bits": int}
+               "sr": (int, float), "bypass": str, "density": (int, float), "bits": int,
+               "prune_by": str}
 
 #: a point's values by axis name
 Point = dict
@@ -161,6 +163,7 @@ def _typed(value, kind, where: str):
 
 def parse_space(doc: dict, name: str = "space") -> Space:
     """A :class:`Space` from the parsed TOML document ``doc`` (``name`` prefixes errors)."""
+    from .commands.compress import PRUNE_BY
     from .model import Bypass, metaparameters_of, preset_config
     from .quant import unsupported
 
@@ -184,7 +187,7 @@ def parse_space(doc: dict, name: str = "space") -> Space:
     base = preset_config(preset)
     defaults = metaparameters_of(base.fires) or {}
     defaults = {**{k: v for k, v in defaults.items() if k in NETWORK_AXES},
-                "bypass": base.bypass.value, "density": 0.4, "bits": 4}
+                "bypass": base.bypass.value, "density": 0.4, "bits": 4, "prune_by": "roles"}
 
     axes = {}
     for table, names in (("network", NETWORK_AXES), ("compression", COMPRESSION_AXES)):
@@ -212,6 +215,10 @@ def parse_space(doc: dict, name: str = "space") -> Space:
     for v in axes["density"]:
         if not 0 < v <= 1:
             raise FireforgeError(f"{name} [compression] density = {v}: in (0, 1]")
+    for v in axes["prune_by"]:
+        if v not in PRUNE_BY:
+            raise FireforgeError(f"{name} [compression] prune_by = {v!r}: one of "
+                                 f"{', '.join(PRUNE_BY)}")
     for v in axes["bits"]:
         if not 1 <= v <= 8:
             raise FireforgeError(f"{name} [compression] bits = {v}: 1 to 8")

@@ -64,6 +64,10 @@ def _retraining(checkpoint: str | Path, data: str | None, seed: int, refusal: st
                                                                   lr=lr))
 
 
+#: how the layers share a density (:func:`compress`'s ``prune_by``)
+PRUNE_BY = ("roles", "sensitivity")
+
+
 @dataclass
 class CompressResult(Result):
     preset: str
@@ -87,23 +91,30 @@ class CompressResult(Result):
 def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path, *,
              data: str | None = None, steps: int = 3, epochs_per_step: int | None = None,
              finetune_epochs: int | None = None, seed: int = 0, lr: float | None = None,
-             log: Log = quiet) -> CompressResult:
+             prune_by: str = "roles", log: Log = quiet) -> CompressResult:
     """Prune ``checkpoint`` to ``density`` in ``steps`` prune-and-retrain stages, share its
     weights through ``bits``-bit k-means codebooks, fine-tune the codebooks, and write the
     compressed checkpoint and ``metrics.json`` to ``out``. Retraining epochs default to a
     quarter of the preset's recipe; ``lr``, the peak learning rate the retraining rates
-    derive from, is the recipe's unless given."""
+    derive from, is the recipe's unless given. ``prune_by``: how the layers share the
+    density, ``roles`` (3x3 expands pruned hardest, the stem dense) or ``sensitivity`` (each
+    layer pruned alone first, on the test images, without retraining: a layer that loses
+    accuracy sooner keeps more weights; the paper's section 7.1)."""
     from ..checkpoint import Checkpoint, save_checkpoint, write_json
     from ..compress import (
         check_density_bits,
         density_of,
         finetune_codebooks,
         prune_and_retrain,
+        sensitivity_factors,
         share_weights,
     )
+    from ..compress import sensitivity as sensitivity_of
     from ..huffman import format_size_table, size_report, totals
 
     check_density_bits(density, bits)
+    if prune_by not in PRUNE_BY:
+        raise FireforgeError(f"--prune-by {prune_by!r}: one of {', '.join(PRUNE_BY)}")
     run = _retraining(checkpoint, data, seed, "is already compressed; compress the float "
                       "checkpoint it came from", lr)
     ckpt, dataset, base, accuracy = run.ckpt, run.dataset, run.base, run.accuracy
@@ -114,8 +125,14 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
     acc_before = accuracy()
     log(f"compressing {checkpoint} ({ckpt.preset}) on {dataset.name}: float accuracy "
         f"{acc_before * 100:.2f}%; target density {density}, {bits}-bit codebooks")
+    factors = None
+    if prune_by == "sensitivity":
+        factors = sensitivity_factors(model, sensitivity_of(model, dataset, ckpt.mean, ckpt.std,
+                                                            progress=False))
+        log("pruning guided by sensitivity: relative densities "
+            + ", ".join(f"{n} {f:g}" for n, f in factors.items() if f is not None))
     masks = prune_and_retrain(model, dataset, ckpt.mean, ckpt.std, density, steps, per_step,
-                              base, log=log)
+                              base, log=log, factors=factors)
     acc_pruned = accuracy()
     shared = share_weights(model, bits)
     acc_shared = accuracy()
@@ -126,7 +143,7 @@ def compress(checkpoint: str | Path, density: float, bits: int, out: str | Path,
     tot = totals(rows)
     log(format_size_table(rows))
     info = {"density": density_of(masks), "target_density": density, "bits": bits,
-            "source": str(checkpoint)}
+            "prune_by": prune_by, "source": str(checkpoint)}
     path = save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
                                       ckpt.std, {"compression": info}, shared), out)
     result = CompressResult(

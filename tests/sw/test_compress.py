@@ -136,3 +136,22 @@ def test_sensitivity_table():
     assert all(set(r["accuracy"]) == {"0.5", "0.1"} for r in result["layers"].values())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # weights restored
+
+
+def test_sensitivity_guided_densities_keep_more_of_the_sensitive_layers():
+    from fireforge.sw.compress import sensitivity_factors
+
+    model = create_model("squeezenet_tiny", num_classes=10, in_channels=1)
+    names = [n for n, _ in model.convs()]
+    densities = [0.9, 0.5, 0.1]
+    # the first Fire's squeeze loses accuracy at once; every other layer only at 0.1
+    result = {"baseline_accuracy": 0.9, "densities": densities, "layers": {
+        n: {"accuracy": {"0.9": 0.9 if n != names[1] else 0.5, "0.5": 0.9 if n != names[1]
+                         else 0.1, "0.1": 0.5}} for n in names}}
+    factors = sensitivity_factors(model, result)
+    assert factors[names[0]] is None  # the stem stays dense
+    assert factors[names[1]] == 1.0 and all(factors[n] == 0.5 for n in names[2:])
+    d = layer_densities(model, 0.4, factors)
+    sizes = {n: c.weight.numel() for n, c in model.convs()}
+    assert abs(sum(d[n] * sizes[n] for n in names) / sum(sizes.values()) - 0.4) < 1e-3
+    assert d[names[1]] == pytest.approx(2 * d[names[2]]) and d[names[0]] == 1.0

@@ -33,6 +33,7 @@ def _with(**tables) -> dict:
     (_with(network={"pct_3x3": 0.01}), "the point sr=0.125, bypass=none is not a network: "
                                        "pct_3x3=0.01 leaves Fire module 0 with 0 of 32"),
     (_with(compression={"density": 0}), r"density = 0: in \(0, 1\]"),
+    (_with(compression={"prune_by": "random"}), "prune_by = 'random': one of roles, sens"),
     (_with(hardware={"boards": ["icebraker"]}), "no board 'icebraker'; the boards are "
                                                 "icebreaker"),
     (_with(hardware={"boards": []}), "boards: name at least one board"),
