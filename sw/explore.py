@@ -18,24 +18,18 @@ The output folder::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..hw.errors import FireforgeError
+from .explore_report import target_labels, write_atomically, write_results
 from .space import Point, Space
 
 __all__ = ["run_trial", "explore", "finished_trials", "check_explore_out", "TRIAL_FILE"]
 
 TRIAL_FILE = "trial.json"
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def check_explore_out(out: Path) -> None:
@@ -106,7 +100,7 @@ def run_trial(space: Space, point: Point, trial_dir: str) -> dict:
               "compressed_accuracy": compressed["accuracy_after"],
               "density": compressed["density"], "compressed_bytes": compressed["total_bytes"],
               "targets": targets, "seconds": round(time.perf_counter() - start, 1)}
-    _write_atomically(d / TRIAL_FILE, json.dumps(record, indent=1) + "\n")
+    write_atomically(d / TRIAL_FILE, json.dumps(record, indent=1) + "\n")
     return record
 
 
@@ -172,12 +166,11 @@ def explore(space: Space, out: str | Path, *, address: str | None = None,
     this machine's cores, or the cluster at ``address``); every finished trial is written at
     once and the results refreshed. Returns the space's finished trials by id."""
     from .cluster import TaskPool, ray_session
-    from .explore_report import write_results
 
     out = Path(out)
     check_explore_out(out)
     (out / "trials").mkdir(parents=True, exist_ok=True)
-    _write_atomically(out / "space.toml", _toml(space.source))
+    write_atomically(out / "space.toml", _toml(space.source))
     grid = {space.trial_id(p): p for p in space.grid()}
     done = {i: r for i, r in finished_trials(out).items()
             if i in grid and r.get("hardware") == space.hardware()}
@@ -204,12 +197,11 @@ def explore(space: Space, out: str | Path, *, address: str | None = None,
         def report(record: dict, node: str) -> None:
             # (the trial wrote its record where it ran; the node is known here)
             record["node"] = node
-            _write_atomically(out / "trials" / record["id"] / TRIAL_FILE,
+            write_atomically(out / "trials" / record["id"] / TRIAL_FILE,
                               json.dumps(record, indent=1) + "\n")
             done[record["id"]] = record
             write_results(space, out, list(done.values()))
-            count = sum(1 for i in done if i in grid)
-            log(f"[{count}/{wanted}] {_describe(space, record)} ({record['seconds']:.0f} s, "
+            log(f"[{len(done)}/{wanted}] {_describe(space, record)} ({record['seconds']:.0f} s, "
                 f"node {node[:8]}, {time.perf_counter() - started:.0f} s into the sweep)")
 
         if space.sampler == "grid":
@@ -224,8 +216,6 @@ def explore(space: Space, out: str | Path, *, address: str | None = None,
 
 
 def _describe(space: Space, record: dict) -> str:
-    from .explore_report import target_labels
-
     point = ", ".join(f"{a}={record['point'][a]}" for a in space.swept) or "the network"
     parts = [f"float {record['float_accuracy'] * 100:.1f}%"]
     for key, name in target_labels(space).items():
@@ -275,8 +265,7 @@ def _nsga2(space: Space, grid: dict, done: dict, wanted: int, parallel: int, poo
     waiting: dict[str, list] = {}  # trial id -> the Optuna trials that asked for it
     asked = 0
     while True:
-        count = sum(1 for i in done if i in grid)
-        while (len(pool) < parallel and count + len(pool) < wanted
+        while (len(pool) < parallel and len(done) + len(pool) < wanted
                and asked < 20 * wanted and len(done) + len(pool) < len(grid)):
             trial = study.ask(dists)
             asked += 1

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from .space import Space
 
-__all__ = ["write_results", "table", "pareto_front", "target_labels"]
+__all__ = ["write_results", "results", "table", "pareto_front", "target_labels",
+           "write_atomically"]
 
 #: the per-target columns of the table
 TARGET_COLUMNS = ("runs", "golden_accuracy", "cycles", "fmax_mhz", "inferences_per_s",
@@ -88,29 +89,34 @@ def _fronts(space: Space, rows: list[dict]) -> dict:
     return fronts
 
 
-def _replace(path: Path, data: str | bytes) -> None:
+def write_atomically(path: Path, data: str | bytes) -> None:
+    """``path`` replaced whole: a reader (or a rerun after a kill) never sees half a file."""
     tmp = path.with_name(f".{path.name}.partial")
     tmp.write_bytes(data if isinstance(data, bytes) else data.encode())
     os.replace(tmp, path)
 
 
-def write_results(space: Space, out: Path, records: list[dict]) -> list[dict]:
-    """Rewrite ``out``'s table, fronts and plots from ``records``; the rows."""
+def results(space: Space, records: list[dict]) -> tuple[list[dict], dict]:
+    """The table's rows and the Pareto fronts per target of ``records``."""
     rows = table(space, records)
+    return rows, _fronts(space, rows)
+
+
+def write_results(space: Space, out: Path, records: list[dict]) -> None:
+    """Rewrite ``out``'s table, fronts and plots from ``records``."""
+    rows, fronts = results(space, records)
     text = io.StringIO()
     if rows:
         writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    _replace(out / "results.csv", text.getvalue())
-    _replace(out / "results.json", json.dumps(
+    write_atomically(out / "results.csv", text.getvalue())
+    write_atomically(out / "results.json", json.dumps(
         {"data": space.data, "preset": space.preset, "swept": space.swept,
          "targets": target_labels(space), "trials": rows}, indent=1) + "\n")
-    fronts = _fronts(space, rows)
-    _replace(out / "pareto.json", json.dumps(fronts, indent=1) + "\n")
+    write_atomically(out / "pareto.json", json.dumps(fronts, indent=1) + "\n")
     if rows:
         _plots(space, out / "plots", rows, fronts)
-    return rows
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -229,5 +235,5 @@ def _save(fig, path: Path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    _replace(path, buf.getvalue())
+    write_atomically(path, buf.getvalue())
 

@@ -30,16 +30,14 @@ def explore(space_file: str | Path, out: str | Path, *, ray_address: str | None 
     """Run the space in ``space_file`` (TOML, see :mod:`fireforge.sw.space`) into ``out``;
     trials that finished there before are not run again. The whole space is checked first:
     a bad one is refused before any trial starts."""
-    import json
-
     from ..explore import check_explore_out
     from ..explore import explore as run_sweep
-    from ..explore_report import target_labels, write_results
+    from ..explore_report import results, target_labels
     from ..space import load_space
 
     space = load_space(space_file)
     out = Path(out)
-    check_explore_out(out)
+    check_explore_out(out)  # (before the summary below: a refused --out prints only its line)
     grid = space.grid()
     log(f"space {space_file}: {space.preset} on {space.data}, "
         f"{' x '.join(f'{a} ({len(space.axes[a])})' for a in space.swept) or 'one point'}: "
@@ -48,8 +46,8 @@ def explore(space_file: str | Path, out: str | Path, *, ray_address: str | None 
         + f"; measured on {', '.join(target_labels(space).values())}")
     start = time.perf_counter()
     records = run_sweep(space, out, address=ray_address, log=log)
-    rows = write_results(space, out, list(records.values()))
-    pareto = json.loads((out / "pareto.json").read_text())
+    # (the sweep wrote the files as its last trial finished; these are what they hold)
+    rows, pareto = results(space, list(records.values()))
     for label, front in pareto.items():
         best = front["accuracy_vs_speed"]
         log(f"{label}: {front['trials_that_run']} of {front['trials']} trial(s) run there; "
