@@ -113,6 +113,13 @@ class Manifest:
     compressed: bool = False
     #: the fit report against a board or budget, when one was given
     fit: dict | None = None
+    #: what every class sum holds for a real score of 0 (a classifier without ReLU stores its
+    #: scores from a zero point; summed over the map): score = (sum - offset) * logit_scale
+    logit_offset: int = 0
+    #: zero channels added so every concatenation slice starts a word of ``lanes``: per
+    #: padded layer its real (input, output) channels, and the bytes they cost
+    #: (:mod:`fireforge.sw.padding`); None when nothing needed padding
+    padding: dict | None = None
 
     def __post_init__(self):
         if self.bank_bytes is None:

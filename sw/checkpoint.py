@@ -23,7 +23,14 @@ import torch
 
 from ..hw.errors import FireforgeError
 from .compress import SharedLayer
-from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked, read_state_dict
+from .model import (
+    SqueezeNet,
+    SqueezeNetConfig,
+    build_model,
+    config_from_dict,
+    load_state_dict_checked,
+    read_state_dict,
+)
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
 
@@ -35,7 +42,7 @@ VERSION = 1
 class Checkpoint:
     """A model with its input preprocessing and provenance."""
 
-    model: SqueezeNet
+    model: SqueezeNet  #: or a :class:`~.graph.GraphNet`
     preset: str | None
     data: str
     classes: tuple[str, ...]
@@ -47,7 +54,7 @@ class Checkpoint:
     shared: dict[str, SharedLayer] | None = None
 
     @property
-    def config(self) -> SqueezeNetConfig:
+    def config(self) -> SqueezeNetConfig:  # or a GraphConfig
         return self.model.config
 
 
@@ -127,11 +134,11 @@ def load_checkpoint(path: str | Path, fix: str = "retrain or recompress it") -> 
         raise FireforgeError(f"{meta_path} has format version {meta.get('version')}; this "
                              f"fireforge reads version {VERSION}")
     try:
-        config = SqueezeNetConfig.from_dict(meta["config"])
+        config = config_from_dict(meta["config"])
         data, classes, mean, std = meta["data"], meta["classes"], meta["mean"], meta["std"]
     except KeyError as e:
         raise FireforgeError(f"{meta_path} lacks the key {e}") from None
-    model = SqueezeNet(config)
+    model = build_model(config)
     state = read_state_dict(weights_path, "checkpoint weights", fix)
     load_state_dict_checked(model, state, source=str(weights_path))
     known = {"format", "version", "preset", "config", "data", "classes", "mean", "std"}

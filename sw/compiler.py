@@ -37,6 +37,7 @@ from ..hw.ops import OPS
 from ..hw.program import FORMAT, IMAGE_FILES, VERSION, InputSpec, Manifest, model_hash, sha256
 from .checkpoint import Checkpoint, write_json
 from .compress import SharedLayer
+from .padding import Padding, pad_network, plan_padding
 from .quant import INPUT, LOGITS, IntNetwork, Node, QNode, Tensor, calibrate, lower, quantize
 
 __all__ = ["compile_checkpoint", "plan_memory", "channel_stride", "MemoryPlan", "Budget",
@@ -223,11 +224,11 @@ def estimate_footprint(nodes: list[Node], tensors: dict[str, Tensor], plan: Memo
 def _estimate(config, bits: int, group: int, lanes: int = 1) -> int:
     """Total on-chip bytes of ``config`` (a network configuration) with every convolution at
     ``bits``, each layer its own codebook (shapes only: nothing is trained or calibrated)."""
-    from .model import SqueezeNet
+    from .model import build_model
 
     with torch.device("meta"):
-        model = SqueezeNet(config)
-    nodes, tensors = lower(model)
+        model = build_model(config)
+    nodes, tensors, _ = plan_padding(*lower(model), lanes)
     unfold = _stem_unfold(nodes, tensors, lanes)
     tensors = _as_written(tensors, unfold)
     plan = plan_memory(nodes, tensors, lanes=lanes)
@@ -435,6 +436,20 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
     return images, layers
 
 
+def _padding_report(padding: Padding, real_nodes: list[Node], real_tensors: dict[str, Tensor],
+                    estimate: dict[str, int], group: int, lanes: int, num_classes: int,
+                    codebooks: dict[str, bytes], bits: dict[str, int]) -> dict:
+    """What the zero channels cost in on-chip bytes: the footprint of the padded program
+    against the same network laid out as if its slices needed no padding."""
+    unfold = _stem_unfold(real_nodes, real_tensors, lanes)
+    shaped = _as_written(real_tensors, unfold)
+    real = estimate_footprint(real_nodes, shaped, plan_memory(real_nodes, shaped, lanes=lanes),
+                              group, lanes, unfold, num_classes, codebooks, bits)
+    return {"lanes": lanes, "zero_channels": padding.zero_channels,
+            "layers": {name: list(c) for name, c in padding.real.items()},
+            "bytes": {k: estimate[k] - real[k] for k in estimate if estimate[k] != real[k]}}
+
+
 def check_out(out: str | Path) -> None:
     """``out`` may take a program: it is new, empty, or an earlier program (which the compile
     replaces whole); never a folder of other files, a file, or the current folder."""
@@ -470,7 +485,9 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         raise FireforgeError(f"lanes={lanes}: a power of two up to {ALIGN}")
     check_out(out)
     model = ckpt.model.eval()
-    nodes, tensors = lower(model)
+    real_nodes, real_tensors = lower(model)
+    # (zero channels where a concatenation's slices do not start on whole words of lanes)
+    nodes, tensors, padding = plan_padding(real_nodes, real_tensors, lanes)
     num_classes = ckpt.config.num_classes
     # Everything that decides the fit follows from the shapes and the shared codebooks: check
     # it before calibration (the heavy step), and write nothing when it does not fit.
@@ -507,13 +524,9 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
             check_fit(plan_memory(nodes, shaped, lanes=lanes))
         raise
     estimate, fit = check_fit(plan)
-    for n in nodes:
-        if not OPS[n.op].to_result and n.out_offset % lanes:
-            raise FireforgeError(
-                f"layer {n.name} writes channels from {n.out_offset} of {n.output}: with "
-                f"{lanes} input lanes a concatenation must start on a multiple of {lanes} "
-                f"channels (give the Fire module's expand1x1 a multiple of {lanes} channels, or "
-                f"compile for a configuration with fewer rows); nothing written")
+    assert all(OPS[n.op].to_result or n.out_offset % lanes == 0 for n in nodes)
+    padded = _padding_report(padding, real_nodes, real_tensors, estimate, group, lanes,
+                             num_classes, codebooks, layer_bits) if padding.maps else None
     if target is not None:
         problems = capability_problems(target, [
             (n.name, n.op, layer_bits.get(n.name, 0),
@@ -524,13 +537,22 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
 
     if callable(calibration):
         calibration = calibration()
-    calibrate(nodes, tensors, calibration, ckpt.mean, ckpt.std)
-    net = quantize(nodes, tensors, ckpt.mean, ckpt.std, shared or None)
-    tensors = _as_written(tensors, unfold)  # (with the input's calibrated scale)
+    calibrate(real_nodes, real_tensors, calibration, ckpt.mean, ckpt.std)
+    net = quantize(real_nodes, real_tensors, ckpt.mean, ckpt.std, shared or None)
+    net = pad_network(net, nodes, tensors, padding)
+    tensors = _as_written(net.tensors, unfold)  # (with the input's calibrated scale)
     if unfold:  # and the padding the host's windows use
         unfold = {"kernel": unfold["kernel"], "stride": unfold["stride"], "pad": unfold["pad"],
                   "pad_value": int(net.nodes[0].pad_value), "shape": unfold["shape"]}
     images, layers = _pack(net, plan, group, lanes, tensors, unfold)
+    for layer in layers:  # a padded layer's report counts its real work
+        if layer["name"] in padding.real:
+            real_in, real_out = padding.real[layer["name"]]
+            stored_in = net.tensors[next(n for n in nodes if n.name == layer["name"]).inputs[0]]
+            layer["real_channels"] = [real_in, real_out]
+            if "macs" in layer:
+                layer["macs"] = layer["macs"] * real_in * real_out // (
+                    stored_in.shape[0] * layer["out_shape"][0])
     # the estimate is exact (a test holds it to that), so the fit report made from it before
     # calibration states what was packed
     use = footprint(images, plan.used, num_classes)
@@ -572,6 +594,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         act_banks=banks,
         bank_bytes=bank_bytes if banks > 1 else plan.peak,
         logit_scale=logits.scale,
+        logit_offset=logits.zero,
         bits=bits,
         compressed=bool(shared),
         files={name: {"bytes": len(blob), "sha256": sha256(blob)}
@@ -582,6 +605,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
                      "scale": tensors[t].scale} for t in plan.addr},
         layers=layers,
         fit=fit,
+        padding=padded,
     )
     assert list(manifest.files) == list(IMAGE_FILES)
     write_json(stage / "manifest.json", manifest.to_dict())

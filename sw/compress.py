@@ -45,6 +45,8 @@ _ROLE_FACTOR = {"stem": None, "classifier": 1.5, "squeeze": 1.25, "expand1x1": 1
 
 
 def _role(name: str, model: SqueezeNet) -> str:
+    if hasattr(model, "role"):  # an imported graph knows its own (graph.GraphNet.role)
+        return model.role(name)
     if name == "features.0":
         return "stem"
     if name.startswith("classifier"):

@@ -375,7 +375,9 @@ class Board:
         s = self.wait(("done",))
         sums, scale = self.read_result()
         order = np.argsort(-sums, kind="stable")[:top]
-        return Classification(int(order[0]), [(int(c), float(sums[c] * scale)) for c in order],
+        zero = program.manifest.logit_offset  # (the board reports sums; the program knows 0)
+        return Classification(int(order[0]),
+                              [(int(c), float((sums[c] - zero) * scale)) for c in order],
                               sums, s["total_cycles"], time.perf_counter() - t0)
 
     def verify(self, program: Program, image: np.ndarray, golden, index: int = 0) -> dict:

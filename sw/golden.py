@@ -36,16 +36,19 @@ __all__ = ["GoldenResult", "run_golden", "decode_weights", "write_input", "read_
 @dataclass
 class GoldenResult:
     sums: np.ndarray  #: int64 (N, classes): the global sums the host receives
-    scale: float  #: real logit = sum * scale
+    scale: float  #: real logit = (sum - offset) * scale
     layers: dict[str, np.ndarray] | None  #: layer name -> uint8 (N, C, H, W) of what it wrote
 
     @property
     def predictions(self) -> np.ndarray:
         return self.sums.argmax(axis=1)
 
+    #: the sums' value of a real score 0 (:attr:`~fireforge.hw.program.Manifest.logit_offset`)
+    offset: int = 0
+
     @property
     def logits(self) -> np.ndarray:
-        return self.sums * self.scale
+        return (self.sums - self.offset) * self.scale
 
 
 def _addresses(addr: int, stride: int, offset: int, c: int, h: int, w: int) -> np.ndarray:
@@ -178,4 +181,5 @@ def run_golden(program: Program, images: np.ndarray, keep_layers: bool = False,
             raise FireforgeError("the program has no AVGPOOL: it produces no result")
         sums_all.append(sums)
     layers = ({k: np.concatenate(v) for k, v in layers_all.items()} if keep_layers else None)
-    return GoldenResult(np.concatenate(sums_all), program.manifest.logit_scale, layers)
+    return GoldenResult(np.concatenate(sums_all), program.manifest.logit_scale, layers,
+                        program.manifest.logit_offset)

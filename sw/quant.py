@@ -50,6 +50,9 @@ class Tensor:
     name: str
     shape: tuple[int, int, int]  #: (C, H, W)
     scale: float = 1.0
+    #: the stored value of real 0 (``real = scale * (q - zero)``): 0 but for a classifier
+    #: without ReLU, whose negative scores need room below it
+    zero: int = 0
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Node:
     kernel: int = 1
     stride: int = 1
     pad: int = 0
+    #: a convolution followed by ReLU (all but a classifier imported without one)
+    relu: bool = True
 
 
 def _check_conv(name: str, conv: nn.Conv2d) -> tuple[int, int, int]:
@@ -88,8 +93,10 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
 def unsupported(config) -> str | None:
     """Why the accelerator cannot run a network of ``config`` (a
     :class:`~.model.SqueezeNetConfig`), or None: :func:`lower` on its shapes alone."""
+    from .model import build_model
+
     with torch.device("meta"):
-        model = SqueezeNet(config)
+        model = build_model(config)
     try:
         lower(model)
     except FireforgeError as e:
@@ -102,9 +109,13 @@ def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
 
     Raises :class:`FireforgeError` naming the first layer the accelerator does not support.
     """
+    from .graph import GraphNet
+
+    if isinstance(model, GraphNet):
+        return _lower_graph(model)
     if not isinstance(model, SqueezeNet):
-        raise FireforgeError(f"the compiler takes a fireforge SqueezeNet, not "
-                             f"{type(model).__name__}")
+        raise FireforgeError(f"the compiler takes a fireforge SqueezeNet or an imported graph "
+                             f"(fireforge import), not {type(model).__name__}")
     cfg = model.config
     tensors = {INPUT: Tensor(INPUT, (cfg.in_channels, cfg.input_size, cfg.input_size))}
     nodes: list[Node] = []
@@ -191,14 +202,67 @@ def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
     return nodes, tensors
 
 
+def _lower_graph(model) -> tuple[list[Node], dict[str, Tensor]]:
+    """:func:`lower` of a :class:`~.graph.GraphNet`: a node per layer, but for a ``concat``,
+    whose inputs are written straight into its tensor at their channel offsets (so a
+    concatenation costs nothing, as in a Fire module)."""
+    cfg = model.config
+    shapes = cfg.shapes()
+    by_name = {x.name: x for x in cfg.layers}
+    readers: dict[str, list[str]] = {}
+    for x in cfg.layers:
+        for t in x.inputs:
+            readers.setdefault(t, []).append(x.name)
+    into: dict[str, tuple[str, int]] = {}  # layer -> (the concat it is written into, offset)
+    for x in cfg.layers:
+        if x.op != "concat":
+            continue
+        offset = 0
+        for t in x.inputs:
+            source = by_name.get(t)
+            if source is None or source.op in ("concat", "avgpool") or readers[t] != [x.name]:
+                why = ("the image" if source is None else
+                       "another concatenation" if source.op == "concat" else
+                       f"also read by {', '.join(r for r in readers[t] if r != x.name)}")
+                raise FireforgeError(
+                    f"layer {x.name} (concat) concatenates {t}, which is {why}: the engine "
+                    f"concatenates by writing each input into its channel slice, so each input "
+                    f"must be a convolution, pool or add that only the concatenation reads")
+            into[t] = (x.name, offset)
+            offset += shapes[t][0]
+    tensors = {INPUT: Tensor(INPUT, shapes[INPUT])}
+    nodes: list[Node] = []
+    for x in cfg.layers:
+        if x.op == "concat":
+            continue
+        name = f"layers.{x.name}"
+        srcs = list(x.inputs)
+        dst, offset = into.get(x.name, (x.name, 0))
+        if x.op == "avgpool":
+            dst = LOGITS
+        shape = shapes[x.name]
+        tensors.setdefault(dst, Tensor(dst, shapes[dst] if dst != LOGITS else shape))
+        if x.op == "conv":
+            conv = model.layers[x.name]
+            k, s, p = _check_conv(name, conv)
+            nodes.append(Node(name, Op.CONV, srcs, dst, shape, offset, conv, k, s, p, x.relu))
+        elif x.op == "maxpool":
+            nodes.append(Node(name, Op.MAXPOOL, srcs, dst, shape, offset, kernel=3, stride=2))
+        elif x.op == "add":
+            nodes.append(Node(name, Op.ADD, srcs, dst, shape, offset))
+        else:
+            nodes.append(Node(name, Op.AVGPOOL, srcs, LOGITS, shape))
+    return nodes, tensors
+
+
 # ------------------------------------------------------------------------------- float reference
 def _float_conv(n: Node, env: dict) -> torch.Tensor:
-    y = F.relu(n.conv(env[n.inputs[0]]))
-    # (the second expand of a Fire module writes channels after the first: the concat)
-    return torch.cat([env[n.output], y], 1) if n.output in env and n.out_offset else y
+    y = n.conv(env[n.inputs[0]])
+    return F.relu(y) if n.relu else y
 
 
-#: each operation in float (calibration runs it): (node, tensors so far) -> its output
+#: each operation in float (calibration runs it): (node, tensors so far) -> the channels it
+#: writes
 FLOAT = {
     Op.CONV: _float_conv,
     Op.MAXPOOL: lambda n, env: F.max_pool2d(env[n.inputs[0]], 3, 2, ceil_mode=True),
@@ -207,11 +271,20 @@ FLOAT = {
 }
 
 
-def run_float(nodes: list[Node], x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Execute the lowered float network (normalized input); every tensor by name."""
+def run_float(nodes: list[Node], x: torch.Tensor,
+              tensors: dict[str, Tensor]) -> dict[str, torch.Tensor]:
+    """Execute the lowered float network (normalized input); every tensor by name. A node
+    that writes a channel slice of a larger tensor (a concatenation's input) fills its slice."""
     env = {INPUT: x}
     for n in nodes:
-        env[n.output] = FLOAT[n.op](n, env)
+        y = FLOAT[n.op](n, env)
+        whole = tensors[n.output].shape[0]
+        if y.shape[1] == whole:
+            env[n.output] = y
+            continue
+        if n.output not in env:
+            env[n.output] = y.new_zeros((y.shape[0], whole, *y.shape[2:]))
+        env[n.output][:, n.out_offset:n.out_offset + y.shape[1]] = y
     return env
 
 
@@ -221,7 +294,7 @@ def calibrate(nodes: list[Node], tensors: dict[str, Tensor], images: np.ndarray,
     samples: dict[str, list[np.ndarray]] = {}
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            env = run_float(nodes, normalize(images[i:i + batch_size], mean, std))
+            env = run_float(nodes, normalize(images[i:i + batch_size], mean, std), tensors)
             for name, t in env.items():
                 if name in (INPUT, LOGITS):
                     continue
@@ -229,12 +302,16 @@ def calibrate(nodes: list[Node], tensors: dict[str, Tensor], images: np.ndarray,
                 if flat.size > 200_000:  # subsample big maps; the percentile barely moves
                     flat = flat[:: flat.size // 200_000 + 1]
                 samples.setdefault(name, []).append(flat)
+    signed = {n.output for n in nodes if n.op is Op.CONV and not n.relu}
     for name, parts in samples.items():
         values = np.concatenate(parts)
         peak = float(np.percentile(values, percentile)) if values.size else 0.0
-        if peak <= 0:
+        low = min(float(np.percentile(values, 100 - percentile)), 0.0) if name in signed else 0.0
+        if peak <= 0 and low == 0:
             peak = float(values.max()) if values.size and values.max() > 0 else 1.0
-        tensors[name].scale = peak / ACT_MAX
+        tensors[name].scale = (max(peak, 0.0) - low) / ACT_MAX
+        # real 0 on the grid, so the padding and the class scores' offset stay exact
+        tensors[name].zero = int(round(-low / tensors[name].scale))
     # A max pool neither creates nor changes values: its output keeps its input's scale.
     for n in nodes:
         if n.op is Op.MAXPOOL:
@@ -243,6 +320,7 @@ def calibrate(nodes: list[Node], tensors: dict[str, Tensor], images: np.ndarray,
         src = next(n for n in nodes if n.op is Op.AVGPOOL).inputs[0]
         c, h, w = tensors[src].shape
         tensors[LOGITS].scale = tensors[src].scale / (h * w)
+        tensors[LOGITS].zero = tensors[src].zero * h * w  # in the sums
 
 
 # ------------------------------------------------------------------------------- integer network
@@ -321,6 +399,8 @@ def _quantize_conv(q: QNode, tensors, shared: SharedLayer | None, mean0: float, 
         q.pad_value = pad_value
     a_in = 1.0 if first else tensors[n.inputs[0]].scale
     a_out = tensors[n.output].scale
+    # (a classifier without ReLU stores real 0 at its zero point: the bias carries it)
+    b = b + tensors[n.output].zero * a_out
     q.bias = np.round(b / (a_in * wscale)).astype(np.int64)
     q.mult, q.shift = choose_multipliers(a_in * wscale / a_out, n.name)
     in_max = ACT_MAX

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .model import Fire, SqueezeNet, SqueezeNetConfig, as_config
+from .model import Fire, SqueezeNet, SqueezeNetConfig, as_config, build_model
 
 __all__ = ["LayerInfo", "ModelSummary", "summarize"]
 
@@ -120,10 +120,13 @@ def _shape(s: tuple[int, ...]) -> str:
 
 
 def summarize(model_or_config: SqueezeNet | SqueezeNetConfig) -> ModelSummary:
-    """Measure every convolution and pool of the network on one image."""
+    """Measure every convolution and pool of the network (a preset's or an imported graph's,
+    :mod:`.graph`) on one image."""
+    from .graph import AddLayer
+
     config = as_config(model_or_config)
     with torch.device("meta"):
-        model = SqueezeNet(config).eval()
+        model = build_model(config).eval()
     records: list[LayerInfo] = []
 
     def hook(name):
@@ -141,11 +144,11 @@ def summarize(model_or_config: SqueezeNet | SqueezeNetConfig) -> ModelSummary:
                 k, s, p = module.kernel_size, module.stride, module.padding
                 weights = biases = macs = 0
                 kind = "maxpool"
-            elif isinstance(module, Fire):
+            elif isinstance(module, Fire) or isinstance(module, AddLayer):
                 k, s, p = 1, 1, 0
                 weights = biases = macs = 0
                 kind = "add"
-                name = f"{name}.add"
+                name = f"{name}.add" if isinstance(module, Fire) else name
             else:
                 k, s, p = in_shape[1], 1, 0
                 weights = biases = macs = 0
@@ -156,7 +159,8 @@ def summarize(model_or_config: SqueezeNet | SqueezeNetConfig) -> ModelSummary:
 
     for name, module in model.named_modules():
         if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d)) or (
-                isinstance(module, Fire) and module.bypass is not None):
+                isinstance(module, Fire) and module.bypass is not None) or (
+                isinstance(module, AddLayer)):
             module.register_forward_hook(hook(name))
     with torch.no_grad():
         model(torch.zeros(1, config.in_channels, config.input_size, config.input_size,

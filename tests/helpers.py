@@ -11,7 +11,8 @@ from fireforge.hw.errors import FireforgeError
 from fireforge.hw.program import load_program
 from fireforge.sw.checkpoint import Checkpoint
 from fireforge.sw.compiler import compile_checkpoint
-from fireforge.sw.model import FireSpec, SqueezeNet, SqueezeNetConfig
+from fireforge.sw.graph import GraphConfig, Layer
+from fireforge.sw.model import FireSpec, SqueezeNetConfig
 from hypothesis import assume
 from hypothesis import strategies as st
 
@@ -25,6 +26,24 @@ HW_BITS = (None, 1, 2, 4)
 LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, act_bytes=6144, weight_bytes=12288,
                                    memory_registers=True)
 assert bank_depth(32, 1536) == bank_depth(64, 1536) == 512
+
+#: every op of the general graph: a 3x3/2 stem, a residual add across two convolutions, a
+#: 1x1/2 convolution, a concatenation of a convolution and a max pool whose first slice (6
+#: channels) is off a 4- or 8-lane word, a second add, and a classifier without ReLU
+GRAPH = GraphConfig((
+    Layer("stem", "conv", ("input",), 8, 3, 2, 1),
+    Layer("a", "conv", ("stem",), 5, 1),
+    Layer("b", "conv", ("a",), 8, 3, 1, 1),
+    Layer("res", "add", ("b", "stem")),
+    Layer("down", "conv", ("res",), 6, 1, 2),
+    Layer("pool", "maxpool", ("res",)),
+    Layer("cat", "concat", ("down", "pool")),
+    Layer("c", "conv", ("cat",), 8, 3, 1, 1),
+    Layer("d", "conv", ("c",), 8, 1),
+    Layer("res2", "add", ("d", "c")),
+    Layer("cls", "conv", ("res2",), 5, 1, relu=False),
+    Layer("gap", "avgpool", ("cls",)),
+), in_channels=3, input_size=15)
 
 
 @st.composite
@@ -65,8 +84,12 @@ def networks(draw, bits=(None, 3, 8)):
 
 
 def random_checkpoint(config, seed, bits):
+    """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
+    to ``bits`` when given."""
+    from fireforge.sw.model import build_model
+
     torch.manual_seed(seed)
-    model = SqueezeNet(config).eval()
+    model = build_model(config).eval()
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):

@@ -25,6 +25,9 @@ class CompileResult(Result):
     config: str
     cycles_per_inference: int
     mac_utilization: float
+    #: zero channels the lanes needed (:mod:`fireforge.sw.padding`), their bytes and cycles;
+    #: None when none did
+    padding: dict | None = None
 
 
 def budget_for(board: str | None = None, budget_kib: float | None = None):
@@ -87,6 +90,12 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str | No
         log(f"{layer['name']:<26} {layer['op']:<8} {shape:>12} {bits!s:>4} {dens:>7} "
             f"{layer['acc_bits']:>8} {layer['shift']:>5}")
     log(format_fit(fit))
+    padding = _padding_cost(accel, load_program(out), perf) if manifest.padding else None
+    if padding:
+        log(f"channel padding for {accel.rows} input lanes: {padding['zero_channels']} zero "
+            f"channels in {len(padding['layers'])} layers cost "
+            f"{padding['bytes'].get('total', 0):,} B on chip and {padding['cycles']:,} cycles "
+            f"({padding['cycles'] / perf['cycles_per_inference'] * 100:.1f}% of the inference)")
     log(f"cycle model ({config}, {accel.macs} MACs): {perf['cycles_per_inference']:,} cycles "
         f"per inference, MAC utilization {perf['mac_utilization'] * 100:.1f}% over convolutions")
     log(f"model {manifest.model_hash[:16]}: {len(layers)} operations, program in {out}")
@@ -94,4 +103,21 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str | No
         program=str(out), model_hash=manifest.model_hash, layers=len(layers),
         act_bytes=manifest.act_bytes, weight_bytes=manifest.files["weights.bin"]["bytes"],
         fit=fit, config=config, cycles_per_inference=perf["cycles_per_inference"],
-        mac_utilization=perf["mac_utilization"])
+        mac_utilization=perf["mac_utilization"], padding=padding)
+
+
+def _padding_cost(accel, program, perf: dict) -> dict:
+    """The manifest's padding report with its cycles: the cycle model of the program against
+    the same layers at their real channel counts."""
+    from types import SimpleNamespace
+
+    from ...hw.isa import Descriptor
+    from ...hw.perf import layer_cycles
+
+    extra = 0
+    for layer, d, row in zip(program.layers, program.descriptors, perf["layers"], strict=True):
+        if "real_channels" in layer:
+            real = SimpleNamespace(**{name: getattr(d, name) for name, _ in Descriptor})
+            real.in_c, real.out_c = layer["real_channels"]
+            extra += row["cycles"] - layer_cycles(accel, real)
+    return {**program.manifest.padding, "cycles": extra}

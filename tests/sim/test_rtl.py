@@ -16,7 +16,15 @@ from fireforge.sw.commands.sim import simulate
 from fireforge.sw.commands.train import train
 from hypothesis import HealthCheck, given, settings
 
-from ..helpers import HW_BITS, LANES_CONFIG, TEST_CONFIG, compile_random, lane_networks, networks
+from ..helpers import (
+    GRAPH,
+    HW_BITS,
+    LANES_CONFIG,
+    TEST_CONFIG,
+    compile_random,
+    lane_networks,
+    networks,
+)
 
 needs_icarus = pytest.mark.skipif(shutil.which("iverilog") is None,
                                   reason="Icarus Verilog is not installed (make setup)")
@@ -58,6 +66,46 @@ def test_input_lanes_verilator(tmp_path_factory, net):
     result = run_rtl(program, hw, x, "verilator", check_layers=True,
                      build_dir=tmp_path_factory.mktemp("b"))
     assert result["images"][0]["bit_exact"], result["images"]
+
+
+@needs_icarus
+def test_a_general_graph_icarus(tmp_path):
+    """Every op of an imported graph (helpers.GRAPH: adds across convolutions, a 1x1/2
+    convolution, a concatenation of a convolution and a max pool, a classifier without ReLU
+    whose signed scores carry a zero point), 4-bit shared weights, every layer compared."""
+    program, x = compile_random(GRAPH, 11, 4, tmp_path / "p", images=2)
+    assert program.manifest.logit_offset != 0
+    result = run_rtl(program, TEST_CONFIG, x, "icarus", check_layers=True,
+                     build_dir=tmp_path / "b")
+    assert [r["bit_exact"] for r in result["images"]] == [True, True], result["images"]
+
+
+def test_a_padded_general_graph_verilator(tmp_path):
+    """The same graph on 4 input lanes: the 6-channel slice of its concatenation is padded
+    with 2 zero channels, which the gateware computes like any other."""
+    program, x = compile_random(GRAPH, 12, None, tmp_path / "p", images=1, lanes=4)
+    assert program.manifest.padding["zero_channels"] == 2
+    result = run_rtl(program, LANES_CONFIG, x, "verilator", check_layers=True,
+                     build_dir=tmp_path / "b")
+    assert result["images"][0]["bit_exact"], result["images"]
+
+
+@pytest.mark.slow
+def test_a_fire_network_off_the_lanes_on_the_ecp5_array_verilator(tmp_path):
+    """expand1x1 4 and expand3x3 12 (issue 20's example) on the ECP5 board's own array (8
+    lanes): padded to 8 + 12 channels, bit-exact in every layer."""
+    from fireforge.hw.config import CONFIGS
+    from fireforge.sw.model import FireSpec, SqueezeNetConfig
+
+    config = SqueezeNetConfig(stem_channels=8, stem_kernel=3, stem_stride=2, stem_padding=1,
+                              fires=(FireSpec(4, 4, 12), FireSpec(6, 4, 12)), pool_after=(1,),
+                              num_classes=10, in_channels=1, input_size=32)
+    ecp5 = CONFIGS["ecp5"]
+    program, x = compile_random(config, 13, 4, tmp_path / "p", group=ecp5.columns, images=2,
+                                lanes=ecp5.rows)
+    assert program.manifest.padding["zero_channels"] == 3 * 4
+    result = run_rtl(program, ecp5, x, "verilator", check_layers=True, build_dir=tmp_path / "b")
+    assert [r["bit_exact"] for r in result["images"]] == [True, True], result["images"]
 
 
 @pytest.mark.slow

@@ -219,14 +219,16 @@ def test_two_banks_refuse_an_odd_cycle_and_an_overfull_bank():
         plan_memory(nodes, tensors, banks=2, bank_bytes=4096)
 
 
-def test_a_concatenation_the_lanes_cannot_write_is_refused_before_calibration(tmp_path):
+def test_a_padding_the_lanes_cannot_add_is_refused_before_calibration(tmp_path):
+    """A concatenation off the lanes is padded (tests/sw/test_import.py); a residual add of a
+    padded and an unpadded tensor would need the two paddings to agree, and is refused."""
     config = replace(SMALL, fires=(FireSpec(4, 4, 4), FireSpec(4, 8, 8)))
     ckpt = random_checkpoint(config, 1, None)
 
     def calibration():
         raise AssertionError("calibration images loaded before the lane check")
 
-    with pytest.raises(FireforgeError, match="must start on a multiple of 8 channels"):
+    with pytest.raises(FireforgeError, match="padded differently.*multiples of 8"):
         compile_checkpoint(ckpt, calibration, tmp_path / "p", lanes=8)
     assert not (tmp_path / "p").exists()
 
