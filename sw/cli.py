@@ -161,6 +161,14 @@ def _setup_compile(p):
                    f"the board's, else {DEFAULT_CONFIG}")
 
 
+def _setup_import(p):
+    p.add_argument("model", metavar="MODEL.onnx", help="the ONNX model")
+    p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder")
+    p.add_argument("--data", required=True, metavar="NAME|PATH",
+                   help="digits, mnist5k or an image folder: the input normalization the model "
+                        "expects, class names, test and calibration images")
+
+
 def _setup_golden(p):
     p.add_argument("--program", required=True, metavar="DIR")
     p.add_argument("--data", metavar="NAME|PATH", help="default: the program's data set")
@@ -304,6 +312,9 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                 _setup_explore,
                 lambda a, log: _c("explore").explore(a.space, a.out, ray_address=a.ray_address,
                                                      log=log)),
+    "import": ("an ONNX model to a checkpoint: its graph of the engine's operations, batch norm "
+               "folded; anything else refused by node", _setup_import,
+               lambda a, log: _c("imports").import_model(a.model, a.out, data=a.data, log=log)),
     "compile": ("lower a checkpoint to the accelerator's Program and memory images",
                 _setup_compile,
                 lambda a, log: _c("compile").compile_program(

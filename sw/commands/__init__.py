@@ -11,6 +11,7 @@ command         function                                     result
 =============== ============================================ ===================================
 ``model``       :func:`.model.describe`                      :class:`.model.ModelReport`
 ``train``       :func:`.train.train`                         :class:`.train.TrainResult`
+``import``      :func:`.imports.import_model`                :class:`.imports.ImportResult`
 ``compress``    :func:`.compress.compress`                   :class:`.compress.CompressResult`
 ``sensitivity`` :func:`.compress.sensitivity`                :class:`.compress.SensitivityResult`
 ``explore``     :func:`.explore.explore`                     :class:`.explore.ExploreResult`

@@ -172,6 +172,32 @@ def test_a_bad_explore_space_starts_nothing_and_writes_nothing(tmp_path, capsys)
     assert "does not exist" in capsys.readouterr().err and not out.exists()
 
 
+def test_import_writes_a_checkpoint_and_refuses_in_one_line(tmp_path, capsys):
+    from fireforge.sw.graph import GraphNet
+    from fireforge.sw.onnx_import import export_torch
+
+    from ..helpers import GRAPH
+
+    config = GRAPH.replace(in_channels=1)
+    export_torch(GraphNet(config), (1, 15, 15), tmp_path / "g.onnx")
+    assert main(["import", str(tmp_path / "g.onnx"), "--out", str(tmp_path / "ck"), "--data",
+                 "digits", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["layers"] == len(config.layers) and out["input"] == [1, 15, 15]
+    assert out["num_classes"] == 5 and out["unsupported"] is None
+    assert out["test_accuracy"] is None  # digits has 10 classes, the graph 5
+    def ops(c):
+        return [(x.op, x.out_channels, x.kernel, x.stride, x.padding, x.relu) for x in c.layers]
+
+    assert ops(load_checkpoint(tmp_path / "ck").config) == ops(config)
+    (tmp_path / "bad.onnx").write_bytes((tmp_path / "g.onnx").read_bytes()[:300])
+    assert main(["import", str(tmp_path / "bad.onnx"), "--out", str(tmp_path / "ck2"),
+                 "--data", "digits"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "bad.onnx is not a readable ONNX model" in err[0]
+    assert not (tmp_path / "ck2").exists()
+
+
 def _calls_main(path: Path) -> list[int]:
     tree = ast.parse(path.read_text())
     return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and (
