@@ -23,14 +23,8 @@ import torch
 
 from ..hw.errors import FireforgeError
 from .compress import SharedLayer
-from .model import (
-    SqueezeNet,
-    SqueezeNetConfig,
-    build_model,
-    config_from_dict,
-    load_state_dict_checked,
-    read_state_dict,
-)
+from .graph import build_model, config_from_dict
+from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked, read_state_dict
 
 __all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
 

@@ -224,7 +224,7 @@ def estimate_footprint(nodes: list[Node], tensors: dict[str, Tensor], plan: Memo
 def _estimate(config, bits: int, group: int, lanes: int = 1) -> int:
     """Total on-chip bytes of ``config`` (a network configuration) with every convolution at
     ``bits``, each layer its own codebook (shapes only: nothing is trained or calibrated)."""
-    from .model import build_model
+    from .graph import build_model
 
     with torch.device("meta"):
         model = build_model(config)

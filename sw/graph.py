@@ -32,11 +32,17 @@ import torch
 from torch import nn
 
 from ..hw.errors import FireforgeError
+from ..hw.isa import Op
+from .model import ClassifierReLU, SqueezeNet, SqueezeNetConfig, pool_output_size
 
-__all__ = ["Layer", "GraphConfig", "GraphNet", "AddLayer", "OPS", "INPUT", "layer_name"]
+__all__ = ["Layer", "GraphConfig", "GraphNet", "AddLayer", "OPS", "INPUT", "layer_name",
+           "config_from_dict", "build_model"]
 
 INPUT = "input"
-OPS = ("conv", "maxpool", "add", "concat", "avgpool")
+#: graph op -> the engine operation it lowers to (:mod:`fireforge.hw.ops`); a concatenation
+#: lowers to none: its inputs write their channel slices of one tensor
+OPS: dict[str, Op | None] = {"conv": Op.CONV, "maxpool": Op.MAXPOOL, "add": Op.ADD,
+                             "concat": None, "avgpool": Op.AVGPOOL}
 
 
 def layer_name(raw: str, taken: set[str]) -> str:
@@ -132,8 +138,6 @@ class GraphConfig:
                                          f"its {h}x{w} input")
                 shapes[x.name] = (x.out_channels, oh, ow)
             elif x.op == "maxpool":
-                from .model import pool_output_size
-
                 c, h, w = ins[0]
                 if pool_output_size(h) < 1 or pool_output_size(w) < 1:
                     raise FireforgeError(f"{where}: a 3x3 pool does not fit its {h}x{w} input")
@@ -214,8 +218,6 @@ class GraphNet(nn.Module):
 
     def __init__(self, config: GraphConfig):
         super().__init__()
-        from .model import ClassifierReLU
-
         self.config = config
         shapes = config.shapes()
         modules: dict[str, nn.Module] = {}
@@ -267,4 +269,17 @@ class GraphNet(nn.Module):
         if self.config.layers[-1].inputs == (name,):
             return "classifier"
         return "expand3x3" if layer.kernel == 3 else "squeeze"
+
+
+def config_from_dict(d: dict):
+    """A checkpoint's stored config: a :class:`GraphConfig` (it has a ``graph``) or a
+    :class:`SqueezeNetConfig`."""
+    if not isinstance(d, dict):
+        raise FireforgeError(f"model config is not a JSON object: {d!r}")
+    return GraphConfig.from_dict(d) if "graph" in d else SqueezeNetConfig.from_dict(d)
+
+
+def build_model(config) -> nn.Module:
+    """The float network of ``config``: a :class:`SqueezeNet` or a :class:`GraphNet`."""
+    return GraphNet(config) if isinstance(config, GraphConfig) else SqueezeNet(config)
 

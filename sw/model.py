@@ -40,8 +40,6 @@ __all__ = [
     "list_models",
     "preset_config",
     "load_state_dict_checked",
-    "build_model",
-    "config_from_dict",
 ]
 
 
@@ -444,21 +442,3 @@ def as_config(model_or_config):
     """The config of a model (:class:`SqueezeNet` or :class:`~.graph.GraphNet`), or the config
     itself."""
     return model_or_config.config if isinstance(model_or_config, nn.Module) else model_or_config
-
-
-def config_from_dict(d: dict):
-    """A checkpoint's stored config: a :class:`~.graph.GraphConfig` (it has a ``graph``) or a
-    :class:`SqueezeNetConfig`."""
-    from .graph import GraphConfig
-
-    if not isinstance(d, dict):
-        raise FireforgeError(f"model config is not a JSON object: {d!r}")
-    return GraphConfig.from_dict(d) if "graph" in d else SqueezeNetConfig.from_dict(d)
-
-
-def build_model(config) -> nn.Module:
-    """The float network of ``config``: a :class:`SqueezeNet` or a :class:`~.graph.GraphNet`."""
-    from .graph import GraphConfig, GraphNet
-
-    return GraphNet(config) if isinstance(config, GraphConfig) else SqueezeNet(config)
-

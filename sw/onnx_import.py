@@ -40,7 +40,16 @@ from ..hw.isa import SUPPORTED_KERNELS, SUPPORTED_STRIDES
 from .graph import INPUT, GraphConfig, Layer, layer_name
 from .model import pool_output_size
 
-__all__ = ["ImportedGraph", "import_onnx", "export_torch", "from_torch"]
+__all__ = ["ImportedGraph", "ONNX_OPS", "import_onnx", "export_torch", "from_torch"]
+
+#: ONNX op type -> the graph op it becomes (None: folded into another, or removed); each has
+#: its ``_Importer.op_TYPE``, and every other op type is refused
+ONNX_OPS: dict[str, str | None] = {
+    "Conv": "conv", "BatchNormalization": None, "Relu": None, "MaxPool": "maxpool",
+    "Add": "add", "Concat": "concat", "GlobalAveragePool": "avgpool", "AveragePool": "avgpool",
+    "ReduceMean": "avgpool", "Gemm": "conv", "MatMul": "conv", "Dropout": None, "Identity": None,
+    "Flatten": None, "Reshape": None, "Squeeze": None, "Softmax": None,
+}
 
 
 @dataclass
@@ -449,13 +458,10 @@ class _Importer:
         for node in g.node:
             if all(o in self.consts for o in node.output if o):
                 continue  # a folded constant
-            handler = getattr(self, f"op_{node.op_type}", None)
-            if handler is None or node.domain not in ("", "ai.onnx"):
+            if node.op_type not in ONNX_OPS or node.domain not in ("", "ai.onnx"):
                 _refuse(node, "this operation is not one the engine runs",
-                        "supported: Conv, Relu, BatchNormalization, MaxPool, Add, Concat, "
-                        "GlobalAveragePool, Gemm/MatMul after it, Dropout, Identity, Flatten, "
-                        "Reshape, Softmax (see docs/onnx.md)")
-            handler(node)
+                        f"supported: {', '.join(ONNX_OPS)} (see docs/onnx.md)")
+            getattr(self, f"op_{node.op_type}")(node)
         if self.pool is None:
             raise FireforgeError(f"{self.path}: the network has no global average pool; "
                                  f"fireforge networks end in one (then optionally a dense "

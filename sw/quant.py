@@ -36,6 +36,8 @@ from ..hw.isa import (
 )
 from .compress import SharedLayer
 from .data import normalize
+from .graph import OPS as GRAPH_OPS
+from .graph import GraphNet, build_model
 from .model import Fire, SqueezeNet, pool_output_size
 
 __all__ = ["Node", "Tensor", "lower", "calibrate", "quantize", "IntNetwork", "QNode",
@@ -93,7 +95,6 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
 def unsupported(config) -> str | None:
     """Why the accelerator cannot run a network of ``config`` (a
     :class:`~.model.SqueezeNetConfig`), or None: :func:`lower` on its shapes alone."""
-    from .model import build_model
 
     with torch.device("meta"):
         model = build_model(config)
@@ -109,8 +110,6 @@ def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
 
     Raises :class:`FireforgeError` naming the first layer the accelerator does not support.
     """
-    from .graph import GraphNet
-
     if isinstance(model, GraphNet):
         return _lower_graph(model)
     if not isinstance(model, SqueezeNet):
@@ -242,16 +241,15 @@ def _lower_graph(model) -> tuple[list[Node], dict[str, Tensor]]:
             dst = LOGITS
         shape = shapes[x.name]
         tensors.setdefault(dst, Tensor(dst, shapes[dst] if dst != LOGITS else shape))
-        if x.op == "conv":
+        op = GRAPH_OPS[x.op]
+        if op is Op.CONV:
             conv = model.layers[x.name]
             k, s, p = _check_conv(name, conv)
-            nodes.append(Node(name, Op.CONV, srcs, dst, shape, offset, conv, k, s, p, x.relu))
-        elif x.op == "maxpool":
-            nodes.append(Node(name, Op.MAXPOOL, srcs, dst, shape, offset, kernel=3, stride=2))
-        elif x.op == "add":
-            nodes.append(Node(name, Op.ADD, srcs, dst, shape, offset))
+            nodes.append(Node(name, op, srcs, dst, shape, offset, conv, k, s, p, x.relu))
+        elif op is Op.MAXPOOL:
+            nodes.append(Node(name, op, srcs, dst, shape, offset, kernel=3, stride=2))
         else:
-            nodes.append(Node(name, Op.AVGPOOL, srcs, LOGITS, shape))
+            nodes.append(Node(name, op, srcs, dst, shape, offset))
     return nodes, tensors
 
 

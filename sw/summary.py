@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .model import Fire, SqueezeNet, SqueezeNetConfig, as_config, build_model
+from .graph import build_model
+from .model import Fire, SqueezeNet, SqueezeNetConfig, as_config
 
 __all__ = ["LayerInfo", "ModelSummary", "summarize"]
 

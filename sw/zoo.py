@@ -5,8 +5,9 @@
 a 16-channel 3x3 stem, three residual stacks of 16, 32 and 64 channels, the last two starting
 with a stride-2 convolution and a 1x1 stride-2 shortcut, batch norm, a global average pool and
 a dense layer) in fireforge's form: fireforge's activations are unsigned, so a ReLU follows every
-convolution *before* the residual add, where the reference adds the second convolution's
-signed output and applies ReLU after. The add of two ReLU outputs needs no ReLU after it.
+convolution, the shortcuts' included, *before* the residual add, where the reference adds the
+second convolution's signed output to a shortcut without ReLU and applies ReLU after. The add
+of two ReLU outputs needs no ReLU after it.
 """
 
 from __future__ import annotations

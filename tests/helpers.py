@@ -86,7 +86,7 @@ def networks(draw, bits=(None, 3, 8)):
 def random_checkpoint(config, seed, bits):
     """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
     to ``bits`` when given."""
-    from fireforge.sw.model import build_model
+    from fireforge.sw.graph import build_model
 
     torch.manual_seed(seed)
     model = build_model(config).eval()

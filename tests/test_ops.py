@@ -44,3 +44,16 @@ def test_each_op_runs_on_a_unit_the_accelerator_builds(op):
     have = [name for name, cfg in CONFIGS.items()
             if spec.feature is None or getattr(cfg, spec.feature)]
     assert have, f"no named configuration runs {op.name}"
+
+
+def test_every_graph_op_lowers_to_an_engine_op_and_is_imported():
+    """A graph op (sw/graph.py OPS) lowers to an op every table above implements (or to none:
+    a concatenation), and some ONNX op type becomes it; each ONNX op type the importer
+    accepts has its handler."""
+    from fireforge.sw.graph import OPS as GRAPH_OPS
+    from fireforge.sw.onnx_import import ONNX_OPS, _Importer
+
+    assert all(op is None or op in OPS for op in GRAPH_OPS.values())
+    assert set(GRAPH_OPS) <= set(ONNX_OPS.values())
+    assert set(ONNX_OPS.values()) - {None} <= set(GRAPH_OPS)
+    assert [t for t in ONNX_OPS if not callable(getattr(_Importer, f"op_{t}", None))] == []

@@ -233,7 +233,7 @@ def _refusal(kind):
     ("5x5", "node 'conv7' Conv (pads=[2, 2, 2, 2]) is not supported: kernel 5x5; the engine "
             "runs 1x1 and 3x3; a 5x5 can be written as 2 stacked 3x3"),
     ("sigmoid", "node 'gate' Sigmoid is not supported: this operation is not one the engine "
-                "runs; supported: Conv, Relu"),
+                "runs; supported: Conv, BatchNormalization, Relu, MaxPool"),
     ("grouped", "node 'dw' Conv (.*group=3.*) is not supported: it is a grouped convolution "
                 "(group 3); the engine runs groups=1"),
     ("asymmetric", "node 'lopsided' Conv (.*) is not supported: padding [0, 0, 1, 1] "
