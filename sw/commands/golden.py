@@ -17,8 +17,10 @@ class GoldenReport(Result):
     model_hash: str
     data: str
     images: int
-    accuracy: float
-    float_accuracy: float
+    #: top-1 accuracies; None where the data set's classes are not the model's (an imported
+    #: ImageNet model run on a folder of photos)
+    accuracy: float | None
+    float_accuracy: float | None
     top1_agreement: float
     logit_mean_abs_error: float
     logit_scale_of_float: float
@@ -53,9 +55,11 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
     float_pred = float_scores.argmax(1)
     err = np.abs(result.logits - float_scores)
     files = prog.manifest.files
+    labelled = len(dataset.classes) == result.sums.shape[1]
     report = GoldenReport(
         program=str(program), model_hash=prog.model_hash, data=name, images=int(len(x)),
-        accuracy=float((pred == y).mean()), float_accuracy=float((float_pred == y).mean()),
+        accuracy=float((pred == y).mean()) if labelled else None,
+        float_accuracy=float((float_pred == y).mean()) if labelled else None,
         top1_agreement=float((pred == float_pred).mean()),
         logit_mean_abs_error=float(err.mean()),
         logit_scale_of_float=float(np.abs(float_scores).mean()),
@@ -63,8 +67,11 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
                                                      "params.bin")),
         program_bytes=files["program.bin"]["bytes"], act_bytes=prog.manifest.act_bytes,
         predictions=pred.tolist())
-    log(f"golden model of {program} on {len(x)} {name} test images: accuracy "
-        f"{report.accuracy * 100:.2f}% (float {report.float_accuracy * 100:.2f}%), top-1 "
+    accuracy = (f"accuracy {report.accuracy * 100:.2f}% (float "
+                f"{report.float_accuracy * 100:.2f}%)" if labelled else
+                f"no accuracy ({name} has {len(dataset.classes)} classes, the model "
+                f"{result.sums.shape[1]})")
+    log(f"golden model of {program} on {len(x)} {name} test images: {accuracy}, top-1 "
         f"agreement {report.top1_agreement * 100:.2f}%; logits off by "
         f"{report.logit_mean_abs_error:.4f} on average (float logits average "
         f"{report.logit_scale_of_float:.3f})")

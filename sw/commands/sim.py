@@ -36,7 +36,8 @@ class SimReport(Result):
     layers: list
     predictions: list
     golden_predictions: list
-    accuracy: float
+    #: None where the data set's classes are not the model's
+    accuracy: float | None
     sim_cycles_per_second: float | None
     seconds: dict
     trace: str | None = optional()
@@ -87,7 +88,8 @@ def simulate(program: str | Path, *, images: int = 1, simulator: str = "icarus",
         mac_utilization_whole=use["mac_utilization_whole"], macs=use["macs"], pes=accel.macs,
         layers=use["layers"], predictions=preds,
         golden_predictions=[r["golden_prediction"] for r in records],
-        accuracy=float((np.array(preds) == labels).mean()),
+        accuracy=(float((np.array(preds) == labels).mean())
+                  if len(dataset.classes) == prog.manifest.num_classes else None),
         sim_cycles_per_second=(sim_cycles / result["sim_seconds"] if result["sim_seconds"]
                                else None),
         seconds={k: result[k] for k in ("generate_seconds", "build_seconds", "run_seconds")},
@@ -103,7 +105,10 @@ def simulate(program: str | Path, *, images: int = 1, simulator: str = "icarus",
         f"{report.mac_utilization_excluding_pooling * 100:.1f}% excluding pooling, "
         f"{report.mac_utilization_whole * 100:.1f}% of all cycles; simulator "
         f"{report.sim_cycles_per_second or 0:,.0f} cycles/s")
-    log(f"predictions {preds} (labels {labels.tolist()}); accuracy {report.accuracy * 100:.1f}%")
+    log(f"predictions {preds} (labels {labels.tolist()}); " + (
+        f"accuracy {report.accuracy * 100:.1f}%" if report.accuracy is not None else
+        f"no accuracy: {name} has {len(dataset.classes)} classes, the model "
+        f"{prog.manifest.num_classes}"))
     if not bit_exact:
         raise FireforgeError(f"the RTL differs from the golden model: {json.dumps(mismatch)}")
     return report

@@ -327,3 +327,22 @@ def test_compress_and_compile_take_an_imported_checkpoint(tmp_path):
     # two lane words: here the padding is free
     assert p.padding["zero_channels"] == 2
     assert p.padding["cycles"] == 0 and p.padding["bytes"] == {}
+
+
+def test_no_accuracy_is_claimed_where_the_data_has_other_classes(tmp_path):
+    """A 5-class graph on the 10 digits: golden compares with the float network but reports
+    no accuracy (the labels are not the model's classes)."""
+    from fireforge.sw.commands.compile import compile_program
+    from fireforge.sw.commands.golden import golden
+    from fireforge.sw.commands.imports import import_module
+
+    config = GRAPH.replace(in_channels=1)
+    result = import_module(_randomize(GraphNet(config), 6), tmp_path / "f", data="digits",
+                           channels=1, size=15)
+    assert result.test_accuracy is None
+    compile_program(tmp_path / "f", tmp_path / "p", config="small", calibration=32)
+    lines = []
+    report = golden(tmp_path / "p", count=20, log=lines.append)
+    assert report.accuracy is None and report.float_accuracy is None
+    assert report.top1_agreement > 0.5
+    assert "no accuracy (digits has 10 classes, the model 5)" in lines[0]
