@@ -218,11 +218,14 @@ def test_input_lanes_cycle_model_exact(tmp_path):
     _assert_exact(config, program, x)
 
 
-def test_input_lanes_refuse_unaligned_concatenation(tmp_path):
+def test_input_lanes_pad_an_unaligned_concatenation_and_refuse_other_programs(tmp_path):
+    """expand1x1 of 3 on 4 lanes is padded to 4 (sw/padding.py); a program compiled for one
+    lane is refused by the 4-lane accelerator."""
     net = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 3, 4),), (0,), num_classes=3,
                            in_channels=1, input_size=8)
-    with pytest.raises(FireforgeError, match="expand1x1 a multiple of 4 channels"):
-        compile_random(net, 0, None, tmp_path / "a", lanes=4)
+    padded, _ = compile_random(net, 0, None, tmp_path / "a", lanes=4)
+    assert padded.manifest.padding["zero_channels"] == 1
+    Accelerator(LANES_CONFIG, padded)
     program, _ = compile_random(net, 0, None, tmp_path / "b")
     with pytest.raises(FireforgeError, match="compiled for 1 input lane"):
         Accelerator(LANES_CONFIG, program)
