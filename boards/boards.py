@@ -17,7 +17,8 @@ from .ecp5 import ECP5
 from .family import Family
 from .ice40 import ICE40
 
-__all__ = ["BoardSpec", "BOARD_SPECS", "board_spec", "FAMILIES"]
+__all__ = ["BoardSpec", "BOARD_SPECS", "board_spec", "FAMILIES", "BRIDGE_MAX_BAUD", "LINK_RATES",
+           "uart_divisor"]
 
 #: every FPGA family fireforge builds for, by the name devices and boards use
 FAMILIES: dict[str, Family] = {f.name: f for f in (ICE40, ECP5)}
@@ -45,10 +46,16 @@ class BoardSpec:
     notes: str = ""
     #: nextpnr's router where the family's (Family.router) does not finish on this board
     router: str | None = None
+    #: the host link's rate in bits/s: the fastest of :data:`LINK_RATES` the bridge reaches
+    #: (:data:`BRIDGE_MAX_BAUD`) that the board's clock divides exactly (:func:`uart_divisor`)
+    baud: int = 115_200
 
     def __post_init__(self):
         if self.family not in FAMILIES or DEVICES[self.device].family != self.family:
             raise ValueError(f"{self.name}: family {self.family!r} with device {self.device}")
+        if self.uart is not None and self.baud > BRIDGE_MAX_BAUD.get(self.bridge, 0):
+            raise ValueError(f"{self.name}: {self.baud} baud is past what its bridge "
+                             f"{self.bridge!r} does ({BRIDGE_MAX_BAUD.get(self.bridge)})")
         if self.default_config not in CONFIGS:
             raise ValueError(f"{self.name}: default_config {self.default_config!r} is not one "
                              f"of {', '.join(CONFIGS)}")
@@ -69,6 +76,13 @@ class BoardSpec:
         """The FPGA family: clocking, tools, options, blocks."""
         return FAMILIES[self.family]
 
+    def link_divisor(self) -> int:
+        """Clock cycles per UART bit in this board's bitstream: its PLL's clock (from the
+        board's oscillator to ``target_mhz``) over ``baud``."""
+        f_in = self.platform_class()().default_clk_frequency / 1e6
+        return uart_divisor(self.tech.pll_params(f_in, self.target_mhz)["f_out"], self.baud,
+                            self.name)
+
     def platform_class(self):
         module, cls = self.platform.split(":")
         try:  # (an amaranth-boards module, or a full module path of fireforge's own)
@@ -79,13 +93,39 @@ class BoardSpec:
         return getattr(mod, cls)
 
 
+#: the fastest rate each USB-serial bridge's datasheet gives, bits/s: FTDI's FT2232H (Hi-Speed,
+#: 12 Mbaud) and FT231X (Full-Speed, 3 Mbaud); a user's own 3.3 V adapter is not known, so
+#: it gets the rate every adapter does
+BRIDGE_MAX_BAUD = {"FT2232H": 12_000_000, "FT231X": 3_000_000, "3.3 V adapter": 115_200}
+#: the rates a board's link may run at (ones every bridge driver and pyserial set)
+LINK_RATES = (3_000_000, 2_000_000, 1_000_000, 921_600, 460_800, 230_400, 115_200)
+#: how far the board's bit time may be from the host's: the receiver samples each bit in its
+#: middle, so the error over a 10-bit frame must stay well inside half a bit; exact divisors
+#: are chosen wherever a rate allows them
+BAUD_TOLERANCE = 0.005
+
+
+def uart_divisor(f_mhz: float, baud: int, board: str = "") -> int:
+    """Clock cycles per UART bit at ``f_mhz`` for ``baud``; refuses a rate the clock does not
+    divide within :data:`BAUD_TOLERANCE`."""
+    divisor = round(f_mhz * 1e6 / baud)
+    error = abs(f_mhz * 1e6 / divisor - baud) / baud if divisor else 1.0
+    if divisor < 4 or error > BAUD_TOLERANCE:
+        raise FireforgeError(f"{board + ': ' if board else ''}a {f_mhz:g} MHz clock cannot "
+                             f"make {baud:,} baud (divisor {f_mhz * 1e6 / baud:.2f}, "
+                             f"{error * 100:.1f}% off; at most {BAUD_TOLERANCE * 100:g}%): pick "
+                             f"a rate of {', '.join(f'{r:,}' for r in LINK_RATES)} it divides")
+    return divisor
+
+
 _ULX3S = "ulx3s:ULX3S_{}F_Platform"
 #: what a UPduino v3 user wires (:class:`.platforms.UpduinoV3SerialPlatform` uses these pins)
 UPDUINO_WIRING = ("wire the header's 12 MHz pin to gpio_35 (the PLL's input); a 3.3 V USB-serial "
                   "adapter's TXD to gpio_2, RXD to gpio_46, GND to GND")
 BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     BoardSpec("icebreaker", "ice40", "iCE40UP5K", "icebreaker:ICEBreakerPlatform", 30.0,
-              ("uart", 0), "squeezenet_tiny", "digits", "up5k", "iceprog", bridge="FT2232H"),
+              ("uart", 0), "squeezenet_tiny", "digits", "up5k", "iceprog", bridge="FT2232H",
+              baud=3_000_000),
     BoardSpec("upduino_v3", "ice40", "iCE40UP5K",
               "fireforge.boards.platforms:UpduinoV3SerialPlatform", 30.0, ("uart", 0),
               "squeezenet_tiny", "digits", "up5k", "iceprog", bridge="3.3 V adapter",
@@ -95,13 +135,15 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
     # with the lanes array: overuse rising from 9,212 to 11,991 over iterations 21-25);
     # router1 routes them in about 12 and 25 minutes. The 12F and 25F run the 8-MAC small
     # configuration, which routes at 90-92 MHz there (seed 1): they are clocked at 85 MHz, so
-    # the default bitstream meets timing.
+    # the default bitstream meets timing. The FT231X does 3 Mbaud; 85 MHz divides 1 Mbaud
+    # exactly (3 and 2 Mbaud are 1.2% off), 100 MHz 2 Mbaud (3 Mbaud is 1% off).
     *(BoardSpec(f"ulx3s-{n}f", "ecp5", f"LFE5U-{n}F", _ULX3S.format(n),
                 85.0 if n in (12, 25) else 100.0, ("uart", 0),
                 "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
                 "digits" if n in (12, 25) else "mnist5k",
                 "small" if n in (12, 25) else "ecp5", "openFPGALoader", bridge="FT231X",
-                router="router1" if n in (45, 85) else None)
+                router="router1" if n in (45, 85) else None,
+                baud=1_000_000 if n in (12, 25) else 2_000_000)
       for n in (12, 25, 45, 85)),
     BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
               "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 85.0, None, "squeezenet_tiny",
@@ -113,7 +155,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
               ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "openFPGALoader",
-              bridge="FT2232H", router="router1"),
+              bridge="FT2232H", router="router1", baud=2_000_000),
 )}
 
 

@@ -24,14 +24,13 @@ from ..hw.errors import FireforgeError, tool_failed
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
 from ..sim.runner import environment
-from .boards import BoardSpec
+from .boards import BoardSpec, uart_divisor
 from .family import YOSYS, Family
 from .fit import board_config, fit_board, require_fit
 from .timing import analyze_sdf, format_timing
 
-__all__ = ["BoardTop", "build_board", "tool_env", "BAUD", "flash", "measured_fmax"]
+__all__ = ["BoardTop", "build_board", "tool_env", "flash", "measured_fmax"]
 
-BAUD = 115200
 #: yosys, after reading the design: the MAC array's register copies of its shared inputs
 #: (``*_bcast*``, see hw/array.py) are kept, or opt_merge would fold them back into one register
 KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
@@ -48,7 +47,7 @@ class BoardTop(Elaboratable):
         self.spec = spec
         self.pll = spec.tech.pll_params(f_in_mhz, target_mhz)
         self.f_mhz = self.pll["f_out"]
-        self.divisor = round(self.f_mhz * 1e6 / BAUD)
+        self.divisor = uart_divisor(self.f_mhz, spec.baud, spec.name)
         self.soc = FireforgeSoC(config, program, self.divisor, board=spec.name)
 
     def elaborate(self, platform):
@@ -111,7 +110,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     log(f"{spec.name} ({spec.device}): {config.macs} MACs ({config.rows} x {config.columns}), "
         f"{config.model_slots} model "
         f"slot(s), PLL {f_in:g} -> {top.f_mhz:.2f} MHz, UART divisor {top.divisor} "
-        f"({BAUD} baud); fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
+        f"({spec.baud:,} baud); fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
         f"{fit['dsp']}/{fit['dsp_available']} multipliers")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +160,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
                    "act_bytes": config.act_bytes, "weight_bytes": config.weight_bytes},
         "resources": {k: {"used": u, "available": a} for k, (u, a) in res.items()},
         "fmax_mhz": round(fmax, 2) if fmax else None, "target_mhz": round(top.f_mhz, 3),
+        "baud": spec.baud, "uart_divisor": top.divisor,
         "timing_met": bool(fmax and fmax >= top.f_mhz),
         "cycles_per_inference": cycles, "cycles_source": "hw.perf cycle model",
         "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,

@@ -63,7 +63,10 @@ def _config_option(p: argparse.ArgumentParser, what: str, default: str | None = 
 def _port_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", required=True, metavar="URL",
                    help="serial port or pyserial URL: /dev/ttyUSB1, socket://127.0.0.1:5550")
-    p.add_argument("--baud", type=int, default=115200)
+    p.add_argument("--board", metavar="NAME", help="the board: its link's baud rate "
+                   "(fireforge boards lists them)")
+    p.add_argument("--baud", type=int, help="the link's baud rate (default: the --board's, "
+                   "else 115200)")
     p.add_argument("--timeout", type=float, default=2.0, help="seconds per reply (default 2)")
     p.add_argument("--retries", type=int, default=3, help="tries after a lost or damaged reply")
 
@@ -71,7 +74,12 @@ def _port_options(p: argparse.ArgumentParser) -> None:
 def _port(a):
     from .commands.infer import Port
 
-    return Port(a.port, a.baud, a.timeout, a.retries)
+    baud = a.baud
+    if baud is None:
+        from ..boards.boards import board_spec
+
+        baud = board_spec(a.board).baud if a.board else 115_200
+    return Port(a.port, baud, a.timeout, a.retries)
 
 
 # ----------------------------------------------------------------------------------- commands
@@ -197,9 +205,12 @@ def _setup_simboard(p):
                    help="the program the simulated bitstream starts with")
     p.add_argument("--port", type=int, default=5550, help="TCP port on 127.0.0.1 (0: any free "
                    "port; default 5550)")
-    _config_option(p, "of the simulated chip")
-    p.add_argument("--divisor", type=int, default=DEFAULT_DIVISOR,
-                   help=f"clock cycles per UART bit (default {DEFAULT_DIVISOR})")
+    _config_option(p, "of the simulated chip", None, f"the --board's, else {DEFAULT_CONFIG}")
+    p.add_argument("--board", metavar="NAME", help="simulate this board's chip: its default "
+                   "configuration and its UART divisor (its clock / its baud rate)")
+    p.add_argument("--divisor", type=int,
+                   help=f"clock cycles per UART bit (default: the --board's, else "
+                        f"{DEFAULT_DIVISOR}, fast to simulate)")
     p.add_argument("--byte-cycles", type=int, metavar="N",
                    help="no UART: feed the link a byte every N cycles (a faster simulation of "
                         "the same link; default: the UART)")
@@ -332,7 +343,8 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
     "simboard": ("serve the whole chip (UART included) in Verilator on a localhost TCP port",
                  _setup_simboard,
                  lambda a, log: _c("simboard").simboard(
-                     a.program, port=a.port, config=a.config, divisor=a.divisor,
+                     a.program, port=a.port, config=a.config, board=a.board,
+                     divisor=a.divisor,
                      build_dir=a.build_dir, ready_file=a.ready_file,
                      max_seconds=a.max_seconds, byte_cycles=a.byte_cycles, log=log)),
     "infer": ("classify images on a board (or simulated board) through the host link",

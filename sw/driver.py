@@ -281,7 +281,8 @@ class Board:
         raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
                            f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
                            f"connected, configured with a fireforge bitstream, and at the same "
-                           f"baud rate?")
+                           f"baud rate (fireforge boards lists each board's; --board NAME "
+                           f"picks it)?")
 
     # ------------------------------------------------------------------ commands
     def info(self) -> BoardInfo:

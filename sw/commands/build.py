@@ -24,7 +24,6 @@ class BoardList(Result):
 def list_boards(*, log: Log = quiet) -> BoardList:
     """The supported boards with their devices, budgets and default presets."""
     from ...boards.boards import BOARD_SPECS
-    from ...boards.build import BAUD
 
     rows = []
     log(f"{'board':<15} {'device':<13} {'LUT4':>6} {'BRAM KiB':>8} {'SPRAM KiB':>9} {'mult':>5} "
@@ -36,13 +35,14 @@ def list_boards(*, log: Log = quiet) -> BoardList:
                      "spram_blocks": d.spram_blocks, "spram_bytes": d.spram_bytes,
                      "dsp": d.dsp, "target_mhz": spec.target_mhz,
                      "uart": spec.uart is not None, "bridge": spec.bridge,
-                     "baud": BAUD if spec.uart else None, "default_preset": spec.default_preset,
+                     "baud": spec.baud if spec.uart else None,
+                     "default_preset": spec.default_preset,
                      "default_data": spec.default_data,
                      "default_config": spec.default_config, "programmer": spec.programmer,
                      "notes": spec.notes})
         log(f"{spec.name:<15} {d.name:<13} {d.lut:>6,} {d.bram_bytes / 1024:>8.0f} "
             f"{d.spram_bytes / 1024:>9.0f} {d.dsp:>5} {spec.target_mhz:>4.0f} "
-            f"{(f'{spec.bridge}, {BAUD:,} baud' if spec.uart else 'none yet'):<27} "
+            f"{(f'{spec.bridge}, {spec.baud:,} baud' if spec.uart else 'none yet'):<27} "
             f"{spec.default_preset}"
             + (f"  ({spec.notes})" if spec.notes else ""))
     return BoardList(boards=rows)

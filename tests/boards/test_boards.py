@@ -43,6 +43,34 @@ def test_pll_settings():
     assert ice["f_out"] == 30 and (ice["DIVR"], ice["DIVF"], ice["DIVQ"]) == (0, 79, 5)  # icepll
 
 
+@pytest.mark.parametrize("name", [n for n, s in BOARD_SPECS.items() if s.uart])
+def test_each_link_runs_at_the_fastest_rate_its_bridge_and_clock_allow(name):
+    """A board's baud is a standard rate its bridge reaches, its PLL's clock divides it within
+    the tolerance, and no faster such rate exists (its bitstream and the host agree on it)."""
+    from fireforge.boards.boards import BRIDGE_MAX_BAUD, LINK_RATES, uart_divisor
+
+    spec = BOARD_SPECS[name]
+    f = spec.tech.pll_params(spec.platform_class()().default_clk_frequency / 1e6,
+                             spec.target_mhz)["f_out"]
+    assert spec.baud in LINK_RATES and spec.baud <= BRIDGE_MAX_BAUD[spec.bridge]
+    assert spec.link_divisor() == uart_divisor(f, spec.baud) == round(f * 1e6 / spec.baud)
+    for faster in (r for r in LINK_RATES if spec.baud < r <= BRIDGE_MAX_BAUD[spec.bridge]):
+        with pytest.raises(FireforgeError, match=f"cannot make {faster:,} baud"):
+            uart_divisor(f, faster)
+
+
+def test_a_rate_the_clock_does_not_divide_is_refused():
+    from fireforge.boards.boards import uart_divisor
+
+    assert uart_divisor(30, 3_000_000) == 10 and uart_divisor(100, 2_000_000) == 50
+    with pytest.raises(FireforgeError, match=r"ulx3s-12f: a 85 MHz clock cannot make 3,000,000 "
+                                             r"baud \(divisor 28.33, 1.2% off"):
+        uart_divisor(85, 3_000_000, "ulx3s-12f")
+    assert uart_divisor(12, 3_000_000) == 4  # the receiver's shortest bit
+    with pytest.raises(FireforgeError, match="cannot make"):
+        uart_divisor(9, 3_000_000)
+
+
 def test_family_reads_nextpnr_report(tmp_path):
     """Each family names its resources by nextpnr's cells; the iCE40's flip-flops are the
     netlist's (a logic cell holds a LUT and a flip-flop)."""

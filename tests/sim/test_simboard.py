@@ -249,9 +249,12 @@ def test_killed_board_gives_a_clear_error(simboard, programs):
 def test_up5k_board_starts_empty_then_loads_and_infers(quick_tiny_up5k_program, tmp_path):
     """The iCE40 UltraPlus configuration as the board has it (activations in two single-port
     banks, int8 weights in SPRAM, no codebook decoder): it starts with no model, says so, and
-    `infer --load` loads the program over the UART and classifies bit-exactly."""
+    `infer --load` loads the program over the UART and classifies bit-exactly. The UART runs
+    at the icebreaker bitstream's divisor (30 MHz / 3 Mbaud)."""
     program = load_program(quick_tiny_up5k_program)
-    proc, url = _start(program.path, tmp_path, "up5k", config="up5k")
+    proc, url = _start(program.path, tmp_path, "up5k", config="up5k",
+                       extra=("--board", "icebreaker"))
+    assert "UART divisor 10 (icebreaker at 3,000,000 baud)" in (tmp_path / "up5k.log").read_text()
     try:
         with Board.open(url) as board:
             info = board.info()

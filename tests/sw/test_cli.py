@@ -198,6 +198,13 @@ def test_import_writes_a_checkpoint_and_refuses_in_one_line(tmp_path, capsys):
     assert not (tmp_path / "ck2").exists()
 
 
+def test_infer_takes_its_baud_from_the_board(tmp_path, capsys, quick_tiny_program):
+    assert main(["infer", "--port", "socket://127.0.0.1:1", "--board", "ulx3s", "--program",
+                 str(quick_tiny_program), "--count", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown board 'ulx3s'" in err[0]
+
+
 def _calls_main(path: Path) -> list[int]:
     tree = ast.parse(path.read_text())
     return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and (
