@@ -68,7 +68,7 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
     import numpy as np
 
     from ...hw.program import load_program
-    from ..driver import load_image_file, prepare_image
+    from ..driver import BoardError, load_image_file, prepare_image
     from ..golden import run_golden
 
     prog = load_program(program)
@@ -100,7 +100,11 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
         log(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.config.macs} MACs")
         for n, (name, image) in enumerate(zip(names, x, strict=True)):
-            r = board.classify(prog, image, top=min(top, prog.num_classes))
+            try:
+                r = board.classify(prog, image, top=min(top, prog.num_classes))
+            except BoardError as e:  # (a board that stops answering mid-stream)
+                raise type(e)(f"image {n + 1} of {len(x)} ({name}), after {n} classified: "
+                              f"{e}") from None
             entry = {"image": name, "class": r.cls, "label": classes[r.cls],
                      "top": [[c, round(score, 4)] for c, score in r.top],
                      "cycles": r.cycles, "seconds": round(r.seconds, 3),

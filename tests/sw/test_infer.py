@@ -1,0 +1,53 @@
+"""``fireforge infer``'s own logic against a board double: a board that stops answering in the
+middle of a stream is reported with the image it stopped at."""
+
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import pytest
+from fireforge.hw.program import load_program
+from fireforge.sw.commands.infer import Port, infer
+from fireforge.sw.driver import BoardTimeout
+from fireforge.sw.golden import run_golden
+
+
+class _Board:
+    """Answers like the board for ``good`` images (the golden model's sums), then times out."""
+
+    def __init__(self, good: int):
+        self.good, self.calls = good, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def check_model(self, program):
+        return SimpleNamespace(board="double", model_hash=program.model_hash, n_layers=1,
+                               config=SimpleNamespace(macs=8))
+
+    def classify(self, program, image, top):
+        self.calls += 1
+        if self.calls > self.good:
+            raise BoardTimeout("RUN: no valid reply after 4 tries (no reply)")
+        sums = run_golden(program, image[None]).sums[0]
+        return SimpleNamespace(cls=int(sums.argmax()), top=[(int(sums.argmax()), 1.0)],
+                               sums=sums, cycles=1, seconds=0.0)
+
+
+@dataclass(frozen=True)
+class _Port(Port):
+    good: int = 0
+
+    def open(self):
+        return _Board(self.good)
+
+
+def test_a_board_that_stops_mid_stream_names_the_image(quick_tiny_program):
+    program = load_program(quick_tiny_program)
+    ok = infer(_Port("double://", good=3), program.path, data="digits", count=3)
+    assert ok.golden_agreement == 1.0 and len(ok.results) == 3
+    with pytest.raises(BoardTimeout, match=r"^image 3 of 5 \(digits:test\[2\]\), after 2 "
+                                           r"classified: RUN: no valid reply"):
+        infer(_Port("double://", good=2), program.path, data="digits", count=5)
