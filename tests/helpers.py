@@ -1,7 +1,6 @@
 """What the tests share: the accelerator configurations they run, random Fire networks
 (hypothesis strategies), random checkpoints, and compiled random programs."""
 
-import dataclasses
 
 import numpy as np
 import torch
@@ -11,7 +10,7 @@ from fireforge.hw.errors import FireforgeError
 from fireforge.hw.program import load_program
 from fireforge.sw.checkpoint import Checkpoint
 from fireforge.sw.compiler import compile_checkpoint
-from fireforge.sw.graph import GraphConfig, Layer
+from fireforge.sw.graph import GraphConfig, Layer, build_model
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 from hypothesis import assume
 from hypothesis import strategies as st
@@ -47,15 +46,20 @@ GRAPH = GraphConfig((
 
 
 @st.composite
-def lane_networks(draw):
-    """Random Fire networks whose concatenations start on a multiple of 4 channels (what 4
-    input lanes need); every other channel count is free, so steps and chunks are partial."""
+def lane_networks(draw, lanes: int = 4):
+    """Random Fire networks for ``lanes`` input lanes. Channel counts are free: a concatenation
+    off the lanes is padded with zero channels (sw/padding.py), and steps and chunks are
+    partial. A network whose padding cannot be laid out (a residual add of two tensors padded
+    differently, which the compiler refuses) is not drawn."""
+    from fireforge.sw.padding import plan_padding
+    from fireforge.sw.quant import lower
+
     config, seed, bits = draw(networks(bits=HW_BITS))
-    fires = tuple(dataclasses.replace(f, expand1x1=4 * draw(st.integers(1, 2)))
-                  for f in config.fires)
+    with torch.device("meta"):
+        nodes, tensors = lower(build_model(config))
     try:
-        config = dataclasses.replace(config, fires=fires)
-    except FireforgeError:  # a simple bypass whose channel counts no longer agree
+        plan_padding(nodes, tensors, lanes)
+    except FireforgeError:
         assume(False)
     return config, seed, bits
 
@@ -86,8 +90,6 @@ def networks(draw, bits=(None, 3, 8)):
 def random_checkpoint(config, seed, bits):
     """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
     to ``bits`` when given."""
-    from fireforge.sw.graph import build_model
-
     torch.manual_seed(seed)
     model = build_model(config).eval()
     with torch.no_grad():

@@ -190,7 +190,8 @@ def test_broadcast_copies_bit_exact(tmp_path):
 def test_input_lanes_bit_exact(tmp_path_factory, net, requant_lanes):
     """Input lanes (4 channels a step from one activation word) and 1, 2 or 4 requantization
     lanes: every sum equals golden, and the golden sums equal those of the same network
-    compiled for one lane (the padded layout changes no integer)."""
+    compiled for one lane (the lane layout and the zero channels padding a concatenation off
+    the lanes change no integer; two of the three drawn networks are padded)."""
     config, seed, bits = net
     hw = LANES_CONFIG.replace(requant_lanes=requant_lanes)
     program, x = compile_random(config, seed, bits, tmp_path_factory.mktemp("p"), images=2,
