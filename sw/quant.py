@@ -94,8 +94,8 @@ def _conv_out(size: int, k: int, s: int, p: int) -> int:
 
 def unsupported(config) -> str | None:
     """Why the accelerator cannot run a network of ``config`` (a
-    :class:`~.model.SqueezeNetConfig`), or None: :func:`lower` on its shapes alone."""
-
+    :class:`~.model.SqueezeNetConfig` or :class:`~.graph.GraphConfig`), or None: :func:`lower`
+    on its shapes alone."""
     with torch.device("meta"):
         model = build_model(config)
     try:
