@@ -36,7 +36,7 @@ GRACE_SECONDS = 2.0
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (a ``KeyboardInterrupt``)."""
+    """SIGINT, SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (a ``KeyboardInterrupt``)."""
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -136,9 +136,13 @@ def _raise_terminated(signum, frame):
 
 @contextmanager
 def supervised():
-    """For the duration: SIGTERM/SIGHUP raise :class:`Terminated`, orphaned descendants are
-    adopted; on the way out every descendant is stopped. Only in a program's main thread."""
-    previous = {s: signal.signal(s, _raise_terminated) for s in (signal.SIGTERM, signal.SIGHUP)}
+    """For the duration: SIGINT, SIGTERM and SIGHUP raise :class:`Terminated`, orphaned
+    descendants are adopted; on the way out every descendant is stopped. Only in a program's
+    main thread. (SIGINT gets its handler here too, not the one Python installs at startup:
+    a process started with SIGINT ignored, as a shell starts background jobs, would otherwise
+    keep ignoring it.)"""
+    previous = {s: signal.signal(s, _raise_terminated)
+                for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     _prctl(_PR_SET_CHILD_SUBREAPER, 1)
     try:
         yield
