@@ -80,9 +80,11 @@ def test_a_general_graph_icarus(tmp_path):
     assert [r["bit_exact"] for r in result["images"]] == [True, True], result["images"]
 
 
+@pytest.mark.slow
 def test_a_padded_general_graph_verilator(tmp_path):
     """The same graph on 4 input lanes: the 6-channel slice of its concatenation is padded
-    with 2 zero channels, which the gateware computes like any other."""
+    with 2 zero channels, which the gateware computes like any other. (Slow: the default run
+    has padded random networks in test_input_lanes_verilator.)"""
     program, x = compile_random(GRAPH, 12, None, tmp_path / "p", images=1, lanes=4)
     assert program.manifest.padding["zero_channels"] == 2
     result = run_rtl(program, LANES_CONFIG, x, "verilator", check_layers=True,
