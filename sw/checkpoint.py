@@ -15,6 +15,9 @@ The model config is stored in full, so a checkpoint loads without knowing its pr
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,7 +29,8 @@ from .compress import SharedLayer
 from .graph import build_model, config_from_dict
 from .model import SqueezeNet, SqueezeNetConfig, load_state_dict_checked, read_state_dict
 
-__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json"]
+__all__ = ["Checkpoint", "save_checkpoint", "load_checkpoint", "write_json", "check_out",
+           "replace_folder"]
 
 FORMAT = "fireforge-checkpoint"
 VERSION = 1
@@ -50,6 +54,44 @@ class Checkpoint:
     @property
     def config(self) -> SqueezeNetConfig:  # or a GraphConfig
         return self.model.config
+
+
+def check_out(out: str | Path, marker: str, what: str, fix: str) -> None:
+    """``out`` may take a ``what``: it is new, empty, or an earlier one (it holds ``marker``);
+    never a file, the current folder, or a folder of other files (``fix``: what to give
+    instead)."""
+    out = Path(out)
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise FireforgeError(f"--out {out} is a file; give a folder for the {what}")
+    if out.resolve() == Path.cwd().resolve():
+        raise FireforgeError(f"--out {out} is the current folder; give a folder of its own for "
+                             f"the {what}")
+    if any(out.iterdir()) and not (out / marker).is_file():
+        raise FireforgeError(f"--out {out} holds other files and no {what}; {fix}")
+
+
+@contextmanager
+def replace_folder(out: str | Path) -> Iterator[Path]:
+    """A folder to write ``out``'s new contents into; when the block ends it replaces ``out``
+    whole. It is written beside ``out`` and moved into place, so an interrupted write leaves
+    the previous ``out`` (or nothing), never a mix."""
+    out = Path(out)
+    stage = out.parent / f".{out.name}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+    yield stage
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        if old.exists():
+            shutil.rmtree(old)
+        out.rename(old)
+        stage.rename(out)
+        shutil.rmtree(old)
+    else:
+        stage.rename(out)
 
 
 def write_json(path: Path, obj) -> None:

@@ -9,7 +9,6 @@ with a fit report against a memory budget.
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..hw.isa import (
 )
 from ..hw.ops import OPS
 from ..hw.program import FORMAT, IMAGE_FILES, VERSION, InputSpec, Manifest, model_hash, sha256
-from .checkpoint import Checkpoint, write_json
+from .checkpoint import Checkpoint, check_out, replace_folder, save_checkpoint, write_json
 from .compress import SharedLayer
 from .padding import Padding, pad_network, plan_padding
 from .quant import INPUT, LOGITS, IntNetwork, Node, QNode, Tensor, calibrate, lower, quantize
@@ -450,21 +449,6 @@ def _padding_report(padding: Padding, real_nodes: list[Node], real_tensors: dict
             "bytes": {k: estimate[k] - real[k] for k in estimate if estimate[k] != real[k]}}
 
 
-def check_out(out: str | Path) -> None:
-    """``out`` may take a program: it is new, empty, or an earlier program (which the compile
-    replaces whole); never a folder of other files, a file, or the current folder."""
-    out = Path(out)
-    if not out.exists():
-        return
-    if not out.is_dir():
-        raise FireforgeError(f"--out {out} is a file; give a folder for the program")
-    if out.resolve() == Path.cwd().resolve():
-        raise FireforgeError(f"--out {out} is the current folder; give a folder of its own")
-    if any(out.iterdir()) and not (out / "manifest.json").is_file():
-        raise FireforgeError(f"--out {out} holds other files and no program; a compile "
-                             f"replaces its --out whole: give a new or empty folder")
-
-
 def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], np.ndarray],
                        out: str | Path, budget: Budget | None = None,
                        group: int = DEFAULT_GROUP,
@@ -483,7 +467,8 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         raise FireforgeError("group (output channels per weight word) must be 1..256")
     if lanes < 1 or lanes > ALIGN or lanes & (lanes - 1):
         raise FireforgeError(f"lanes={lanes}: a power of two up to {ALIGN}")
-    check_out(out)
+    check_out(out, "manifest.json", "program", "a compile replaces its --out whole: give a new "
+              "or empty folder")
     model = ckpt.model.eval()
     real_nodes, real_tensors = lower(model)
     # (zero channels where a concatenation's slices do not start on whole words of lanes)
@@ -557,21 +542,6 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
     # calibration states what was packed
     use = footprint(images, plan.used, num_classes)
     assert use == estimate, (use, estimate)
-    out = Path(out)
-    # The program is written beside ``out`` and moved into place whole, so an interrupted
-    # compile leaves the previous program (or nothing), never a mix.
-    stage = out.parent / f".{out.name}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    stage.mkdir(parents=True)
-    for name, blob in images.items():
-        (stage / name).write_bytes(blob)
-    float_dir = stage / "float"
-    from .checkpoint import save_checkpoint
-
-    save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean, ckpt.std,
-                               {k: v for k, v in ckpt.extra.items() if k != "compression"}),
-                    float_dir)
     logits = tensors[LOGITS]
     manifest = Manifest(
         format=FORMAT,
@@ -608,14 +578,12 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
         padding=padded,
     )
     assert list(manifest.files) == list(IMAGE_FILES)
-    write_json(stage / "manifest.json", manifest.to_dict())
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        if old.exists():
-            shutil.rmtree(old)
-        out.rename(old)
-        stage.rename(out)
-        shutil.rmtree(old)
-    else:
-        stage.rename(out)
+    # (an interrupted compile leaves the previous program, or nothing, never a mix)
+    with replace_folder(out) as stage:
+        for name, blob in images.items():
+            (stage / name).write_bytes(blob)
+        save_checkpoint(Checkpoint(model, ckpt.preset, ckpt.data, ckpt.classes, ckpt.mean,
+                                   ckpt.std, {k: v for k, v in ckpt.extra.items()
+                                              if k != "compression"}), stage / "float")
+        write_json(stage / "manifest.json", manifest.to_dict())
     return manifest

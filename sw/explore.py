@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..hw.errors import FireforgeError
+from .checkpoint import check_out
 from .explore_report import target_labels, write_atomically, write_results
 from .space import Point, Space
 
@@ -35,14 +36,8 @@ TRIAL_FILE = "trial.json"
 def check_explore_out(out: Path) -> None:
     """Refuse an ``out`` that is a file or a folder holding something other than a sweep (its
     trials are written beside whatever is there, and its results replaced)."""
-    if out.exists() and not out.is_dir():
-        raise FireforgeError(f"--out {out} is a file; give a folder for the sweep")
-    if out.resolve() == Path.cwd().resolve():
-        raise FireforgeError("--out is the current folder; give a folder of its own for the "
-                             "sweep")
-    if out.is_dir() and any(out.iterdir()) and not (out / "space.toml").is_file():
-        raise FireforgeError(f"--out {out} holds other files and no sweep; give an empty or "
-                             f"new folder (or the folder of an earlier sweep to resume it)")
+    check_out(out, "space.toml", "sweep", "give an empty or new folder (or the folder of an "
+              "earlier sweep to resume it)")
 
 
 def finished_trials(out: Path) -> dict[str, dict]:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ...hw.errors import FireforgeError
 from . import Log, Result, quiet
 
 __all__ = ["ImportResult", "import_model", "import_module"]
@@ -30,15 +28,8 @@ class ImportResult(Result):
     test_accuracy: float | None
 
 
-def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not (
-            out / "checkpoint.json").is_file():
-        raise FireforgeError(f"--out {out} holds other files and no checkpoint; give a new or "
-                             f"empty folder")
-
-
 def _write(imported, source: str, out: str | Path, data: str, log: Log) -> ImportResult:
-    from ..checkpoint import Checkpoint, save_checkpoint, write_json
+    from ..checkpoint import Checkpoint, check_out, replace_folder, save_checkpoint, write_json
     from ..data import load_dataset
     from ..graph import GraphNet
     from ..model import load_state_dict_checked
@@ -46,8 +37,7 @@ def _write(imported, source: str, out: str | Path, data: str, log: Log) -> Impor
     from ..summary import summarize
     from ..train import evaluate
 
-    out = Path(out)
-    _check_out(out)
+    check_out(out, "checkpoint.json", "checkpoint", "give a new or empty folder")
     config = imported.config
     model = GraphNet(config)
     load_state_dict_checked(model, imported.state, source=source)
@@ -60,21 +50,16 @@ def _write(imported, source: str, out: str | Path, data: str, log: Log) -> Impor
                 if len(dataset.classes) == config.num_classes else None)
     summary = summarize(config)
     problem = unsupported(config)
-    # written beside ``out`` and moved into place whole: an interrupted import leaves nothing
-    stage = out.parent / f".{out.name}.partial"
-    if stage.exists():
-        shutil.rmtree(stage)
-    save_checkpoint(Checkpoint(model, None, data, classes, mean, std,
-                               {"imported_from": source}), stage)
     result = ImportResult(
         source=source, checkpoint=str(out), layers=len(config.layers), params=summary.params,
         macs=summary.macs, input=[config.in_channels, config.input_size, config.input_size],
         num_classes=config.num_classes, notes=list(imported.notes), unsupported=problem,
         test_accuracy=accuracy)
-    write_json(stage / "metrics.json", result.to_dict())
-    if out.exists():
-        shutil.rmtree(out)
-    stage.rename(out)
+    # (an interrupted import leaves the previous checkpoint, or nothing, never a mix)
+    with replace_folder(out) as stage:
+        save_checkpoint(Checkpoint(model, None, data, classes, mean, std,
+                                   {"imported_from": source}), stage)
+        write_json(stage / "metrics.json", result.to_dict())
     log(summary.format_table())
     for note in imported.notes:
         log(f"note: {note}")
