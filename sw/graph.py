@@ -33,7 +33,13 @@ from torch import nn
 
 from ..hw.errors import FireforgeError
 from ..hw.isa import Op
-from .model import ClassifierReLU, SqueezeNet, SqueezeNetConfig, pool_output_size
+from .model import (
+    ClassifierReLU,
+    SqueezeNet,
+    SqueezeNetConfig,
+    conv_output_size,
+    pool_output_size,
+)
 
 __all__ = ["Layer", "GraphConfig", "GraphNet", "AddLayer", "OPS", "INPUT", "layer_name",
            "config_from_dict", "build_model"]
@@ -131,8 +137,8 @@ class GraphConfig:
                 c, h, w = ins[0]
                 if x.out_channels < 1 or x.kernel < 1 or x.stride < 1 or x.padding < 0:
                     raise FireforgeError(f"{where}: channels, kernel and stride must be positive")
-                oh = (h + 2 * x.padding - x.kernel) // x.stride + 1
-                ow = (w + 2 * x.padding - x.kernel) // x.stride + 1
+                oh = conv_output_size(h, x.kernel, x.stride, x.padding)
+                ow = conv_output_size(w, x.kernel, x.stride, x.padding)
                 if oh < 1 or ow < 1:
                     raise FireforgeError(f"{where}: a {x.kernel}x{x.kernel} kernel does not fit "
                                          f"its {h}x{w} input")

@@ -40,6 +40,8 @@ __all__ = [
     "list_models",
     "preset_config",
     "load_state_dict_checked",
+    "conv_output_size",
+    "pool_output_size",
 ]
 
 
@@ -172,11 +174,17 @@ class SqueezeNetConfig:
 
     def feature_size(self) -> int:
         """Side of the last feature map, before the classifier."""
-        size = (self.input_size + 2 * self.stem_padding - self.stem_kernel) // self.stem_stride + 1
+        size = conv_output_size(self.input_size, self.stem_kernel, self.stem_stride,
+                                self.stem_padding)
         for block in range(len(self.fires) + 1):
             if block in self.pool_after:
                 size = pool_output_size(size)
         return size
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output side of a convolution (zero padding on both sides), as PyTorch computes it."""
+    return (size + 2 * padding - kernel) // stride + 1
 
 
 def pool_output_size(size: int, kernel: int = 3, stride: int = 2) -> int:

@@ -38,7 +38,7 @@ import torch
 from ..hw.errors import FireforgeError
 from ..hw.isa import SUPPORTED_KERNELS, SUPPORTED_STRIDES
 from .graph import INPUT, GraphConfig, Layer, layer_name
-from .model import pool_output_size
+from .model import conv_output_size, pool_output_size
 
 __all__ = ["ImportedGraph", "ONNX_OPS", "import_onnx", "export_torch", "from_torch"]
 
@@ -252,7 +252,7 @@ class _Importer:
             _refuse(node, f"its weight takes {w.shape[1]} channels but its input has {c}",
                     "the model is inconsistent")
         p, s = pads[0], strides[0]
-        oh, ow = (h + 2 * p - k[0]) // s + 1, (wd + 2 * p - k[0]) // s + 1
+        oh, ow = conv_output_size(h, k[0], s, p), conv_output_size(wd, k[0], s, p)
         hint = node.input[1].removesuffix(".weight") if node.input[1] in (
             t.name for t in self.model.graph.initializer) else None
         name = self.new_layer(node, "conv", [x], (w.shape[0], oh, ow), hint,

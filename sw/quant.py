@@ -38,7 +38,7 @@ from .compress import SharedLayer
 from .data import normalize
 from .graph import OPS as GRAPH_OPS
 from .graph import GraphNet, build_model
-from .model import Fire, SqueezeNet, pool_output_size
+from .model import Fire, SqueezeNet, conv_output_size, pool_output_size
 
 __all__ = ["Node", "Tensor", "lower", "calibrate", "quantize", "IntNetwork", "QNode",
            "choose_multipliers"]
@@ -88,10 +88,6 @@ def _check_conv(name: str, conv: nn.Conv2d) -> tuple[int, int, int]:
     return k[0], s[0], p[0]
 
 
-def _conv_out(size: int, k: int, s: int, p: int) -> int:
-    return (size + 2 * p - k) // s + 1
-
-
 def unsupported(config) -> str | None:
     """Why the accelerator cannot run a network of ``config`` (a
     :class:`~.model.SqueezeNetConfig` or :class:`~.graph.GraphConfig`), or None: :func:`lower`
@@ -125,7 +121,7 @@ def lower(model: nn.Module) -> tuple[list[Node], dict[str, Tensor]]:
         c, h, w = tensors[src].shape
         if conv.in_channels != c:
             raise FireforgeError(f"layer {name} takes {conv.in_channels} channels, gets {c}")
-        oh, ow = _conv_out(h, k, s, p), _conv_out(w, k, s, p)
+        oh, ow = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
         shape = (conv.out_channels, oh, ow)
         total = (dst_channels or conv.out_channels, oh, ow)
         if dst in tensors and tensors[dst].shape != total:
