@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from .graph import build_model
+from .graph import AddLayer, build_model
 from .model import Fire, SqueezeNet, SqueezeNetConfig, as_config
 
 __all__ = ["LayerInfo", "ModelSummary", "summarize"]
@@ -123,8 +123,6 @@ def _shape(s: tuple[int, ...]) -> str:
 def summarize(model_or_config: SqueezeNet | SqueezeNetConfig) -> ModelSummary:
     """Measure every convolution and pool of the network (a preset's or an imported graph's,
     :mod:`.graph`) on one image."""
-    from .graph import AddLayer
-
     config = as_config(model_or_config)
     with torch.device("meta"):
         model = build_model(config).eval()
@@ -145,7 +143,7 @@ def summarize(model_or_config: SqueezeNet | SqueezeNetConfig) -> ModelSummary:
                 k, s, p = module.kernel_size, module.stride, module.padding
                 weights = biases = macs = 0
                 kind = "maxpool"
-            elif isinstance(module, Fire) or isinstance(module, AddLayer):
+            elif isinstance(module, (Fire, AddLayer)):
                 k, s, p = 1, 1, 0
                 weights = biases = macs = 0
                 kind = "add"

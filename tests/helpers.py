@@ -87,16 +87,25 @@ def networks(draw, bits=(None, 3, 8)):
     return config, draw(st.integers(0, 2**31 - 1)), draw(st.sampled_from(list(bits)))
 
 
-def random_checkpoint(config, seed, bits):
-    """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
-    to ``bits`` when given."""
-    torch.manual_seed(seed)
-    model = build_model(config).eval()
+def randomize_weights(model, seed=None):
+    """``model`` (in eval mode) with random convolution weights and biases, large enough that
+    every layer's integers vary; ``seed`` first when given."""
+    if seed is not None:
+        torch.manual_seed(seed)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, torch.nn.Conv2d):
                 m.weight.normal_(0, 0.3)
-                m.bias.uniform_(-0.2, 0.3)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.2, 0.3)
+    return model.eval()
+
+
+def random_checkpoint(config, seed, bits):
+    """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
+    to ``bits`` when given."""
+    torch.manual_seed(seed)
+    model = randomize_weights(build_model(config))
     shared = None
     if bits:
         from fireforge.sw.compress import apply_masks, magnitude_masks, share_weights

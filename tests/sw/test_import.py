@@ -23,7 +23,7 @@ from fireforge.sw.summary import summarize
 from fireforge.sw.zoo import ResNet8
 from onnx import TensorProto, helper, numpy_helper
 
-from ..helpers import GRAPH, random_checkpoint
+from ..helpers import GRAPH, random_checkpoint, randomize_weights
 
 LIGHT_SQUEEZENET = (Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
                     / "light_squeezenet.onnx")
@@ -34,17 +34,6 @@ def _golden(model, x, out, lanes=1, group=8, shared=None):
     ckpt = Checkpoint(model.eval(), None, "random", classes, [0.4] * c, [0.25] * c, {}, shared)
     manifest = compile_checkpoint(ckpt, x, out, group=group, shared=shared, lanes=lanes)
     return manifest, run_golden(load_program(out), x, keep_layers=True)
-
-
-def _randomize(model, seed):
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.Conv2d):
-                m.weight.normal_(0, 0.3)
-                if m.bias is not None:
-                    m.bias.uniform_(-0.2, 0.3)
-    return model.eval()
 
 
 def _structure(model):
@@ -107,7 +96,7 @@ def test_an_exported_preset_gives_the_presets_golden_integers(tmp_path, preset, 
     from fireforge.sw.quant import unsupported
 
     accel = CONFIGS[config]
-    model = _randomize(create_model(preset, bypass="simple"), 3)
+    model = randomize_weights(create_model(preset, bypass="simple"), 3)
     c, s = model.config.in_channels, model.config.input_size
     if unsupported(model.config):
         with pytest.raises(FireforgeError, match="Conv .* is not supported: kernel 7x7"):
@@ -125,7 +114,7 @@ def test_an_exported_preset_gives_the_presets_golden_integers(tmp_path, preset, 
 
 
 def test_resnet8_imports_with_its_shortcuts_and_dense_layer():
-    model = _randomize(ResNet8(in_channels=1, num_classes=10), 1)
+    model = randomize_weights(ResNet8(in_channels=1, num_classes=10), 1)
     with torch.no_grad():  # batch norm with real statistics, folded by the import
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
@@ -153,7 +142,7 @@ def test_resnet8_imports_with_its_shortcuts_and_dense_layer():
 def test_the_general_graph_runs_the_float_network(tmp_path):
     """Golden integers of a graph with every op track the float network they were quantized
     from; the padded compile (4 lanes) gives the same integers in every real channel."""
-    model = _randomize(GraphNet(GRAPH), 5)
+    model = randomize_weights(GraphNet(GRAPH), 5)
     x = np.random.default_rng(1).integers(0, 256, (8, 3, 15, 15), dtype=np.uint8)
     m1, one = _golden(model, x, tmp_path / "one", lanes=1, group=4)
     m4, four = _golden(model, x, tmp_path / "four", lanes=4, group=4)
@@ -316,7 +305,7 @@ def test_compress_and_compile_take_an_imported_checkpoint(tmp_path):
 
     config = GraphConfig((*GRAPH.layers[:-2], Layer("cls", "conv", ("res2",), 10, relu=False),
                           Layer("gap", "avgpool", ("cls",))), in_channels=1, input_size=16)
-    model = _randomize(GraphNet(config), 4)
+    model = randomize_weights(GraphNet(config), 4)
     result = import_module(model, tmp_path / "f", data="digits", channels=1, size=16)
     assert result.layers == len(config.layers) and result.test_accuracy is not None
     assert result.unsupported is None
@@ -337,7 +326,7 @@ def test_no_accuracy_is_claimed_where_the_data_has_other_classes(tmp_path):
     from fireforge.sw.commands.imports import import_module
 
     config = GRAPH.replace(in_channels=1)
-    result = import_module(_randomize(GraphNet(config), 6), tmp_path / "f", data="digits",
+    result = import_module(randomize_weights(GraphNet(config), 6), tmp_path / "f", data="digits",
                            channels=1, size=15)
     assert result.test_accuracy is None
     compile_program(tmp_path / "f", tmp_path / "p", config="small", calibration=32)
