@@ -216,6 +216,9 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               codebook_entries=2048, program_entries=128, fifo_depth=16,
                               fifo_memory="bram", memory_registers=True),
 }
+# ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
+# the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes.
+CONFIGS["ecp5-128"] = CONFIGS["ecp5"].replace(columns=16)
 
 
 #: what the commands and the demo use unless told otherwise

@@ -73,6 +73,16 @@ def weight_parts(config: AcceleratorConfig) -> int:
     return 1
 
 
+def index_place(bits: int, sub: int) -> int:
+    """The code of step ``sub``'s place in a weight word of ``bits``-bit indices: steps per word
+    plus ``sub`` (1: int8; 2-3: 4-bit; 4-7: 2-bit; 8-15: 1-bit). One 4-bit code for width and
+    step makes each index bit one multiplexer of the few places it can come from, selected by
+    registers: a chain of width tests after a step select was 6 LUTs deep with the select
+    fanned out to every cell, the 85F's critical path."""
+    assert bits in SUPPORTED_INDEX_BITS and 0 <= sub < 8 // bits
+    return 8 // bits + sub
+
+
 def _copies(config: AcceleratorConfig, cells: int) -> int:
     """Register copies of something ``cells`` read: one per ``BROADCAST_COLUMNS`` of them where
     the configuration has memory registers (the large devices, whose multipliers spread across
@@ -152,7 +162,6 @@ class ConvEngine(wiring.Component):
         s.single = Signal()  # one group a pixel
         s.tail_last = Signal(range(C // Q))  # a pixel's last group's last chunk
         s.tail_mask = Signal(Q)  # and its lanes that hold channels
-        s.bits = Signal(4)
         s.spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
         s.use_cb = Signal()
         # the layer's first word in each model memory (the slot's base added: a layer
@@ -216,11 +225,14 @@ class ConvEngine(wiring.Component):
         # read addresses and the read data are registered too: short paths to and from block
         # RAMs spread over a large device). Where each group's outputs go is not carried: the
         # requantization side counts groups in the same order (see there).
-        s.ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "sub": 3})
+        # (``place``: where the step's indices lie in the weight word, see :func:`index_place`)
+        s.ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "place": 4})
         issue_ctl = Signal(s.ctl)
+        steps_per_word = Const(1, 4) << s.spw_log
         m.d.comb += [
             issue_ctl.valid.eq(s.step), issue_ctl.first.eq(s.first), issue_ctl.last.eq(s.last),
-            issue_ctl.pad.eq(is_pad), issue_ctl.sub.eq(s.wpos & ((Const(1, 4) << s.spw_log) - 1)),
+            issue_ctl.pad.eq(is_pad),
+            issue_ctl.place.eq(steps_per_word | (s.wpos & (steps_per_word - 1))),
         ]
         s.chain = [issue_ctl]
         # (the block RAM; address, bank and data registers)
@@ -261,21 +273,23 @@ class ConvEngine(wiring.Component):
         act = Mux(s.s1.pad, s.pad_value.replicate(R), s.act_rdata)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
+        # The place code in a register copy per BROADCAST_COLUMNS cells (beside the step's
+        # control, which it equals): one register driving every cell's multiplexers would be a
+        # net across the array.
+        place = [s.s1.place] * s.copies
+        if s.copies > 1:
+            place = [Signal(4, name=f"place_bcast{k}") for k in range(s.copies)]
+            m.d.sync += [p.eq(s.chain[-2].place) for p in place]
         idxs = []
         for j in range(N):
             idx = Signal(8, name=f"idx{j}")
-            # Cell j's index of step ``s1.sub`` within the word: a mux over the few places
-            # it can be (a variable word_select would build a shifter as wide as the word).
-            # (a chain of multiplexers ending at the widest case, whatever ``bits`` holds: a
-            # switch left an "else 0" that synthesis put on the registers' reset inputs, a
-            # failing path on the 85F; a switch's default case made yosys's abc9 fail)
-            value = None
-            for b in reversed(index_bits):
-                places = [s.w_rdata.word_select(sub * N + j, b) for sub in range(8 // b)]
-                here = (Array(places)[s.s1.sub[:max(1, (8 // b - 1).bit_length())]]
-                        if len(places) > 1 else places[0])
-                value = here if value is None else Mux(s.bits == b, here, value)
-            m.d.comb += idx.eq(value)
+            # Cell j's index: the word's bits at each place the code can name, zero-extended
+            # (code 0 does not occur; it repeats code 1 so that synthesis may merge the two).
+            places = {index_place(b, sub): s.w_rdata.word_select(sub * N + j, b)
+                      for b in index_bits for sub in range(8 // b)}
+            places[0] = places[index_place(WEIGHT_BITS, 0)]
+            m.d.comb += idx.eq(Array(places[c] for c in sorted(places))[place[j * s.copies // N]]
+                               if len(places) > 2 else places[0])
             idxs.append(idx)
         s.s2, act2 = s.s1, act
         if cfg.memory_registers:
@@ -425,7 +439,6 @@ class ConvEngine(wiring.Component):
             s.pad.eq(d.pad != 0), s.stride.eq(d.in_stride), s.rowstride.eq(self.consts.rowstride),
             s.groups.eq((d.out_c + C - 1) >> clog), s.single.eq(d.out_c <= C),
             s.tail_last.eq(tail[lq:]), s.tail_mask.eq((Const(2, Q + 1) << tail[:lq]) - 1),
-            s.bits.eq(d.w_bits),
             s.spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
                        if cfg.codebook_bits else 0),
             s.use_cb.eq(d.w_bits <= cfg.codebook_bits),
