@@ -58,13 +58,19 @@ sim: setup
 	$(BIN)/fireforge sim --program $(PROGRAM) --simulator $(SIM) --config $(CONFIG) \
 	  --images $(IMAGES)
 
-# Benchmarks: cycles, utilization and simulator speed, as JSON in bench/ (compare run to run).
+# Benchmarks, as JSON in bench/ (compare run to run): per board of BENCH_BOARDS, the engine's
+# throughput and BENCH_IMAGES streamed through the simulated board's link (bench-BOARD.json);
+# cycles, utilization and simulator speed of the demo program (sim-CONFIG.json).
+BENCH_BOARDS ?= icebreaker ulx3s-85f
+BENCH_IMAGES ?= 50
 bench: setup
 	@test -f $(PROGRAM)/manifest.json || $(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
 	@mkdir -p bench
 	$(BIN)/fireforge sim --program $(PROGRAM) --simulator verilator --config $(CONFIG) \
 	  --images $(IMAGES) --no-layer-check --json > bench/sim-$(CONFIG).json
 	@echo "wrote bench/sim-$(CONFIG).json"
+	for b in $(BENCH_BOARDS); do \
+	  $(BIN)/fireforge bench --board $$b --runs $(RUNS) --images $(BENCH_IMAGES) || exit 1; done
 
 # A bitstream for BOARD with yosys + nextpnr from the YoWASP wheels; build/BOARD/report.json.
 # PROGRAM=DIR picks the program (default: the board's default preset, made under RUNS).

@@ -119,10 +119,14 @@ def clocked_wrapper(board: SimBoard) -> str:
 
 def serve(program: Program, config: AcceleratorConfig, port: int, divisor: int = DEFAULT_DIVISOR,
           build_dir: str | Path = "build/simboard", ready_file: str | None = None,
-          max_seconds: float | None = None, byte_cycles: int | None = None, log=print) -> None:
+          max_seconds: float | None = None, byte_cycles: int | None = None,
+          stats_file: str | Path | None = None, log=print) -> None:
     """Build the simulated board and serve it on ``port`` (0: any free port) until killed or
     ``max_seconds`` have passed. ``ready_file`` receives ``socket://127.0.0.1:PORT`` once it
-    listens. ``byte_cycles``: no UART, bytes straight into the link (:class:`SimBoard`)."""
+    listens. ``byte_cycles``: no UART, bytes straight into the link (:class:`SimBoard`).
+    ``stats_file``: JSON rewritten at each client's disconnect: ``active_cycles``, the cycles
+    the board has worked for its clients (requests, replies, runs; not the waits for the
+    host), and ``clients``, the disconnects so far."""
     if not 0 <= port < 65536:
         raise FireforgeError(f"--port {port}: a TCP port 1..65535 (0 picks a free one)")
     build_dir = Path(build_dir).resolve()
@@ -130,7 +134,8 @@ def serve(program: Program, config: AcceleratorConfig, port: int, divisor: int =
     runner, sim_build, env, _ = build_model(top, SIMBOARD_TOP, build_dir, "verilator", log=log,
                                             wrapper=(CLOCKED_TOP, clocked_wrapper(top)))
     job = {"port": port, "ready_file": str(Path(ready_file).resolve()) if ready_file else None,
-           "max_seconds": max_seconds, "divisor": divisor, "fifo_depth": FIFO_DEPTH}
+           "max_seconds": max_seconds, "divisor": divisor, "fifo_depth": FIFO_DEPTH,
+           "stats_file": str(Path(stats_file).resolve()) if stats_file else None}
     job_path = build_dir / "simboard-job.json"
     job_path.write_text(json.dumps(job))
     with environment(env):

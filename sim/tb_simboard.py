@@ -17,6 +17,7 @@ import time
 
 import cocotb
 from cocotb.triggers import ClockCycles, FallingEdge, Timer
+from cocotb.utils import get_sim_time
 from fireforge.sim.processes import die_with_parent
 from fireforge.sim.simboard import CLOCK_NS
 
@@ -24,6 +25,59 @@ from fireforge.sim.simboard import CLOCK_NS
 POLL_CYCLES = 512
 #: idle looks in a row before the loop also yields real time (no client traffic, board idle)
 IDLE_LOOKS = 400
+
+
+class _Activity:
+    """Cycles the board works for its host: from a request's first byte to its reply's last,
+    and while the engine runs; not the cycles it waits for the host's next request (the
+    simulated host's speed is not the board's). Written to ``path`` (JSON) at each
+    disconnect, so a client reads its own session's figure after closing."""
+
+    def __init__(self, path: str | None):
+        self.path = path
+        self.intervals: list[tuple[int, int]] = []
+        self.span: int | None = None  # the open request's first byte
+        self.last_out = -1  # the last reply byte
+        self.busy_since: int | None = None
+        self.clients = 0
+
+    def request_bytes(self, now: int) -> None:
+        """Bytes of a new request arrive (none were waiting)."""
+        if self.span is not None and self.last_out >= self.span:
+            self.intervals.append((self.span, self.last_out))
+            self.span = None
+        if self.span is None:
+            self.span = now
+
+    def reply_byte(self, now: int) -> None:
+        self.last_out = now
+
+    def busy(self, now: int, busy: bool) -> None:
+        if busy and self.busy_since is None:
+            self.busy_since = now
+        elif not busy and self.busy_since is not None:
+            self.intervals.append((self.busy_since, now))
+            self.busy_since = None
+
+    def disconnected(self, now: int) -> None:
+        if self.span is not None:
+            self.intervals.append((self.span, max(self.last_out, self.span)))
+            self.span = None
+        self.clients += 1
+        if self.path:
+            with open(self.path + ".tmp", "w") as f:
+                json.dump({"active_cycles": self.total(), "clients": self.clients,
+                           "cycle": now}, f)
+            os.replace(self.path + ".tmp", self.path)
+
+    def total(self) -> int:
+        """The union of the intervals' lengths."""
+        total, end = 0, -1
+        for a, b in sorted(self.intervals):
+            if b > end:
+                total += b - max(a, end)
+                end = b
+        return total
 
 
 class _Server:
@@ -35,6 +89,7 @@ class _Server:
         self.port = self.sock.getsockname()[1]
         self.inbound: queue.Queue[bytes] = queue.Queue()
         self.conn: socket.socket | None = None
+        self.disconnects = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self):
@@ -52,6 +107,7 @@ class _Server:
                 self.inbound.put(data)
             self.conn = None
             conn.close()
+            self.disconnects += 1
 
     def send(self, data: bytes) -> None:
         conn = self.conn
@@ -83,9 +139,17 @@ async def serve(dut):
 
     pending, outgoing = bytearray(), bytearray()
     idle = 0
+    activity, seen_disconnects = _Activity(job.get("stats_file")), 0
     while deadline is None or time.monotonic() < deadline:
+        now = get_sim_time("ns") // CLOCK_NS
+        if not server.inbound.empty() and not pending:
+            activity.request_bytes(now)
         while not server.inbound.empty():
             pending += server.inbound.get()
+        activity.busy(now, bool(int(dut.leds.value) & 1))
+        if server.disconnects != seen_disconnects and not outgoing:
+            seen_disconnects = server.disconnects
+            activity.disconnected(now)
         await FallingEdge(dut.clk)
         moved = False
         # host -> board: one byte a cycle while the FIFO has room
@@ -99,6 +163,7 @@ async def serve(dut):
         # board -> host: everything the FIFO holds, one byte a cycle
         if dut.d2h_valid.value:
             outgoing.append(int(dut.d2h_data.value))
+            activity.reply_byte(now)
             dut.d2h_ready.value = 1
             moved = True
         else:

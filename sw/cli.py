@@ -217,6 +217,23 @@ def _setup_simboard(p):
     p.add_argument("--build-dir", default="build/simboard", metavar="DIR")
     p.add_argument("--ready-file", metavar="FILE", help="write the URL here once listening")
     p.add_argument("--max-seconds", type=float, help="stop after this long (default: never)")
+    p.add_argument("--stats-file", metavar="FILE", help="rewrite this JSON at each client's "
+                   "disconnect: the cycles the board worked for its clients (requests, replies, "
+                   "runs; not the waits for the host) and the disconnects so far")
+
+
+def _setup_bench(p):
+    p.add_argument("--board", required=True, metavar="NAME",
+                   help="the board whose configuration, clock and link are measured")
+    p.add_argument("--program", metavar="DIR",
+                   help="the program (default: the board's default program, made under --runs)")
+    p.add_argument("--runs", default="runs", metavar="DIR",
+                   help="where the default program is trained and compiled (default runs)")
+    p.add_argument("--images", type=_positive_int, default=50,
+                   help="test images streamed through the simulated board (default 50)")
+    p.add_argument("--out", default="bench", metavar="DIR",
+                   help="where bench-BOARD.json goes (default bench)")
+    p.add_argument("--build-dir", default="build/bench", metavar="DIR")
 
 
 def _setup_infer(p):
@@ -346,7 +363,14 @@ _COMMANDS: dict[str, tuple[str, Callable, Callable]] = {
                      a.program, port=a.port, config=a.config, board=a.board,
                      divisor=a.divisor,
                      build_dir=a.build_dir, ready_file=a.ready_file,
-                     max_seconds=a.max_seconds, byte_cycles=a.byte_cycles, log=log)),
+                     max_seconds=a.max_seconds, byte_cycles=a.byte_cycles,
+                     stats_file=a.stats_file, log=log)),
+    "bench": ("a board's throughput: the engine's at Fmax and images streamed through its "
+              "link on the simulated board, as JSON",
+              _setup_bench,
+              lambda a, log: _c("bench").bench(
+                  a.board, a.program, runs=a.runs, images=a.images, out=a.out,
+                  build_dir=a.build_dir, log=log)),
     "infer": ("classify images on a board (or simulated board) through the host link",
               _setup_infer,
               lambda a, log: _c("infer").infer(

@@ -19,6 +19,7 @@ command         function                                     result
 ``golden``      :func:`.golden.golden`                       :class:`.golden.GoldenReport`
 ``sim``         :func:`.sim.simulate`                        :class:`.sim.SimReport`
 ``simboard``    :func:`.simboard.simboard`                   :class:`.simboard.SimboardResult`
+``bench``       :func:`.bench.bench`                         :class:`.bench.BenchResult`
 ``infer``       :func:`.infer.infer`                         :class:`.infer.InferReport`
 ``load``        :func:`.infer.load`                          :class:`.infer.LoadResult`
 ``boards``      :func:`.build.list_boards`                   :class:`.build.BoardList`

@@ -23,13 +23,15 @@ def simboard(program: str | Path, *, port: int = 5550, config: str | None = None
              board: str | None = None, divisor: int | None = None,
              build_dir: str | Path = "build/simboard",
              ready_file: str | Path | None = None, max_seconds: float | None = None,
-             byte_cycles: int | None = None, log: Log = quiet) -> SimboardResult:
+             byte_cycles: int | None = None, stats_file: str | Path | None = None,
+             log: Log = quiet) -> SimboardResult:
     """Serve ``program`` on the simulated board until stopped (or ``max_seconds``);
     ``ready_file`` receives the URL once the board listens. ``board``: the chip of that
     board's bitstream (its default ``config`` and its UART divisor); otherwise ``config``
     (default :data:`~fireforge.hw.config.DEFAULT_CONFIG`) and ``divisor`` (default a short one,
     fast to simulate). ``byte_cycles``: no UART, a byte into the link every so many cycles
-    (faster still)."""
+    (faster still). ``stats_file``: the board's working cycles, rewritten at each client's
+    disconnect (:func:`~fireforge.sim.simboard.serve`)."""
     from ...hw.config import config_by_name
     from ...hw.program import load_program
     from ...sim.simboard import DEFAULT_DIVISOR, serve
@@ -52,5 +54,5 @@ def simboard(program: str | Path, *, port: int = 5550, config: str | None = None
             else f"UART divisor {divisor}{rate}")
     log(f"simulated board: {program} (model {prog.model_hash[:12]}…) on {config}, {line}")
     serve(prog, config_by_name(config), port, divisor, build_dir, ready_file, max_seconds,
-          byte_cycles, log=log)
+          byte_cycles, stats_file, log=log)
     return SimboardResult(program=str(program), stopped=True)

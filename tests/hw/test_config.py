@@ -27,7 +27,7 @@ def test_configs_validate():
         AcceleratorConfig(rows=2, requant_lanes=4)
     with pytest.raises(FireforgeError, match="unknown accelerator configuration 'x'"):
         config_by_name("x")
-    assert set(CONFIGS) == {"small", "up5k", "ecp5"}
+    assert set(CONFIGS) == {"small", "up5k", "ecp5", "ecp5-128"}
 
 
 @pytest.mark.parametrize("config", [*CONFIGS.values(), TEST_CONFIG, LANES_CONFIG],

@@ -229,3 +229,13 @@ def test_the_demo_compiles_for_a_board_that_takes_its_configuration():
 
     assert demo.CONFIG in board_spec(demo.BOARD).configs
     assert CONFIGS[demo.CONFIG].codebook_bits >= demo.BITS  # it decodes the demo's codebooks
+
+
+def test_bench_refusals_are_one_line(quick_tiny_program, capsys):
+    # (refused before the default program is made or a simulator starts)
+    assert main(["bench", "--board", "orangecrab-85f"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no UART link to simulate" in err[0]
+    assert main(["bench", "--board", "ulx3s-85f", "--program", str(quick_tiny_program)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "runs --config ecp5-128 (16 x 8)" in err[0]

@@ -1,0 +1,216 @@
+"""``fireforge bench``: a board's throughput as JSON: the engine's (cycle model, at the routed
+Fmax) and the user's (images streamed through the simulated board's link at its real baud)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ...hw.errors import FireforgeError
+from . import Log, Result, quiet
+
+__all__ = ["BenchResult", "bench"]
+
+#: seconds to wait for the simulated board to build and listen, and for its statistics
+_START_SECONDS = 900
+_STATS_SECONDS = 60
+
+
+@dataclass
+class BenchResult(Result):
+    """What ``bench/bench-BOARD.json`` holds."""
+
+    board: str
+    program: str
+    config: str
+    cycles_per_inference: int
+    #: MAC-array busy share of all of an inference's cycles (pools and adds included)
+    mac_busy_share: float
+    fmax_mhz: float
+    fmax_source: str
+    clock_mhz: float
+    #: the engine alone: inferences/s at the routed Fmax and at the board's clock
+    compute_fps_at_fmax: float
+    compute_fps_at_clock: float
+    baud: int
+    uart_divisor: int
+    #: bytes per inference on the wire, each way, framing included (the driver's count)
+    bytes_to_board: float
+    bytes_from_board: float
+    #: the link alone: inferences/s if it carried nothing but those bytes, both ways at once
+    link_fps: float
+    images: int
+    #: cycles the simulated board worked for the stream (requests, replies and runs; not its
+    #: waits for the simulated host) and the inferences/s they make at the board's clock
+    stream_cycles: int
+    end_to_end_fps: float
+    #: end_to_end_fps over min(compute_fps_at_clock, link_fps)
+    of_bound: float
+    golden_agreement: float
+    seconds: float
+
+
+class _Counting:
+    """A transport that counts the bytes each way."""
+
+    def __init__(self, inner):
+        self.inner, self.written, self.read_bytes = inner, 0, 0
+
+    def write(self, data: bytes) -> None:
+        self.written += len(data)
+        self.inner.write(data)
+
+    def read(self, size: int, timeout: float) -> bytes:
+        data = self.inner.read(size, timeout)
+        self.read_bytes += len(data)
+        return data
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def _wait_stats(path: Path, clients: int, proc) -> dict:
+    """The simulated board's statistics once ``clients`` clients have disconnected."""
+    deadline = time.monotonic() + _STATS_SECONDS
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            stats = json.loads(path.read_text())
+            if stats["clients"] >= clients:
+                return stats
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    raise FireforgeError(f"the simulated board wrote no statistics for client {clients} in "
+                         f"{_STATS_SECONDS} s (see its log in {path.parent})")
+
+
+def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "runs",
+          images: int = 50, out: str | Path = "bench", build_dir: str | Path = "build/bench",
+          log: Log = quiet) -> BenchResult:
+    """Measure ``board`` running ``program`` (default: the board's default program, made under
+    ``runs``): the cycle model's cycles and MAC-busy share, inferences/s at the Fmax of the
+    board's last build (or the build history), and ``images`` test images streamed through the
+    simulated board with the board's configuration and UART divisor, every result checked
+    against the golden model. Writes ``out/bench-BOARD.json``."""
+    import numpy as np
+
+    from ...boards.boards import board_spec
+    from ...boards.build import measured_fmax
+    from ...hw.config import config_by_name
+    from ...hw.perf import estimate
+    from ...hw.program import load_program
+    from ..data import load_dataset
+    from ..driver import Board, BoardError, SerialTransport
+    from ..golden import run_golden
+    from .build import default_program
+
+    if images < 1:
+        raise FireforgeError(f"--images {images}: at least 1")
+    spec = board_spec(board)
+    if spec.uart is None:
+        raise FireforgeError(f"{board} has no UART link to simulate ({spec.notes}): bench "
+                             f"measures the link")
+    prog = load_program(program) if program else default_program(board, runs, log=log)
+    name = spec.default_config
+    config = config_by_name(name)
+    if (prog.manifest.group, prog.lanes) != (config.columns, config.rows):
+        raise FireforgeError(f"{prog.path} was compiled for {prog.manifest.group} columns x "
+                             f"{prog.lanes} lanes; {board} runs --config {name} "
+                             f"({config.columns} x {config.rows}): compile it with that")
+    est = estimate(config, prog)
+    cycles = est["cycles_per_inference"]
+    fmax, source = measured_fmax(spec, name)
+    divisor = spec.link_divisor()
+    clock = spec.target_mhz
+    c, size, _ = prog.input_shape
+    data = load_dataset(prog.manifest.data or spec.default_data, size, c)
+    x = data.x_test[:images]
+    if len(x) < images:
+        raise FireforgeError(f"--images {images}: the data set has {len(x)} test images")
+    golden = run_golden(prog, x)
+
+    build_dir = Path(build_dir).resolve()
+    build_dir.mkdir(parents=True, exist_ok=True)
+    ready, stats_file = build_dir / "board.url", build_dir / "stats.json"
+    for f in (ready, stats_file):
+        f.unlink(missing_ok=True)
+    log(f"{board}: {prog.path} on {name}, UART divisor {divisor} ({spec.baud:,} baud at "
+        f"{clock:g} MHz); building the simulated board in {build_dir}")
+    t0 = time.perf_counter()
+    with open(build_dir / "simboard.log", "w") as board_log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fireforge.sw.cli", "simboard", "--program", str(prog.path),
+             "--board", board, "--port", "0", "--ready-file", str(ready), "--build-dir",
+             str(build_dir / "simboard"), "--stats-file", str(stats_file)],
+            stdout=board_log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + _START_SECONDS
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise FireforgeError(f"the simulated board did not start (log: "
+                                     f"{build_dir / 'simboard.log'})")
+            time.sleep(0.2)
+        url = ready.read_text()
+        # first client: the model's check (and load where the bitstream has no weights),
+        # not counted
+        with Board(SerialTransport(url, spec.baud)) as b:
+            if b.info().model_hash != prog.model_hash:
+                b.load(prog)
+            b.check_model(prog)
+        before = _wait_stats(stats_file, 1, proc)
+        counting = _Counting(SerialTransport(url, spec.baud))
+        agree = 0
+        with Board(counting) as b:
+            for n, image in enumerate(x):
+                try:
+                    r = b.classify(prog, image)
+                except BoardError as e:
+                    raise type(e)(f"image {n + 1} of {images}, after {n} classified: {e}") \
+                        from None
+                agree += bool(np.array_equal(r.sums, golden.sums[n]))
+                if (n + 1) % 10 == 0 or n + 1 == images:
+                    log(f"  {n + 1}/{images} images")
+        after = _wait_stats(stats_file, 2, proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stream = after["active_cycles"] - before["active_cycles"]
+    to_board, from_board = counting.written / images, counting.read_bytes / images
+    link_fps = spec.baud / 10 / max(to_board, from_board)
+    compute = clock * 1e6 / cycles
+    e2e = images * clock * 1e6 / stream
+    result = BenchResult(
+        board=board, program=str(prog.path), config=name, cycles_per_inference=cycles,
+        mac_busy_share=round(est["mac_utilization_whole"], 4), fmax_mhz=fmax,
+        fmax_source=source, clock_mhz=clock,
+        compute_fps_at_fmax=round(fmax * 1e6 / cycles, 1),
+        compute_fps_at_clock=round(compute, 1), baud=spec.baud, uart_divisor=divisor,
+        bytes_to_board=round(to_board, 1), bytes_from_board=round(from_board, 1),
+        link_fps=round(link_fps, 1), images=images, stream_cycles=stream,
+        end_to_end_fps=round(e2e, 1), of_bound=round(e2e / min(compute, link_fps), 3),
+        golden_agreement=agree / images, seconds=round(time.perf_counter() - t0, 1))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"bench-{board}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    tmp.replace(path)
+    log(f"{board}: {cycles:,} cycles, MAC-busy {result.mac_busy_share:.1%}; compute "
+        f"{result.compute_fps_at_fmax:,} inferences/s at {fmax:g} MHz, "
+        f"{result.compute_fps_at_clock:,} at {clock:g} MHz; link {result.link_fps:,}/s "
+        f"({to_board:,.0f} B in, {from_board:,.0f} B out per inference at {spec.baud:,} baud); "
+        f"end to end {result.end_to_end_fps:,}/s over {images} images "
+        f"({result.of_bound:.0%} of the lower bound); golden agreement "
+        f"{result.golden_agreement:.0%}; wrote {path}")
+    if agree != images:
+        raise FireforgeError(f"{images - agree} of {images} images differ from the golden "
+                             f"model")
+    return result

@@ -1,0 +1,28 @@
+"""``fireforge bench`` streams images through the simulated board and accounts its cycles."""
+
+import json
+
+import numpy as np
+import pytest
+from fireforge.boards.boards import board_spec
+from fireforge.hw.program import load_program
+from fireforge.sw.commands.bench import bench
+
+
+@pytest.mark.slow
+def test_bench_accounts_the_runs_and_the_link(quick_tiny_program, tmp_path):
+    spec = board_spec("ulx3s-25f")  # (the small configuration the quick program is compiled for)
+    r = bench(spec.name, quick_tiny_program, images=3, out=tmp_path / "bench",
+              build_dir=tmp_path / "build")
+    saved = json.loads((tmp_path / "bench" / "bench-ulx3s-25f.json").read_text())
+    assert saved == json.loads(json.dumps(r.to_dict()))
+    assert r.golden_agreement == 1.0 and r.uart_divisor == spec.link_divisor()
+    # The stream holds each image's run and its pixels on the wire (10 bits of the divisor a
+    # byte), and at most every byte each way after the other and the runs (the status polls
+    # overlap the runs; the rest is the link's turnarounds).
+    runs = r.images * r.cycles_per_inference
+    bit = 10 * r.uart_divisor
+    pixels = r.images * int(np.prod(load_program(quick_tiny_program).input_shape)) * bit
+    wire = r.images * (r.bytes_to_board + r.bytes_from_board) * bit
+    assert runs + pixels < r.stream_cycles < 1.1 * (runs + wire)
+    assert r.end_to_end_fps < min(r.compute_fps_at_clock, r.link_fps)
