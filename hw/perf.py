@@ -79,8 +79,9 @@ def _read_registers(config: AcceleratorConfig) -> int:
 
 
 def _maxpool_cycles(config: AcceleratorConfig, d) -> int:
-    # (a window covers a word of ``rows`` channels)
-    return (d.out_h * d.out_w * math.ceil(d.out_c / config.rows) * 9 + _POOL_TAIL
+    # (a window covers a word of ``rows`` channels; a row's first window reads 9 positions,
+    # the others 6: their first column is their neighbour's last)
+    return (d.out_h * math.ceil(d.out_c / config.rows) * (9 + 6 * (d.out_w - 1)) + _POOL_TAIL
             + _read_registers(config))
 
 

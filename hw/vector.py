@@ -64,12 +64,15 @@ def _control(m: Module, unit, running: Signal, drained, load: list, step, setup:
 class Pool(wiring.Component):
     """Max pool and global sum: one walker over windows of the input map.
 
-    Per output pixel and channel, one cycle per window position:
+    Per output row and channel, the row's windows left to right, one cycle per window position
+    read:
 
     * ``MAXPOOL``: 3x3 windows at stride 2, ceil mode. Positions past the edge read as 0, which
       cannot win over unsigned values. The maximum goes to the activation memory. With
       ``lanes`` > 1 (activation words of that many bytes) a window covers ``lanes`` channels,
       one maximum per byte, written back as one word (channels past ``in_c`` not written).
+      A window's first column is its left neighbour's last: the maximum of that column is
+      kept, so every window but a row's first reads 6 positions, not 9.
     * ``AVGPOOL``: one window, the whole map (the descriptor's output is 1x1). The int32 sum of
       each channel goes to the result memory at ``out_addr + c``; one channel at a time (the
       byte of the word it is in).
@@ -88,7 +91,8 @@ class Pool(wiring.Component):
         aw = self._aw + 2
         R = self.lanes
         lr = R.bit_length() - 1
-        # c counts channels of a global sum, or words of R channels of a max pool
+        # c counts channels of a global sum, or words of R channels of a max pool; the loops,
+        # outermost first: oy, c, ox, ky, kx
         oy, ox, c = Signal(10), Signal(10), Signal(12)
         n_c = Signal(12) if R > 1 else d.in_c  # c's count
         last_mask = Signal(R)  # the channels of the last word
@@ -99,39 +103,51 @@ class Pool(wiring.Component):
         # their comparators in one cycle would be the UP5K's critical path)
         kx_end, ky_end, c_end, ox_end, oy_end = (Signal(name=f"{n}_end")
                                                  for n in ("kx", "ky", "c", "ox", "oy"))
-        stride, rowstride = Signal(aw), Signal(aw)
+        stride, stride3, rowstride = Signal(aw), Signal(aw), Signal(aw)
         orow, opix, krow, kaddr = (Signal(aw, name=n) for n in ("orow", "opix", "krow", "kaddr"))
-        outpix = Signal(aw)
+        outpix, outrow = Signal(aw), Signal(aw)
+        reuse = Signal()  # this window starts at column 1: column 0 was its neighbour's 2
         running = Signal()
         # issue stage -> data stage
         v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
+        reuse1, col2_1, row0_1 = Signal(), Signal(), Signal()
         waddr1, lane1, mask1 = Signal(aw), Signal(max(1, lr)), Signal(R)
         acc = Signal(ACC_BITS)  # the sum so far; with one lane also the maximum (8 bits)
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
-        first = (ky == 0) & (kx == 0)
+        first = (ky == 0) & (kx == reuse)
         last = ky_end & kx_end
         c_byte = Mux(is_sum, c, c << lr) if R > 1 else c  # the channel's byte offset
         m.d.comb += self.act_raddr.eq((kaddr + c_byte)[lr:self._aw])
         stage = [(v1, running), (first1, first), (last1, last), (inb1, inb),
-                 (waddr1, outpix + c_byte)]
+                 (waddr1, outpix + c_byte), (reuse1, reuse), (col2_1, kx_end),
+                 (row0_1, ky == 0)]
         if R > 1:
             stage += [(lane1, c_byte[:lr]), (mask1, Mux(c_end, last_mask, (1 << R) - 1))]
         pending = _read_stage(m, self.read_latency, stage)
         values = [Mux(inb1, self.act_rdata.word_select(r, ACT_BITS), 0) for r in range(R)]
+        # the maximum of the window's last column, per lane: the next window's first column
+        col2s = [Signal(ACT_BITS, name=f"col2_{r}") for r in range(R)]
+
+        def vmax(a, b):
+            return Mux(a > b, a, b)
+
+        with m.If(v1 & col2_1):
+            m.d.sync += [k.eq(Mux(row0_1, v, vmax(k, v))) for k, v in zip(col2s, values,
+                                                                          strict=True)]
+        starts = [Mux(reuse1, vmax(k, v), v) for k, v in zip(col2s, values, strict=True)]
         if R == 1:
             bests = [acc[:ACT_BITS]]
-            total = Mux(is_sum, acc + values[0],
-                        Mux(values[0] > bests[0], values[0], bests[0]))
+            total = Mux(is_sum, acc + values[0], vmax(bests[0], values[0]))
             with m.If(v1):
-                m.d.sync += acc.eq(Mux(first1, values[0], total))
+                m.d.sync += acc.eq(Mux(first1, starts[0], total))
         else:
             bests = [Signal(ACT_BITS, name=f"best{r}") for r in range(R)]
             value = Mux(inb1, self.act_rdata.word_select(lane1, ACT_BITS), 0)
             with m.If(v1):
                 m.d.sync += acc.eq(Mux(first1, value, acc + value))
-                m.d.sync += [b.eq(Mux(first1 | (v > b), v, b))
-                             for b, v in zip(bests, values, strict=True)]
+                m.d.sync += [b.eq(Mux(first1, start, vmax(b, v)))
+                             for b, v, start in zip(bests, values, starts, strict=True)]
         # The window's result is written a cycle later, from the accumulator: the memory's
         # read data, the comparison or sum, and the write data in one cycle would be the
         # UP5K's critical path.
@@ -151,9 +167,11 @@ class Pool(wiring.Component):
         load = [is_sum.eq(sums), kx_last.eq(Mux(sums, d.in_w - 1, 2)),
                 ky_last.eq(Mux(sums, d.in_h - 1, 2)), kx_end.eq(sums & (d.in_w == 1)),
                 ky_end.eq(sums & (d.in_h == 1)),
-                stride.eq(d.in_stride), rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
+                stride.eq(d.in_stride), stride3.eq(d.in_stride + (d.in_stride << 1)),
+                rowstride.eq(self.consts.rowstride), oy.eq(0), ox.eq(0),
                 c.eq(0), ky.eq(0), kx.eq(0), orow.eq(base), opix.eq(base), krow.eq(base),
-                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset), c_end.eq(n_words == 1),
+                kaddr.eq(base), outpix.eq(d.out_addr + d.out_offset),
+                outrow.eq(d.out_addr + d.out_offset), reuse.eq(0), c_end.eq(n_words == 1),
                 ox_end.eq(d.out_w == 1), oy_end.eq(d.out_h == 1)]
         if R > 1:
             load += [n_c.eq(n_words), last_mask.eq(Mux(d.in_c[:lr] == 0, (1 << R) - 1,
@@ -164,27 +182,31 @@ class Pool(wiring.Component):
                 m.d.sync += [kx.eq(kx + 1), kx_end.eq(kx + 1 == kx_last),
                              kaddr.eq(kaddr + stride)]
             with m.Else():
-                m.d.sync += [kx.eq(0), kx_end.eq(kx_last == 0)]
+                # (a window row starts at column 1 where the window reuses its column 0;
+                # kx_last is 2 there, so the row's end is never its start)
+                m.d.sync += [kx.eq(reuse), kx_end.eq(kx_last == 0)]
                 with m.If(~ky_end):
                     m.d.sync += [ky.eq(ky + 1), ky_end.eq(ky + 1 == ky_last),
                                  krow.eq(krow + rowstride), kaddr.eq(krow + rowstride)]
                 with m.Else():
-                    m.d.sync += [ky.eq(0), ky_end.eq(ky_last == 0), krow.eq(opix),
-                                 kaddr.eq(opix)]
-                    with m.If(~c_end):
-                        m.d.sync += [c.eq(c + 1), c_end.eq(c + 2 == n_c)]
-                    with m.Else():
-                        m.d.sync += [c.eq(0), c_end.eq(n_c == 1),
-                                     outpix.eq(outpix + d.out_stride)]
-                        with m.If(~ox_end):
-                            nxt = opix + (stride << 1)
-                            m.d.sync += [ox.eq(ox + 1), ox_end.eq(ox + 2 == d.out_w),
-                                         opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
+                    m.d.sync += [ky.eq(0), ky_end.eq(ky_last == 0)]
+                    with m.If(~ox_end):  # the row's next window, from its column 1
+                        m.d.sync += [ox.eq(ox + 1), ox_end.eq(ox + 2 == d.out_w),
+                                     opix.eq(opix + (stride << 1)), krow.eq(opix + stride3),
+                                     kaddr.eq(opix + stride3), outpix.eq(outpix + d.out_stride),
+                                     reuse.eq(~is_sum), kx.eq(~is_sum)]
+                    with m.Else():  # the row's first window, of the next channel word or row
+                        m.d.sync += [ox.eq(0), ox_end.eq(d.out_w == 1), reuse.eq(0), kx.eq(0)]
+                        with m.If(~c_end):
+                            m.d.sync += [c.eq(c + 1), c_end.eq(c + 2 == n_c), opix.eq(orow),
+                                         krow.eq(orow), kaddr.eq(orow), outpix.eq(outrow)]
                         with m.Else():
                             nxt = orow + (rowstride << 1)
-                            m.d.sync += [ox.eq(0), ox_end.eq(d.out_w == 1), oy.eq(oy + 1),
+                            m.d.sync += [c.eq(0), c_end.eq(n_c == 1), oy.eq(oy + 1),
                                          oy_end.eq(oy + 2 == d.out_h), orow.eq(nxt),
-                                         opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt)]
+                                         opix.eq(nxt), krow.eq(nxt), kaddr.eq(nxt),
+                                         outpix.eq(outpix + d.out_stride),
+                                         outrow.eq(outpix + d.out_stride)]
                             with m.If(oy_end):
                                 m.d.sync += running.eq(0)
 

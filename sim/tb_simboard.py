@@ -141,7 +141,7 @@ async def serve(dut):
     idle = 0
     activity, seen_disconnects = _Activity(job.get("stats_file")), 0
     while deadline is None or time.monotonic() < deadline:
-        now = get_sim_time("ns") // CLOCK_NS
+        now = int(get_sim_time("ns")) // CLOCK_NS
         if not server.inbound.empty() and not pending:
             activity.request_bytes(now)
         while not server.inbound.empty():
