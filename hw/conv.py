@@ -283,13 +283,15 @@ class ConvEngine(wiring.Component):
         idxs = []
         for j in range(N):
             idx = Signal(8, name=f"idx{j}")
-            # Cell j's index: the word's bits at each place the code can name, zero-extended
-            # (code 0 does not occur; it repeats code 1 so that synthesis may merge the two).
+            # Cell j's index: the word's bits at each place the code can name, zero-extended.
+            # Code 0 does not occur; it repeats code 1, so the 16 entries cover every code
+            # (no default case for synthesis to fill; a switch's "else 0" once landed on the
+            # registers' reset inputs, a failing path on the 85F).
             places = {index_place(b, sub): s.w_rdata.word_select(sub * N + j, b)
                       for b in index_bits for sub in range(8 // b)}
             places[0] = places[index_place(WEIGHT_BITS, 0)]
             m.d.comb += idx.eq(Array(places[c] for c in sorted(places))[place[j * s.copies // N]]
-                               if len(places) > 2 else places[0])
+                               if len(index_bits) > 1 else places[0])
             idxs.append(idx)
         s.s2, act2 = s.s1, act
         if cfg.memory_registers:
