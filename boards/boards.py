@@ -141,8 +141,7 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
                 85.0 if n in (12, 25) else 100.0, ("uart", 0),
                 "squeezenet_tiny" if n in (12, 25) else "squeezenet1_1_cifar_w50",
                 "digits" if n in (12, 25) else "mnist5k",
-                {12: "small", 25: "small", 45: "ecp5", 85: "ecp5-128"}[n], "openFPGALoader",
-                bridge="FT231X",
+                "small" if n in (12, 25) else "ecp5", "openFPGALoader", bridge="FT231X",
                 router="router1" if n in (45, 85) else None,
                 baud=1_000_000 if n in (12, 25) else 2_000_000)
       for n in (12, 25, 45, 85)),
@@ -152,10 +151,10 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("orangecrab-85f", "ecp5", "LFE5U-85F",
               "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", 100.0, None,
-              "squeezenet1_1_cifar_w50", "mnist5k", "ecp5-128", "dfu-util",
+              "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "dfu-util",
               notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
-              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5-128", "openFPGALoader",
+              ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "openFPGALoader",
               bridge="FT2232H", router="router1", baud=2_000_000),
 )}
 

@@ -238,4 +238,4 @@ def test_bench_refusals_are_one_line(quick_tiny_program, capsys):
     assert len(err) == 1 and "no UART link to simulate" in err[0]
     assert main(["bench", "--board", "ulx3s-85f", "--program", str(quick_tiny_program)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "runs --config ecp5-128 (16 x 8)" in err[0]
+    assert len(err) == 1 and "runs --config ecp5 (8 x 8)" in err[0]
