@@ -61,7 +61,7 @@ sim: setup
 # Benchmarks, as JSON in bench/ (compare run to run): per board of BENCH_BOARDS, the engine's
 # throughput and BENCH_IMAGES streamed through the simulated board's link (bench-BOARD.json);
 # cycles, utilization and simulator speed of the demo program (sim-CONFIG.json).
-BENCH_BOARDS ?= icebreaker ulx3s-85f
+BENCH_BOARDS ?= icebreaker ulx3s-25f
 BENCH_IMAGES ?= 50
 bench: setup
 	@test -f $(PROGRAM)/manifest.json || $(BIN)/python -m fireforge.sw.demo --runs $(RUNS)
