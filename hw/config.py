@@ -217,7 +217,8 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               fifo_memory="bram", memory_registers=True),
 }
 # ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
-# the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes.
+# the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes. No board's default:
+# it fits the 85F but nextpnr does not route it yet (docs/architecture.md).
 CONFIGS["ecp5-128"] = CONFIGS["ecp5"].replace(columns=16)
 
 

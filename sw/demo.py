@@ -23,9 +23,6 @@ take minutes, and the default board's build is its own command.
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
 import time
 from functools import partial
@@ -38,6 +35,7 @@ from .commands.compress import compress
 from .commands.golden import golden
 from .commands.infer import Port, infer
 from .commands.model import describe
+from .commands.simboard import running
 from .commands.train import train
 
 PRESET = "squeezenet_tiny"
@@ -98,40 +96,35 @@ def main(argv: list[str] | None = None) -> int:
     _step("the bit-exact integer golden model on the test digits",
           ["golden", "--program", str(program)], partial(golden, program))
     url_file = runs / "simboard.url"
-    url_file.unlink(missing_ok=True)
     argv = ["simboard", "--program", str(program), "--config", CONFIG, "--port", "0",
             "--ready-file", str(url_file), "--build-dir", str(runs / "simboard")]
     print(f"\n=== the simulated board: the whole chip, UART included, in Verilator\n"
           f"$ fireforge {' '.join(argv)} &", flush=True)
-    log = open(runs / "simboard.log", "w")
-    board = subprocess.Popen([sys.executable, "-m", "fireforge.sw.cli", *argv], stdout=log,
-                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        while not url_file.exists():
-            if board.poll() is not None:
-                sys.exit(f"demo: the simulated board stopped; see {runs / 'simboard.log'}")
-            time.sleep(0.5)
-        url = url_file.read_text()
-        print(f"listening on {url}", flush=True)
-        port = Port(url)
-        _step("classify test digits through the host driver, sums checked against golden",
-              ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
-               str(SIM_IMAGES)],
-              partial(infer, port, program, data=DATA, count=SIM_IMAGES))
-        _step("one digit with every layer read back over the link and compared with golden",
-              ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
-               "1", "--verify"],
-              partial(infer, port, program, data=DATA, count=1, verify=True))
-        photo = runs / "chelsea.png"
-        _save_photo(photo)
-        _step("a photograph (scikit-image's chelsea) through the image-file input path",
-              ["infer", "--port", url, "--program", str(program), str(photo)],
-              partial(infer, port, program, [photo]))
-    finally:
-        os.killpg(board.pid, signal.SIGTERM)
-        board.wait()
+        with running(argv, url_file, runs / "simboard.log") as url:
+            _on_the_board(url, program, runs)
+    except FireforgeError as e:  # (the board's own start; the steps exit with their error)
+        sys.exit(f"demo: {e}")
     print(f"\ndemo finished in {time.perf_counter() - start:.0f} s; artifacts in {runs}/")
     return 0
+
+
+def _on_the_board(url: str, program: Path, runs: Path) -> None:
+    print(f"listening on {url}", flush=True)
+    port = Port(url)
+    _step("classify test digits through the host driver, sums checked against golden",
+          ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
+           str(SIM_IMAGES)],
+          partial(infer, port, program, data=DATA, count=SIM_IMAGES))
+    _step("one digit with every layer read back over the link and compared with golden",
+          ["infer", "--port", url, "--program", str(program), "--data", DATA, "--count",
+           "1", "--verify"],
+          partial(infer, port, program, data=DATA, count=1, verify=True))
+    photo = runs / "chelsea.png"
+    _save_photo(photo)
+    _step("a photograph (scikit-image's chelsea) through the image-file input path",
+          ["infer", "--port", url, "--program", str(program), str(photo)],
+          partial(infer, port, program, [photo]))
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ Fmax) and the user's (images streamed through the simulated board's link at its 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +71,10 @@ class _Counting:
         return getattr(self.inner, name)
 
 
-def _wait_stats(path: Path, clients: int, proc) -> dict:
+def _wait_stats(path: Path, clients: int) -> dict:
     """The simulated board's statistics once ``clients`` clients have disconnected."""
     deadline = time.monotonic() + _STATS_SECONDS
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline:
         try:
             stats = json.loads(path.read_text())
             if stats["clients"] >= clients:
@@ -107,6 +105,7 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
     from ..driver import Board, BoardError, SerialTransport
     from ..golden import run_golden
     from .build import default_program
+    from .simboard import running
 
     if images < 1:
         raise FireforgeError(f"--images {images}: at least 1")
@@ -136,32 +135,21 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
     build_dir = Path(build_dir).resolve()
     build_dir.mkdir(parents=True, exist_ok=True)
     ready, stats_file = build_dir / "board.url", build_dir / "stats.json"
-    for f in (ready, stats_file):
-        f.unlink(missing_ok=True)
+    stats_file.unlink(missing_ok=True)
     log(f"{board}: {prog.path} on {name}, UART divisor {divisor} ({spec.baud:,} baud at "
         f"{clock:g} MHz); building the simulated board in {build_dir}")
     t0 = time.perf_counter()
-    with open(build_dir / "simboard.log", "w") as board_log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "fireforge.sw.cli", "simboard", "--program", str(prog.path),
-             "--board", board, "--port", "0", "--ready-file", str(ready), "--build-dir",
-             str(build_dir / "simboard"), "--stats-file", str(stats_file)],
-            stdout=board_log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + _START_SECONDS
-        while not ready.exists():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise FireforgeError(f"the simulated board did not start (log: "
-                                     f"{build_dir / 'simboard.log'})")
-            time.sleep(0.2)
-        url = ready.read_text()
+    argv = ["simboard", "--program", str(prog.path), "--board", board, "--port", "0",
+            "--ready-file", str(ready), "--build-dir", str(build_dir / "simboard"),
+            "--stats-file", str(stats_file)]
+    with running(argv, ready, build_dir / "simboard.log", _START_SECONDS) as url:
         # first client: the model's check (and load where the bitstream has no weights),
         # not counted
         with Board(SerialTransport(url, spec.baud)) as b:
             if b.info().model_hash != prog.model_hash:
                 b.load(prog)
             b.check_model(prog)
-        before = _wait_stats(stats_file, 1, proc)
+        before = _wait_stats(stats_file, 1)
         counting = _Counting(SerialTransport(url, spec.baud))
         agree = 0
         with Board(counting) as b:
@@ -174,14 +162,7 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
                 agree += bool(np.array_equal(r.sums, golden.sums[n]))
                 if (n + 1) % 10 == 0 or n + 1 == images:
                     log(f"  {n + 1}/{images} images")
-        after = _wait_stats(stats_file, 2, proc)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        after = _wait_stats(stats_file, 2)
     stream = after["active_cycles"] - before["active_cycles"]
     to_board, from_board = counting.written / images, counting.read_bytes / images
     link_fps = spec.baud / 10 / max(to_board, from_board)

@@ -3,6 +3,13 @@ served on a localhost TCP port."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +17,7 @@ from ...hw.config import DEFAULT_CONFIG
 from ...hw.errors import FireforgeError
 from . import Log, Result, quiet
 
-__all__ = ["SimboardResult", "simboard"]
+__all__ = ["SimboardResult", "simboard", "running"]
 
 
 @dataclass
@@ -56,3 +63,33 @@ def simboard(program: str | Path, *, port: int = 5550, config: str | None = None
     serve(prog, config_by_name(config), port, divisor, build_dir, ready_file, max_seconds,
           byte_cycles, stats_file, log=log)
     return SimboardResult(program=str(program), stopped=True)
+
+
+@contextmanager
+def running(argv: list[str], ready_file: Path, log_file: Path,
+            timeout: float | None = None) -> Iterator[str]:
+    """``fireforge ARGV`` (a ``simboard`` command line whose ``--ready-file`` is ``ready_file``)
+    in a process group of its own, its output in ``log_file``; yields the board's URL once it
+    listens, and stops the group on the way out. Refuses a board that stops, or that is not
+    listening after ``timeout`` seconds (None: no limit)."""
+    ready_file.unlink(missing_ok=True)
+    with open(log_file, "w") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "fireforge.sw.cli", *argv], stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not ready_file.exists():
+            if proc.poll() is not None:
+                raise FireforgeError(f"the simulated board stopped; see {log_file}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise FireforgeError(f"the simulated board was not listening after {timeout:g} "
+                                     f"s; see {log_file}")
+            time.sleep(0.2)
+        yield ready_file.read_text()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
