@@ -178,6 +178,13 @@ class AcceleratorConfig:
         return self.weight_memory == "bram"
 
     @property
+    def places_pixels(self) -> bool:
+        """Whether the link places raw pixels itself (``WRITE_PIXELS``, :mod:`.placer`): with
+        input lanes, a model's input is written unfolded or padded to lane words, many times
+        the image's own bytes; with one lane it is the image as it is."""
+        return self.rows > 1
+
+    @property
     def word_bytes(self) -> int:
         """Bytes per weight-memory word: one 8-bit index per MAC (narrower indices pack)."""
         return self.rows * self.columns

@@ -24,7 +24,8 @@ def info_fields(config: AcceleratorConfig) -> dict:
     return {**{name: getattr(config, name) for name in CONFIG_FIELDS},
             "features": {"bypass_add": config.bypass_add,
                          "spram_acts": config.act_banks > 1,
-                         "spram_weights": not config.weights_preloaded}}
+                         "spram_weights": not config.weights_preloaded,
+                         "places_pixels": config.places_pixels}}
 
 
 def config_from_info(reply) -> AcceleratorConfig:

@@ -17,6 +17,7 @@ from .accelerator import Accelerator
 from .errors import FireforgeError
 from .frame import BUFFER_DEPTH, FrameRx, FrameTx
 from .info import info_fields
+from .placer import PixelPlacer
 from .protocol import (
     ARGUMENTS,
     BOARD_ID_BYTES,
@@ -29,8 +30,10 @@ from .protocol import (
     CommitArgs,
     CountersHeader,
     InfoReply,
+    InputPlacement,
     MemoryArgs,
     ModelInfo,
+    PixelArgs,
     RequestHeader,
     ResultHeader,
     RunArgs,
@@ -38,6 +41,8 @@ from .protocol import (
     Status,
     StatusReply,
     WeightArgs,
+    layout_from_bytes,
+    parse_model_info,
 )
 
 __all__ = ["HostLink"]
@@ -46,6 +51,8 @@ _HEADER_BYTES = RequestHeader.size // 8
 #: argument bytes loaded into registers
 _ARG_REG_BYTES = max(a.size for a in ARGUMENTS.values()) // 8
 _INFO_BYTES = ModelInfo.size // 8
+# the placement is ModelInfo's last field: LOAD_COMMIT's last bytes
+assert ModelInfo["input"].offset + InputPlacement.size == ModelInfo.size
 
 
 def _board_id(board: str) -> int:
@@ -82,6 +89,11 @@ class _State:
         self.weights = WeightArgs(args[:WeightArgs.size])
         self.run = RunArgs(args[:RunArgs.size])
         self.commit = CommitArgs(args[:CommitArgs.size])
+        self.pixels = PixelArgs(args[:PixelArgs.size])
+        #: the pixel placer, the active model's placement and the one a load brings (set in
+        #: elaborate where the configuration places pixels); WRITE_PIXELS starts an image
+        self.placer = self.placement = self.placement_load = None
+        self.pixels_restart = Signal()
         self.status = Signal(Status)
         #: the byte being read, copied or sent
         self.idx = Signal(range(BUFFER_DEPTH + 1))
@@ -167,9 +179,20 @@ class HostLink(wiring.Component):
         r.num_classes = Signal(16, init=self.num_classes if cfg.weights_preloaded else 0)
         m.d.comb += r.load_slot.eq(self.acc.slot ^ (slots - 1))
 
+        if cfg.places_pixels:
+            m.submodules.placer = r.placer = PixelPlacer(len(self.acc.host_addr))
+            _, _, initial = parse_model_info(layout_from_bytes(ModelInfo, self.initial_info))
+            r.placement = Signal(InputPlacement, init=initial)
+            r.placement_load = Signal(InputPlacement)
+            m.d.comb += r.placer.placement.eq(r.placement)
+
         self._checks(m, r, load_crc)
         self._executor(m, r, frx, ftx, frame_crc, load_crc)
         self._reply_body(m, r)
+        if r.placer is not None:  # (its writes run while the link waits in COPY_PIXELS)
+            with m.If(r.placer.we):
+                m.d.comb += [self.acc.host_addr.eq(r.placer.addr),
+                             self.acc.host_wdata.eq(r.placer.data), self.acc.host_we.eq(1)]
         return m
 
     # ---------------------------------------------------------------------------- checks
@@ -217,7 +240,7 @@ class HostLink(wiring.Component):
                      word_far.eq(out_of_range(w_args.word, space_bits)
                                  | out_of_range(w_args.lane, lane_bits)
                                  | out_of_range(w_args.length, data_bits))]
-        image_range_bad, weights_range_bad = Signal(), Signal()
+        image_range_bad, weights_range_bad, pixels_bad = Signal(), Signal(), Signal()
         layers, classes = commit_args.n_layers, commit_args.num_classes
         m.d.sync += [
             image_range_bad.eq((mem_args.length > MAX_DATA) | out_of_range(mem_args.addr, act_bits)
@@ -240,9 +263,19 @@ class HostLink(wiring.Component):
                 m.d.sync += r.args_bad.eq((r.data_len != w_args.length) | weights_range_bad)
             with m.Case(Cmd.LOAD_COMMIT):
                 m.d.sync += r.args_bad.eq(r.data_len != _INFO_BYTES)
+            if r.placer is not None:
+                with m.Case(Cmd.WRITE_PIXELS):
+                    m.d.sync += r.args_bad.eq((r.data_len != r.pixels.length) | pixels_bad)
             with m.Default():  # the commands without data
                 m.d.sync += r.args_bad.eq(r.data_len != 0)
         m.d.sync += r.crc_bad.eq(load_crc.crc != commit_args.crc)
+        if r.placer is not None:
+            # WRITE_PIXELS goes on where the last one ended, or starts an image at 0
+            px_args, pos = r.pixels, r.placer.position
+            m.d.sync += [r.pixels_restart.eq(px_args.offset == 0),
+                         pixels_bad.eq((px_args.length > MAX_DATA) | (
+                             (px_args.offset != 0) & (out_of_range(px_args.offset, len(pos))
+                                                      | (px_args.offset[:len(pos)] != pos))))]
         m.d.sync += r.body_last.eq(r.idx == r.body_len - 1)
 
     # ---------------------------------------------------------------------------- executor
@@ -341,6 +374,15 @@ class HostLink(wiring.Component):
                     reply(Status.BAD_ARGUMENT)
                 with m.Else():
                     m.next = "COPY_IMAGE"
+            if r.placer is not None:
+                with m.Case(Cmd.WRITE_PIXELS):
+                    with m.If(~idle):
+                        reply(Status.BUSY)
+                    with m.Elif(args_bad):
+                        reply(Status.BAD_ARGUMENT)
+                    with m.Else():
+                        m.d.comb += r.placer.start.eq(r.pixels_restart)
+                        m.next = "COPY_PIXELS"
             with m.Case(Cmd.RUN):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
@@ -451,9 +493,14 @@ class HostLink(wiring.Component):
         def write_info(byte):
             m.d.comb += [r.info_wr.addr.eq(r.idx + Mux(r.load_slot, _INFO_BYTES, 0)),
                          r.info_wr.data.eq(byte), r.info_wr.en.eq(1)]
+            if r.placer is not None:  # (the placement is the last bytes; see _INFO_BYTES)
+                raw = r.placement_load.as_value()
+                m.d.sync += raw.eq(Cat(raw[8:], byte))
 
         def commit():
             m.d.comb += [acc.commit.eq(1), acc.commit_n_layers.eq(r.commit.n_layers)]
+            if r.placer is not None:
+                m.d.sync += r.placement.eq(r.placement_load)
             m.d.sync += [r.loading.eq(0), self.model_valid.eq(1),
                          r.num_classes.eq(r.commit.num_classes)]
             reply(Status.OK)
@@ -461,6 +508,32 @@ class HostLink(wiring.Component):
         copy_state("COPY_IMAGE", write_image)
         copy_state("COPY_WEIGHTS", write_weights)
         copy_state("COPY_INFO", write_info, commit)
+        if r.placer is not None:
+            self._place_pixels(m, r, reply, frx)
+
+    def _place_pixels(self, m: Module, r: _State, reply, frx) -> None:
+        """WRITE_PIXELS: each data byte to the placer (:mod:`.placer`), which writes it to
+        every place the model's input holds it, then the border after the image's last byte.
+        The reply waits until the placer wants the next byte or has placed the whole image;
+        a byte past the image is refused (the bytes before it are placed)."""
+        placer = r.placer
+        byte = Signal(8)
+        with m.State("COPY_PIXELS"):
+            m.d.comb += frx.rd_addr.eq(r.data_off + r.idx)
+            with m.If(r.idx < r.data_len):
+                m.next = "COPY_PIXELS_READ"
+            with m.Elif(placer.pixels.ready | placer.done):
+                reply(Status.OK)
+        with m.State("COPY_PIXELS_READ"):
+            m.d.sync += byte.eq(frx.rd_data)
+            m.next = "COPY_PIXELS_OFFER"
+        with m.State("COPY_PIXELS_OFFER"):
+            m.d.comb += [placer.pixels.valid.eq(1), placer.pixels.payload.eq(byte)]
+            with m.If(placer.done):
+                reply(Status.BAD_ARGUMENT)
+            with m.Elif(placer.pixels.ready):
+                m.d.sync += r.idx.eq(r.idx + 1)
+                m.next = "COPY_PIXELS"
 
     def _reply(self, m: Module, r: _State, ftx) -> None:
         """The reply's states: its header, then its body a byte at a time (``r.body``)."""

@@ -50,6 +50,7 @@ __all__ = [
     "ARGUMENTS",
     "MemoryArgs",
     "WeightArgs",
+    "PixelArgs",
     "RunArgs",
     "CommitArgs",
     "ModelInfo",
@@ -81,7 +82,7 @@ __all__ = [
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 4
+PROTOCOL_VERSION = 5
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -120,6 +121,9 @@ class Cmd(enum.Enum, shape=8):
     WRITE_WEIGHTS = 0x09
     #: check the load's CRC and switch to the new model (:data:`CommitArgs` + ModelInfo)
     LOAD_COMMIT = 0x0A
+    #: write bytes of the raw image while idle; the board places them as the loaded model's
+    #: :data:`InputPlacement` says (:data:`PixelArgs` + data; ``features.places_pixels``)
+    WRITE_PIXELS = 0x0B
 
 
 class Status(enum.Enum, shape=8):
@@ -131,7 +135,8 @@ class Status(enum.Enum, shape=8):
     BAD_FRAME = 0x02
     TOO_LONG = 0x03
     UNKNOWN_COMMAND = 0x04
-    #: an address, length or space out of range, or a data length that disagrees with ``length``
+    #: an address, length or space out of range, a data length that disagrees with ``length``,
+    #: or WRITE_PIXELS out of order or past the image
     BAD_ARGUMENT = 0x05
     #: the accelerator is running (or, for WRITE_IMAGE, paused): try again when it is idle
     BUSY = 0x06
@@ -151,10 +156,12 @@ STATUS_MEANING = {
                       "its header, arguments and CRC",
     Status.TOO_LONG: "more bytes than the longest request (MAX_FRAME) before END",
     Status.UNKNOWN_COMMAND: "no such command (the board's gateware is older than the host)",
-    Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, or a "
-                         "data length that disagrees with the arguments",
-    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused); ask again when "
-                 "STATUS says it is idle",
+    Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, a "
+                         "data length that disagrees with the arguments, or WRITE_PIXELS "
+                         "bytes that do not follow the last ones (`offset`) or go past the "
+                         "image",
+    Status.BUSY: "the accelerator is running (WRITE_IMAGE, WRITE_PIXELS: running or paused); "
+                 "ask again when STATUS says it is idle",
     Status.NO_MODEL: "no usable model: none loaded yet, a load is open on a one-slot board, or "
                      "a commit failed there",
     Status.LOAD_FAILED: "LOAD_COMMIT: the CRC over the written bytes differs; the load is "
@@ -193,6 +200,9 @@ MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
 #: ``lane`` is the first byte within word ``word``; the bytes go on across words
 WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
 RunArgs = data.StructLayout({"step": 1, "reserved": 7})
+#: the raw image's bytes (``height x width x channels``, row after row, channel innermost)
+#: from byte ``offset``: 0 starts an image, any other offset must be where the last ended
+PixelArgs = data.StructLayout({"offset": 32, "length": 16})
 
 #: where and how a host writes an image into activation memory (:func:`place_image`): part of
 #: the loaded model's :data:`ModelInfo`, so INFO alone tells a host how to send an image
@@ -237,6 +247,7 @@ ARGUMENTS = {
     Cmd.RUN: RunArgs,
     Cmd.WRITE_WEIGHTS: WeightArgs,
     Cmd.LOAD_COMMIT: CommitArgs,
+    Cmd.WRITE_PIXELS: PixelArgs,
 }
 
 #: what a request carries after its arguments, for the commands that carry data
@@ -244,6 +255,7 @@ REQUEST_DATA = {
     Cmd.WRITE_IMAGE: "`length` bytes, written from `addr`",
     Cmd.WRITE_WEIGHTS: "`length` bytes, written from byte `lane` of word `word`",
     Cmd.LOAD_COMMIT: "the new model's `ModelInfo`",
+    Cmd.WRITE_PIXELS: "`length` bytes of the raw image, from byte `offset`",
 }
 
 #: what an OK reply carries, by command: its layout and what follows it (commands not
@@ -264,7 +276,9 @@ Features = data.StructLayout({
     "spram_acts": 1,
     #: weights in SPRAM: empty at power-up, loaded over the link
     "spram_weights": 1,
-    "reserved": 5,
+    #: WRITE_PIXELS: the board places the raw image itself (configurations with input lanes)
+    "places_pixels": 1,
+    "reserved": 4,
 })
 
 InfoReply = data.StructLayout({
@@ -419,7 +433,7 @@ def layout_from_bytes(layout: data.StructLayout, raw: bytes) -> data.Const:
 #: the layouts a host packs or parses, in the order the reference lists them
 LAYOUTS = {
     "RequestHeader": RequestHeader, "ReplyHeader": ReplyHeader, "MemoryArgs": MemoryArgs,
-    "WeightArgs": WeightArgs, "RunArgs": RunArgs, "CommitArgs": CommitArgs,
+    "WeightArgs": WeightArgs, "PixelArgs": PixelArgs, "RunArgs": RunArgs, "CommitArgs": CommitArgs,
     "ModelInfo": ModelInfo, "InputPlacement": InputPlacement, "InfoReply": InfoReply,
     "StatusReply": StatusReply, "ResultHeader": ResultHeader,
     "CountersHeader": CountersHeader, "StateFlags": StateFlags, "Features": Features,

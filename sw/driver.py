@@ -61,7 +61,11 @@ _RETRYABLE = (Status.BAD_CRC, Status.BAD_FRAME, Status.TOO_LONG)
 
 
 class BoardError(FireforgeError):
-    """The board refused a request or the link failed."""
+    """The board refused a request (``status`` says why) or the link failed."""
+
+    def __init__(self, message: str, status: Status | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class BoardTimeout(BoardError):
@@ -208,6 +212,8 @@ class Board:
         self._tag = 0
         self._deframer = _Deframer()
         self._pending: list = []
+        #: the board places raw pixels (WRITE_PIXELS); known after the first INFO
+        self._places_pixels: bool | None = None
 
     @classmethod
     def open(cls, url: str, baudrate: int = 115200, **kwargs) -> Board:
@@ -276,7 +282,7 @@ class Board:
                 if status != Status.OK:
                     raise BoardError(f"{cmd.name} refused by the board: {status.name} "
                                      f"({STATUS_MEANING[status]}"
-                                     f"{_STATUS_HINTS.get(status, '')})")
+                                     f"{_STATUS_HINTS.get(status, '')})", status)
                 return frame[head_bytes:-CRC_BYTES]
         raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
                            f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
@@ -294,6 +300,7 @@ class Board:
         r = layout_from_bytes(InfoReply, raw)
         model_hash, scale, placement = parse_model_info(r.info)
         board = int(r.board).to_bytes(BOARD_ID_BYTES, "little").rstrip(b"\0")
+        self._places_pixels = bool(r.features.places_pixels)
         return BoardInfo(
             version=int(r.version), board=board.decode("ascii", "replace"),
             config=config_from_info(r), features=_flags(r.features), n_layers=int(r.n_layers),
@@ -336,7 +343,26 @@ class Board:
         if image.dtype != np.uint8 or tuple(image.shape) != want:
             raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
                              f"takes uint8 {want} (C, H, W): use prepare_image()")
-        self.write_memory(*program.input_bytes(image))
+        if self._places_pixels is None:
+            self.info()
+        if self._places_pixels:
+            self.write_pixels(image.transpose(1, 2, 0).tobytes())
+        else:  # (one input lane: the placed image is the image's own bytes)
+            self.write_memory(*program.input_bytes(image))
+
+    def write_pixels(self, raw: bytes) -> None:
+        """The raw image (``H x W x C`` bytes) for the board to place (WRITE_PIXELS). A
+        request sent again after its reply was lost no longer follows the bytes the board
+        placed (BAD_ARGUMENT): the image then goes again from its first byte, once."""
+        for attempt in range(2):
+            try:
+                for off in range(0, len(raw), MAX_DATA):
+                    chunk = raw[off:off + MAX_DATA]
+                    self.request(Cmd.WRITE_PIXELS, chunk, offset=off, length=len(chunk))
+                return
+            except BoardError as e:
+                if attempt or e.status is not Status.BAD_ARGUMENT:
+                    raise
 
     def run(self, step: bool = False) -> None:
         self.request(Cmd.RUN, step=int(step))

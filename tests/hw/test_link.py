@@ -72,7 +72,7 @@ def test_info_reports_the_program_and_config(board, programs):
     assert info.logit_scale == pytest.approx(a.manifest.logit_scale, rel=1e-6)
     assert (info.n_layers, info.num_classes) == (len(a.layers), a.num_classes)
     assert info.features == {"bypass_add": TEST_CONFIG.bypass_add, "spram_acts": False,
-                             "spram_weights": False}
+                             "spram_weights": False, "places_pixels": False}
     assert info.state["model_valid"] and not info.state["busy"]
 
 
@@ -223,3 +223,49 @@ def test_input_lanes_through_the_link(tmp_path):
         assert np.array_equal(board.classify(b, xb[0]).sums, run_golden(b, xb).sums[0])
     finally:
         board.close()
+
+
+def test_write_pixels_in_order_and_within_the_image(tmp_path, monkeypatch):
+    """WRITE_PIXELS: the raw image's bytes in order, each request where the last ended (or at
+    0, which starts over); a skipped or repeated offset, a byte past the image and a data
+    length that disagrees are BAD_ARGUMENT. A request refused after a lost reply makes the
+    driver send the image again from 0. A board with one input lane has no such command."""
+    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=2, lanes=4)
+    raw = xa[0].transpose(1, 2, 0).tobytes()
+    board = Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1)
+    try:
+        assert board.info().features["places_pixels"]
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.WRITE_PIXELS, raw[:8], offset=8, length=8)
+        board.request(Cmd.WRITE_PIXELS, raw[:8], offset=0, length=8)
+        for offset in (4, 16):
+            with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+                board.request(Cmd.WRITE_PIXELS, raw[offset:offset + 8], offset=offset, length=8)
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.WRITE_PIXELS, raw[8:16], offset=8, length=9)
+        board.request(Cmd.WRITE_PIXELS, raw[8:], offset=8, length=len(raw) - 8)
+        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+            board.request(Cmd.WRITE_PIXELS, b"\x01", offset=len(raw), length=1)
+        board.run()
+        board.wait(("done",))
+        assert np.array_equal(board.read_result()[0], run_golden(a, xa[:1]).sums[0])
+
+        real, lost = board.request, []
+
+        def lose_one_reply(cmd, data=b"", **args):
+            body = real(cmd, data, **args)
+            if cmd is Cmd.WRITE_PIXELS and not lost:
+                lost.append(args["offset"])
+                raise BoardError("refused after a lost reply", Status.BAD_ARGUMENT)
+            return body
+
+        monkeypatch.setattr(board, "request", lose_one_reply)
+        assert np.array_equal(board.classify(a, xa[1]).sums, run_golden(a, xa[1:]).sums[0])
+        assert lost == [0]
+    finally:
+        board.close()
+    b, _ = compile_random(NET, 1, 4, tmp_path / "b", images=1)
+    with Board(LinkTransport(TEST_CONFIG, b), timeout=5.0, retries=1) as one_lane:
+        assert not one_lane.info().features["places_pixels"]
+        with pytest.raises(BoardError, match="UNKNOWN_COMMAND"):
+            one_lane.request(Cmd.WRITE_PIXELS, b"\x01", offset=0, length=1)
