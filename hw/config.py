@@ -76,6 +76,12 @@ class AcceleratorConfig:
         Copies of the model memories: 2 lets the host load a new model beside the running one
         and switch only when its CRC checks out; 1 halves the memory, and a load replaces the
         running model in place.
+    stage_bytes
+        The link's image stage: block RAM for one raw image (``WRITE_PIXELS``), written while
+        the engine runs, so the next image crosses the link during the current inference.
+        ``RUN`` places the staged image into activation memory before it starts: a copy with
+        one input lane, the pixel placer (:mod:`.placer`: windows, padding) with more. 0: no
+        stage; the host writes the placed image with ``WRITE_IMAGE`` between runs.
     """
 
     columns: int = 8
@@ -96,6 +102,7 @@ class AcceleratorConfig:
     fifo_memory: str = "logic"
     memory_registers: bool = False
     model_slots: int = 2
+    stage_bytes: int = 0
 
     def __post_init__(self):
         def positive(name):
@@ -105,7 +112,7 @@ class AcceleratorConfig:
                                      f"{value!r}")
 
         for f in dataclasses.fields(self):
-            if f.type == "int" and f.name != "codebook_bits":
+            if f.type == "int" and f.name not in ("codebook_bits", "stage_bytes"):
                 positive(f.name)
         for name in ("bypass_add", "memory_registers"):
             if not isinstance(getattr(self, name), bool):
@@ -155,6 +162,9 @@ class AcceleratorConfig:
         if self.fifo_memory == "bram" and self.fifo_depth & (self.fifo_depth - 1):
             raise FireforgeError(f"fifo_depth={self.fifo_depth}: a block RAM FIFO's depth is a "
                                  f"power of two")
+        if not isinstance(self.stage_bytes, int) or self.stage_bytes < 0:
+            raise FireforgeError(f"stage_bytes={self.stage_bytes!r}: 0 (no image stage) or "
+                                 f"the bytes of the largest raw image it holds")
         if self.model_slots not in (1, 2):
             raise FireforgeError(f"model_slots={self.model_slots}: 1 or 2")
         assert CODEBOOK_ENTRIES == 1 << WEIGHT_BITS
@@ -178,11 +188,11 @@ class AcceleratorConfig:
         return self.weight_memory == "bram"
 
     @property
-    def places_pixels(self) -> bool:
-        """Whether the link places raw pixels itself (``WRITE_PIXELS``, :mod:`.placer`): with
-        input lanes, a model's input is written unfolded or padded to lane words, many times
-        the image's own bytes; with one lane it is the image as it is."""
-        return self.rows > 1
+    def pixel_placer(self) -> bool:
+        """Whether ``RUN`` places a staged image through the pixel placer: with input lanes a
+        model's input is unfolded or padded to lane words, many times the image's own bytes;
+        with one lane it is the image as it is, and a copy places it."""
+        return self.stage_bytes > 0 and self.rows > 1
 
     @property
     def word_bytes(self) -> int:
@@ -204,7 +214,8 @@ class AcceleratorConfig:
 
 CONFIGS: dict[str, AcceleratorConfig] = {
     # Block RAM everywhere, 8 columns: the tiny preset in simulation and on small ECP5 parts.
-    "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024),
+    "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
+                               stage_bytes=4096),
     # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
     # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
     # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, and
@@ -214,14 +225,14 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               act_memory="spram", weight_memory="spram", bypass_add=False,
                               fifo_depth=2, fifo_memory="bram", model_slots=1,
                               param_entries=512,
-                              codebook_entries=512, program_entries=32),
+                              codebook_entries=512, program_entries=32, stage_bytes=1024),
     # ECP5: 64 MULT18X18D MACs for the CIFAR presets, 8 input lanes x 8 columns (activation
     # words of 8 bytes), 8 requantization lanes, the group FIFO 16 deep in block RAM (groups
     # of one step keep the array busy).
     "ecp5": AcceleratorConfig(columns=8, rows=8, requant_lanes=8, act_bytes=128 * 1024,
                               weight_bytes=256 * 1024, param_entries=4096,
                               codebook_entries=2048, program_entries=128, fifo_depth=16,
-                              fifo_memory="bram", memory_registers=True),
+                              fifo_memory="bram", memory_registers=True, stage_bytes=4096),
 }
 # ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
 # the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes. No board's default:

@@ -15,7 +15,7 @@ __all__ = ["CONFIG_FIELDS", "info_fields", "config_from_info"]
 #: configuration fields INFO carries as they are
 CONFIG_FIELDS = ("columns", "rows", "requant_lanes", "model_slots", "codebook_bits", "act_bytes",
                  "weight_bytes", "codebook_entries", "param_entries", "program_entries",
-                 "result_entries")
+                 "result_entries", "stage_bytes")
 
 
 def info_fields(config: AcceleratorConfig) -> dict:
@@ -24,8 +24,7 @@ def info_fields(config: AcceleratorConfig) -> dict:
     return {**{name: getattr(config, name) for name in CONFIG_FIELDS},
             "features": {"bypass_add": config.bypass_add,
                          "spram_acts": config.act_banks > 1,
-                         "spram_weights": not config.weights_preloaded,
-                         "places_pixels": config.places_pixels}}
+                         "spram_weights": not config.weights_preloaded}}
 
 
 def config_from_info(reply) -> AcceleratorConfig:

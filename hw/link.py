@@ -51,8 +51,8 @@ _HEADER_BYTES = RequestHeader.size // 8
 #: argument bytes loaded into registers
 _ARG_REG_BYTES = max(a.size for a in ARGUMENTS.values()) // 8
 _INFO_BYTES = ModelInfo.size // 8
-# the placement is ModelInfo's last field: LOAD_COMMIT's last bytes
-assert ModelInfo["input"].offset + InputPlacement.size == ModelInfo.size
+#: where the placement lies in ModelInfo (LOAD_COMMIT's data)
+_PLACEMENT_AT = ModelInfo["input"].offset // 8
 
 
 def _board_id(board: str) -> int:
@@ -90,13 +90,19 @@ class _State:
         self.run = RunArgs(args[:RunArgs.size])
         self.commit = CommitArgs(args[:CommitArgs.size])
         self.pixels = PixelArgs(args[:PixelArgs.size])
-        #: the pixel placer, the active model's placement and the one a load brings (set in
-        #: elaborate where the configuration places pixels); WRITE_PIXELS starts an image
-        self.placer = self.placement = self.placement_load = None
-        self.pixels_restart = Signal()
+        #: the image stage's ports, the pixel placer, the active model's placement and the
+        #: one a load brings (set in elaborate where the configuration has a stage)
+        self.stage_rd = self.stage_wr = self.placer = None
+        self.placement = self.placement_load = None
+        #: WRITE_PIXELS wrote the stage since the last RUN, and where its last byte ended
+        self.staged = Signal()
+        self.stage_end = Signal(range(cfg.stage_bytes + 1))
+        #: the memory address of data byte ``idx`` (``MemoryArgs.addr`` or WRITE_PIXELS'
+        #: ``offset``, the same argument bytes, plus ``idx``)
+        self.mem_at = Signal(32)
         self.status = Signal(Status)
-        #: the byte being read, copied or sent
-        self.idx = Signal(range(BUFFER_DEPTH + 1))
+        #: the byte being read, copied, placed or sent
+        self.idx = Signal(range(max(BUFFER_DEPTH, cfg.stage_bytes) + 1))
         #: where the request's data starts in the frame, and how many bytes it has
         self.data_off = Signal(range(_HEADER_BYTES + CommitArgs.size // 8 + 1))
         self.data_len = Signal(range(BUFFER_DEPTH + 1))
@@ -179,17 +185,22 @@ class HostLink(wiring.Component):
         r.num_classes = Signal(16, init=self.num_classes if cfg.weights_preloaded else 0)
         m.d.comb += r.load_slot.eq(self.acc.slot ^ (slots - 1))
 
-        if cfg.places_pixels:
-            m.submodules.placer = r.placer = PixelPlacer(len(self.acc.host_addr))
+        m.d.comb += r.mem_at.eq(r.mem.addr + r.idx)
+        if cfg.stage_bytes:
+            m.submodules.stage = stage = memory.Memory(shape=8, depth=cfg.stage_bytes, init=[])
+            r.stage_rd, r.stage_wr = stage.read_port(), stage.write_port()
             _, _, initial = parse_model_info(layout_from_bytes(ModelInfo, self.initial_info))
             r.placement = Signal(InputPlacement, init=initial)
             r.placement_load = Signal(InputPlacement)
+            m.d.comb += r.stage_rd.addr.eq(r.idx)  # (read in PLACE_WRITE)
+        if cfg.pixel_placer:
+            m.submodules.placer = r.placer = PixelPlacer(len(self.acc.host_addr))
             m.d.comb += r.placer.placement.eq(r.placement)
 
         self._checks(m, r, load_crc)
         self._executor(m, r, frx, ftx, frame_crc, load_crc)
         self._reply_body(m, r)
-        if r.placer is not None:  # (its writes run while the link waits in COPY_PIXELS)
+        if r.placer is not None:  # (its writes run while the link waits in PLACE)
             with m.If(r.placer.we):
                 m.d.comb += [self.acc.host_addr.eq(r.placer.addr),
                              self.acc.host_wdata.eq(r.placer.data), self.acc.host_we.eq(1)]
@@ -240,7 +251,7 @@ class HostLink(wiring.Component):
                      word_far.eq(out_of_range(w_args.word, space_bits)
                                  | out_of_range(w_args.lane, lane_bits)
                                  | out_of_range(w_args.length, data_bits))]
-        image_range_bad, weights_range_bad, pixels_bad = Signal(), Signal(), Signal()
+        image_range_bad, weights_range_bad, stage_range_bad = Signal(), Signal(), Signal()
         layers, classes = commit_args.n_layers, commit_args.num_classes
         m.d.sync += [
             image_range_bad.eq((mem_args.length > MAX_DATA) | out_of_range(mem_args.addr, act_bits)
@@ -263,19 +274,18 @@ class HostLink(wiring.Component):
                 m.d.sync += r.args_bad.eq((r.data_len != w_args.length) | weights_range_bad)
             with m.Case(Cmd.LOAD_COMMIT):
                 m.d.sync += r.args_bad.eq(r.data_len != _INFO_BYTES)
-            if r.placer is not None:
+            if cfg.stage_bytes:
                 with m.Case(Cmd.WRITE_PIXELS):
-                    m.d.sync += r.args_bad.eq((r.data_len != r.pixels.length) | pixels_bad)
+                    m.d.sync += r.args_bad.eq((r.data_len != r.pixels.length) | stage_range_bad)
             with m.Default():  # the commands without data
                 m.d.sync += r.args_bad.eq(r.data_len != 0)
         m.d.sync += r.crc_bad.eq(load_crc.crc != commit_args.crc)
-        if r.placer is not None:
-            # WRITE_PIXELS goes on where the last one ended, or starts an image at 0
-            px_args, pos = r.pixels, r.placer.position
-            m.d.sync += [r.pixels_restart.eq(px_args.offset == 0),
-                         pixels_bad.eq((px_args.length > MAX_DATA) | (
-                             (px_args.offset != 0) & (out_of_range(px_args.offset, len(pos))
-                                                      | (px_args.offset[:len(pos)] != pos))))]
+        if cfg.stage_bytes:
+            stage_bits = cfg.stage_bytes.bit_length()
+            px_args = r.pixels
+            m.d.sync += stage_range_bad.eq(
+                (px_args.length > MAX_DATA) | out_of_range(px_args.offset, stage_bits)
+                | (px_args.offset[:stage_bits] + px_args.length[:data_bits] > cfg.stage_bytes))
         m.d.sync += r.body_last.eq(r.idx == r.body_len - 1)
 
     # ---------------------------------------------------------------------------- executor
@@ -374,14 +384,11 @@ class HostLink(wiring.Component):
                     reply(Status.BAD_ARGUMENT)
                 with m.Else():
                     m.next = "COPY_IMAGE"
-            if r.placer is not None:
-                with m.Case(Cmd.WRITE_PIXELS):
-                    with m.If(~idle):
-                        reply(Status.BUSY)
-                    with m.Elif(args_bad):
+            if cfg.stage_bytes:
+                with m.Case(Cmd.WRITE_PIXELS):  # (the stage is the link's: also while running)
+                    with m.If(args_bad):
                         reply(Status.BAD_ARGUMENT)
                     with m.Else():
-                        m.d.comb += r.placer.start.eq(r.pixels_restart)
                         m.next = "COPY_PIXELS"
             with m.Case(Cmd.RUN):
                 with m.If(args_bad):
@@ -390,6 +397,15 @@ class HostLink(wiring.Component):
                     reply(Status.BUSY)
                 with m.Elif(~self.model_valid):
                     reply(Status.NO_MODEL)
+                with m.Elif(r.staged & ~acc.paused if cfg.stage_bytes else 0):
+                    # place the staged image first (mem.addr, over RunArgs, is then the
+                    # input's address: mem_at is where byte idx of the image goes)
+                    if cfg.stage_bytes:
+                        m.d.sync += [step.eq(r.run.step), r.staged.eq(0), r.idx.eq(0),
+                                     r.mem.addr.eq(r.placement.addr)]
+                        if r.placer is not None:
+                            m.d.comb += r.placer.start.eq(1)
+                        m.next = "PLACE"
                 with m.Else():
                     m.d.comb += acc.start.eq(1)
                     m.d.sync += step.eq(r.run.step)
@@ -493,13 +509,16 @@ class HostLink(wiring.Component):
         def write_info(byte):
             m.d.comb += [r.info_wr.addr.eq(r.idx + Mux(r.load_slot, _INFO_BYTES, 0)),
                          r.info_wr.data.eq(byte), r.info_wr.en.eq(1)]
-            if r.placer is not None:  # (the placement is the last bytes; see _INFO_BYTES)
+            if r.placement is not None:
                 raw = r.placement_load.as_value()
-                m.d.sync += raw.eq(Cat(raw[8:], byte))
+                with m.Switch(r.idx):
+                    for i in range(InputPlacement.size // 8):
+                        with m.Case(_PLACEMENT_AT + i):
+                            m.d.sync += raw[8 * i:8 * i + 8].eq(byte)
 
         def commit():
             m.d.comb += [acc.commit.eq(1), acc.commit_n_layers.eq(r.commit.n_layers)]
-            if r.placer is not None:
+            if r.placement is not None:
                 m.d.sync += r.placement.eq(r.placement_load)
             m.d.sync += [r.loading.eq(0), self.model_valid.eq(1),
                          r.num_classes.eq(r.commit.num_classes)]
@@ -508,32 +527,54 @@ class HostLink(wiring.Component):
         copy_state("COPY_IMAGE", write_image)
         copy_state("COPY_WEIGHTS", write_weights)
         copy_state("COPY_INFO", write_info, commit)
-        if r.placer is not None:
-            self._place_pixels(m, r, reply, frx)
+        if self.config.stage_bytes:
+            self._stage(m, r, reply, frx, copy_state)
 
-    def _place_pixels(self, m: Module, r: _State, reply, frx) -> None:
-        """WRITE_PIXELS: each data byte to the placer (:mod:`.placer`), which writes it to
-        every place the model's input holds it, then the border after the image's last byte.
-        The reply waits until the placer wants the next byte or has placed the whole image;
-        a byte past the image is refused (the bytes before it are placed)."""
-        placer = r.placer
-        byte = Signal(8)
-        with m.State("COPY_PIXELS"):
-            m.d.comb += frx.rd_addr.eq(r.data_off + r.idx)
-            with m.If(r.idx < r.data_len):
-                m.next = "COPY_PIXELS_READ"
-            with m.Elif(placer.pixels.ready | placer.done):
-                reply(Status.OK)
-        with m.State("COPY_PIXELS_READ"):
-            m.d.sync += byte.eq(frx.rd_data)
-            m.next = "COPY_PIXELS_OFFER"
-        with m.State("COPY_PIXELS_OFFER"):
-            m.d.comb += [placer.pixels.valid.eq(1), placer.pixels.payload.eq(byte)]
-            with m.If(placer.done):
-                reply(Status.BAD_ARGUMENT)
-            with m.Elif(placer.pixels.ready):
-                m.d.sync += r.idx.eq(r.idx + 1)
-                m.next = "COPY_PIXELS"
+    def _stage(self, m: Module, r: _State, reply, frx, copy_state) -> None:
+        """The image stage: WRITE_PIXELS copies its bytes in (at any time), and RUN places the
+        staged image into activation memory before the engine starts: through the pixel
+        placer (:mod:`.placer`), or, with one input lane, as a copy (byte ``idx`` to
+        ``mem_at``). A staged image that ends before the placer has placed the whole input,
+        or after it, is refused, and the engine does not start."""
+        acc, placer = self.acc, r.placer
+        stage_rd, stage_wr = r.stage_rd, r.stage_wr
+
+        def write_stage(byte):
+            m.d.comb += [stage_wr.addr.eq(r.mem_at), stage_wr.data.eq(byte), stage_wr.en.eq(1)]
+
+        def staged():
+            m.d.sync += [r.staged.eq(1), r.stage_end.eq(r.mem_at)]
+            reply(Status.OK)
+
+        def start():
+            m.d.comb += acc.start.eq(1)
+            reply(Status.OK)
+
+        copy_state("COPY_PIXELS", write_stage, staged)
+        with m.State("PLACE"):
+            if placer is None:
+                with m.If(r.idx < r.stage_end):
+                    m.next = "PLACE_WRITE"
+                with m.Else():
+                    start()
+            else:
+                with m.If(placer.done):
+                    with m.If(r.idx == r.stage_end):
+                        start()
+                    with m.Else():
+                        reply(Status.BAD_ARGUMENT)
+                with m.Elif(placer.pixels.ready):
+                    with m.If(r.idx < r.stage_end):
+                        m.next = "PLACE_WRITE"
+                    with m.Else():
+                        reply(Status.BAD_ARGUMENT)
+        with m.State("PLACE_WRITE"):  # (the stage's byte idx is read)
+            if placer is None:
+                m.d.comb += [acc.host_wdata.eq(stage_rd.data), acc.host_we.eq(1)]
+            else:
+                m.d.comb += [placer.pixels.valid.eq(1), placer.pixels.payload.eq(stage_rd.data)]
+            m.d.sync += r.idx.eq(r.idx + 1)
+            m.next = "PLACE"
 
     def _reply(self, m: Module, r: _State, ftx) -> None:
         """The reply's states: its header, then its body a byte at a time (``r.body``)."""
@@ -614,7 +655,7 @@ class HostLink(wiring.Component):
             ResultHeader.size // 8
         ch = CountersHeader.size // 8
         info_base = Mux(acc.slot, _INFO_BYTES, 0)  # the active slot's ModelInfo
-        m.d.comb += [info_rd.addr.eq(info_base), acc.host_addr.eq(r.mem.addr + idx)]
+        m.d.comb += [info_rd.addr.eq(info_base), acc.host_addr.eq(r.mem_at)]
         with m.Switch(r.cmd):
             with m.Case(Cmd.INFO):
                 m.d.comb += info_rd.addr.eq(idx - ih + info_base)

@@ -121,8 +121,9 @@ class Cmd(enum.Enum, shape=8):
     WRITE_WEIGHTS = 0x09
     #: check the load's CRC and switch to the new model (:data:`CommitArgs` + ModelInfo)
     LOAD_COMMIT = 0x0A
-    #: write bytes of the raw image while idle; the board places them as the loaded model's
-    #: :data:`InputPlacement` says (:data:`PixelArgs` + data; ``features.places_pixels``)
+    #: write bytes of the raw image into the image stage, also while running; the next RUN
+    #: places them as the loaded model's :data:`InputPlacement` says (:data:`PixelArgs` +
+    #: data; boards with ``stage_bytes``)
     WRITE_PIXELS = 0x0B
 
 
@@ -136,7 +137,7 @@ class Status(enum.Enum, shape=8):
     TOO_LONG = 0x03
     UNKNOWN_COMMAND = 0x04
     #: an address, length or space out of range, a data length that disagrees with ``length``,
-    #: or WRITE_PIXELS out of order or past the image
+    #: or (RUN) a staged image shorter or longer than the model's input
     BAD_ARGUMENT = 0x05
     #: the accelerator is running (or, for WRITE_IMAGE, paused): try again when it is idle
     BUSY = 0x06
@@ -157,11 +158,10 @@ STATUS_MEANING = {
     Status.TOO_LONG: "more bytes than the longest request (MAX_FRAME) before END",
     Status.UNKNOWN_COMMAND: "no such command (the board's gateware is older than the host)",
     Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, a "
-                         "data length that disagrees with the arguments, or WRITE_PIXELS "
-                         "bytes that do not follow the last ones (`offset`) or go past the "
-                         "image",
-    Status.BUSY: "the accelerator is running (WRITE_IMAGE, WRITE_PIXELS: running or paused); "
-                 "ask again when STATUS says it is idle",
+                         "data length that disagrees with the arguments, or (RUN) a staged "
+                         "image shorter or longer than the model's input",
+    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused); ask again when "
+                 "STATUS says it is idle",
     Status.NO_MODEL: "no usable model: none loaded yet, a load is open on a one-slot board, or "
                      "a commit failed there",
     Status.LOAD_FAILED: "LOAD_COMMIT: the CRC over the written bytes differs; the load is "
@@ -200,8 +200,8 @@ MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
 #: ``lane`` is the first byte within word ``word``; the bytes go on across words
 WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
 RunArgs = data.StructLayout({"step": 1, "reserved": 7})
-#: the raw image's bytes (``height x width x channels``, row after row, channel innermost)
-#: from byte ``offset``: 0 starts an image, any other offset must be where the last ended
+#: bytes of the raw image (``height x width x channels``, row after row, channel innermost)
+#: from byte ``offset`` of the image stage; the staged image ends where the last one ends
 PixelArgs = data.StructLayout({"offset": 32, "length": 16})
 
 #: where and how a host writes an image into activation memory (:func:`place_image`): part of
@@ -255,7 +255,7 @@ REQUEST_DATA = {
     Cmd.WRITE_IMAGE: "`length` bytes, written from `addr`",
     Cmd.WRITE_WEIGHTS: "`length` bytes, written from byte `lane` of word `word`",
     Cmd.LOAD_COMMIT: "the new model's `ModelInfo`",
-    Cmd.WRITE_PIXELS: "`length` bytes of the raw image, from byte `offset`",
+    Cmd.WRITE_PIXELS: "`length` bytes of the raw image, at byte `offset` of the stage",
 }
 
 #: what an OK reply carries, by command: its layout and what follows it (commands not
@@ -276,9 +276,7 @@ Features = data.StructLayout({
     "spram_acts": 1,
     #: weights in SPRAM: empty at power-up, loaded over the link
     "spram_weights": 1,
-    #: WRITE_PIXELS: the board places the raw image itself (configurations with input lanes)
-    "places_pixels": 1,
-    "reserved": 4,
+    "reserved": 5,
 })
 
 InfoReply = data.StructLayout({
@@ -297,6 +295,7 @@ InfoReply = data.StructLayout({
     "param_entries": 32,
     "program_entries": 32,
     "result_entries": 32,
+    "stage_bytes": 32,
     "n_layers": 16,
     "num_classes": 16,
     "info": ModelInfo,

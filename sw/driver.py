@@ -61,11 +61,7 @@ _RETRYABLE = (Status.BAD_CRC, Status.BAD_FRAME, Status.TOO_LONG)
 
 
 class BoardError(FireforgeError):
-    """The board refused a request (``status`` says why) or the link failed."""
-
-    def __init__(self, message: str, status: Status | None = None):
-        super().__init__(message)
-        self.status = status
+    """The board refused a request or the link failed."""
 
 
 class BoardTimeout(BoardError):
@@ -212,8 +208,8 @@ class Board:
         self._tag = 0
         self._deframer = _Deframer()
         self._pending: list = []
-        #: the board places raw pixels (WRITE_PIXELS); known after the first INFO
-        self._places_pixels: bool | None = None
+        #: the board's image stage (WRITE_PIXELS) in bytes, 0 for none; known after INFO
+        self._stage_bytes: int | None = None
 
     @classmethod
     def open(cls, url: str, baudrate: int = 115200, **kwargs) -> Board:
@@ -282,7 +278,7 @@ class Board:
                 if status != Status.OK:
                     raise BoardError(f"{cmd.name} refused by the board: {status.name} "
                                      f"({STATUS_MEANING[status]}"
-                                     f"{_STATUS_HINTS.get(status, '')})", status)
+                                     f"{_STATUS_HINTS.get(status, '')})")
                 return frame[head_bytes:-CRC_BYTES]
         raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
                            f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
@@ -300,7 +296,7 @@ class Board:
         r = layout_from_bytes(InfoReply, raw)
         model_hash, scale, placement = parse_model_info(r.info)
         board = int(r.board).to_bytes(BOARD_ID_BYTES, "little").rstrip(b"\0")
-        self._places_pixels = bool(r.features.places_pixels)
+        self._stage_bytes = int(r.stage_bytes)
         return BoardInfo(
             version=int(r.version), board=board.decode("ascii", "replace"),
             config=config_from_info(r), features=_flags(r.features), n_layers=int(r.n_layers),
@@ -343,26 +339,23 @@ class Board:
         if image.dtype != np.uint8 or tuple(image.shape) != want:
             raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
                              f"takes uint8 {want} (C, H, W): use prepare_image()")
-        if self._places_pixels is None:
-            self.info()
-        if self._places_pixels:
+        if self._stages(image):
             self.write_pixels(image.transpose(1, 2, 0).tobytes())
-        else:  # (one input lane: the placed image is the image's own bytes)
+        else:
             self.write_memory(*program.input_bytes(image))
 
+    def _stages(self, image: np.ndarray) -> bool:
+        """Whether ``image`` goes through the board's image stage (one that holds it)."""
+        if self._stage_bytes is None:
+            self.info()
+        return image.size <= self._stage_bytes
+
     def write_pixels(self, raw: bytes) -> None:
-        """The raw image (``H x W x C`` bytes) for the board to place (WRITE_PIXELS). A
-        request sent again after its reply was lost no longer follows the bytes the board
-        placed (BAD_ARGUMENT): the image then goes again from its first byte, once."""
-        for attempt in range(2):
-            try:
-                for off in range(0, len(raw), MAX_DATA):
-                    chunk = raw[off:off + MAX_DATA]
-                    self.request(Cmd.WRITE_PIXELS, chunk, offset=off, length=len(chunk))
-                return
-            except BoardError as e:
-                if attempt or e.status is not Status.BAD_ARGUMENT:
-                    raise
+        """The raw image (``H x W x C`` bytes) into the board's image stage (WRITE_PIXELS),
+        also while it runs; the next RUN places it."""
+        for off in range(0, len(raw), MAX_DATA):
+            chunk = raw[off:off + MAX_DATA]
+            self.request(Cmd.WRITE_PIXELS, chunk, offset=off, length=len(chunk))
 
     def run(self, step: bool = False) -> None:
         self.request(Cmd.RUN, step=int(step))
@@ -399,6 +392,33 @@ class Board:
         t0 = time.perf_counter()
         self.write_image(program, image)
         self.run()
+        return self._result(program, top, t0)
+
+    def classify_many(self, program: Program, images, top: int = 3):
+        """Classify each of ``images`` in turn, yielding a :class:`Classification` for each.
+        Where the board stages images, the next one crosses the link while the board runs
+        the current one (``seconds`` is then the time from one result to the next)."""
+        images = iter(images)
+        image = next(images, None)
+        if image is None:
+            return
+        if not self._stages(image):
+            yield self.classify(program, image, top)
+            for image in images:
+                yield self.classify(program, image, top)
+            return
+        t0 = time.perf_counter()
+        self.write_image(program, image)
+        self.run()
+        for image in images:
+            self.write_image(program, image)  # (into the stage, during the run)
+            yield self._result(program, top, t0)
+            t0 = time.perf_counter()
+            self.run()
+        yield self._result(program, top, t0)
+
+    def _result(self, program: Program, top: int, t0: float) -> Classification:
+        """The running image's classification, once the board is done."""
         s = self.wait(("done",))
         sums, scale = self.read_result()
         order = np.argsort(-sums, kind="stable")[:top]

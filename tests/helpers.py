@@ -15,9 +15,10 @@ from fireforge.sw.model import FireSpec, SqueezeNetConfig
 from hypothesis import assume
 from hypothesis import strategies as st
 
-#: small memories, 4 columns: partial output groups happen often
+#: small memories, 4 columns: partial output groups happen often; an image stage for up to
+#: 1 KiB images (larger ones go placed, with WRITE_IMAGE)
 TEST_CONFIG = AcceleratorConfig(columns=4, act_bytes=16384, weight_bytes=8192, param_entries=256,
-                                codebook_entries=4096, program_entries=32)
+                                codebook_entries=4096, program_entries=32, stage_bytes=1024)
 #: codebook index bits the gateware decodes (None: uncompressed int8)
 HW_BITS = (None, 1, 2, 4)
 #: 4 input lanes, 2 requantization lanes, memory registers, and memories small enough that the

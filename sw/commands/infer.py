@@ -99,9 +99,13 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
             info = board.check_model(prog)
         log(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.config.macs} MACs")
-        for n, (name, image) in enumerate(zip(names, x, strict=True)):
+        top = min(top, prog.num_classes)
+        # the next image crosses the link while the board runs one (verify runs each alone)
+        stream = (board.classify(prog, image, top) for image in x) if verify else \
+            board.classify_many(prog, x, top)
+        for n, name in enumerate(names):
             try:
-                r = board.classify(prog, image, top=min(top, prog.num_classes))
+                r = next(stream)
             except BoardError as e:  # (a board that stops answering mid-stream)
                 raise type(e)(f"image {n + 1} of {len(x)} ({name}), after {n} classified: "
                               f"{e}") from None
@@ -113,7 +117,7 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
             if labels is not None:
                 entry["true_class"] = int(labels[n])
             if verify:
-                entry["verify"] = board.verify(prog, image, golden, n)
+                entry["verify"] = board.verify(prog, x[n], golden, n)
             results.append(entry)
             log(_describe(entry, r.top, classes, labels, n))
     report = InferReport(program=str(program), model_hash=prog.model_hash, results=results,

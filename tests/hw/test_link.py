@@ -72,7 +72,7 @@ def test_info_reports_the_program_and_config(board, programs):
     assert info.logit_scale == pytest.approx(a.manifest.logit_scale, rel=1e-6)
     assert (info.n_layers, info.num_classes) == (len(a.layers), a.num_classes)
     assert info.features == {"bypass_add": TEST_CONFIG.bypass_add, "spram_acts": False,
-                             "spram_weights": False, "places_pixels": False}
+                             "spram_weights": False}
     assert info.state["model_valid"] and not info.state["busy"]
 
 
@@ -225,47 +225,45 @@ def test_input_lanes_through_the_link(tmp_path):
         board.close()
 
 
-def test_write_pixels_in_order_and_within_the_image(tmp_path, monkeypatch):
-    """WRITE_PIXELS: the raw image's bytes in order, each request where the last ended (or at
-    0, which starts over); a skipped or repeated offset, a byte past the image and a data
-    length that disagrees are BAD_ARGUMENT. A request refused after a lost reply makes the
-    driver send the image again from 0. A board with one input lane has no such command."""
-    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=2, lanes=4)
-    raw = xa[0].transpose(1, 2, 0).tobytes()
-    board = Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1)
-    try:
-        assert board.info().features["places_pixels"]
-        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
-            board.request(Cmd.WRITE_PIXELS, raw[:8], offset=8, length=8)
-        board.request(Cmd.WRITE_PIXELS, raw[:8], offset=0, length=8)
-        for offset in (4, 16):
+def test_images_stream_through_the_stage_while_the_board_runs(tmp_path):
+    """WRITE_PIXELS writes the image stage at any offset, also while the engine runs; RUN
+    places the staged image (a copy with one lane, the pixel placer with four) and starts.
+    A stage write past the stage, a staged image shorter or longer than the model's input,
+    and WRITE_PIXELS on a board without a stage are refused."""
+    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=4, lanes=4)
+    golden = run_golden(a, xa).sums
+    raw = [x.transpose(1, 2, 0).tobytes() for x in xa]
+    with Board(LinkTransport(LANES_CONFIG, a), timeout=5.0, retries=1) as board:
+        stage = board.info().config.stage_bytes
+        assert stage == LANES_CONFIG.stage_bytes >= len(raw[0])
+        for offset, length in ((stage, 1), (stage - 2, 3), (2**32 - 1, 1), (2**31, 2)):
             with pytest.raises(BoardError, match="BAD_ARGUMENT"):
-                board.request(Cmd.WRITE_PIXELS, raw[offset:offset + 8], offset=offset, length=8)
-        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
-            board.request(Cmd.WRITE_PIXELS, raw[8:16], offset=8, length=9)
-        board.request(Cmd.WRITE_PIXELS, raw[8:], offset=8, length=len(raw) - 8)
-        with pytest.raises(BoardError, match="BAD_ARGUMENT"):
-            board.request(Cmd.WRITE_PIXELS, b"\x01", offset=len(raw), length=1)
+                board.request(Cmd.WRITE_PIXELS, bytes(length), offset=offset, length=length)
+        # in any order, and again: the stage is memory
+        board.request(Cmd.WRITE_PIXELS, raw[0][8:], offset=8, length=len(raw[0]) - 8)
+        board.request(Cmd.WRITE_PIXELS, raw[0][:8], offset=0, length=8)
+        board.request(Cmd.WRITE_PIXELS, raw[0][8:], offset=8, length=len(raw[0]) - 8)
+        board.run()
+        assert board.status()["busy"]
+        board.write_pixels(raw[1])  # while image 0 runs
+        board.wait(("done",))
+        assert np.array_equal(board.read_result()[0], golden[0])
         board.run()
         board.wait(("done",))
-        assert np.array_equal(board.read_result()[0], run_golden(a, xa[:1]).sums[0])
-
-        real, lost = board.request, []
-
-        def lose_one_reply(cmd, data=b"", **args):
-            body = real(cmd, data, **args)
-            if cmd is Cmd.WRITE_PIXELS and not lost:
-                lost.append(args["offset"])
-                raise BoardError("refused after a lost reply", Status.BAD_ARGUMENT)
-            return body
-
-        monkeypatch.setattr(board, "request", lose_one_reply)
-        assert np.array_equal(board.classify(a, xa[1]).sums, run_golden(a, xa[1:]).sums[0])
-        assert lost == [0]
-    finally:
-        board.close()
-    b, _ = compile_random(NET, 1, 4, tmp_path / "b", images=1)
-    with Board(LinkTransport(TEST_CONFIG, b), timeout=5.0, retries=1) as one_lane:
-        assert not one_lane.info().features["places_pixels"]
-        with pytest.raises(BoardError, match="UNKNOWN_COMMAND"):
-            one_lane.request(Cmd.WRITE_PIXELS, b"\x01", offset=0, length=1)
+        assert np.array_equal(board.read_result()[0], golden[1])
+        for end in (len(raw[0]) - 1, len(raw[0]) + 1):
+            data = (raw[2] + bytes(1))[:end]
+            board.request(Cmd.WRITE_PIXELS, data, offset=0, length=end)
+            with pytest.raises(BoardError, match="BAD_ARGUMENT"):
+                board.run()
+            assert not board.status()["busy"]
+        results = list(board.classify_many(a, xa))
+        assert [r.sums.tolist() for r in results] == golden.tolist()
+    b, xb = compile_random(NET, 1, 4, tmp_path / "b", images=2)
+    for config in (TEST_CONFIG, TEST_CONFIG.replace(stage_bytes=0)):
+        with Board(LinkTransport(config, b), timeout=5.0, retries=1) as board:
+            results = list(board.classify_many(b, xb))
+            assert [r.sums.tolist() for r in results] == run_golden(b, xb).sums.tolist()
+            if not config.stage_bytes:
+                with pytest.raises(BoardError, match="UNKNOWN_COMMAND"):
+                    board.request(Cmd.WRITE_PIXELS, b"\x01", offset=0, length=1)

@@ -35,6 +35,10 @@ class _Board:
         return SimpleNamespace(cls=int(sums.argmax()), top=[(int(sums.argmax()), 1.0)],
                                sums=sums, cycles=1, seconds=0.0)
 
+    def classify_many(self, program, images, top):
+        for image in images:
+            yield self.classify(program, image, top)
+
 
 @dataclass(frozen=True)
 class _Port(Port):
