@@ -73,6 +73,8 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         codebook_entries=_round(len(images["codebooks.bin"])),
         program_entries=max(32, len(program.layers)),
         result_entries=max(16, program.num_classes),
+        # one raw image in the link, so the next crosses the link during a run
+        stage_bytes=_round(math.prod(program.input_shape)),
         multiplier="dsp", weight_memory="bram", model_slots=2,
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
         memory_registers=spec.tech.memory_registers)
@@ -123,6 +125,7 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
         MemoryUse("results", ACC_BITS, config.result_entries),
         MemoryUse("counters", 32, config.program_entries),
         MemoryUse("link buffer", 8, 1 << (MAX_FRAME - 1).bit_length()),
+        *([MemoryUse("image stage", 8, config.stage_bytes)] if config.stage_bytes else []),
     ]
 
 
