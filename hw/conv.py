@@ -207,6 +207,9 @@ class ConvEngine(wiring.Component):
                                    ("orow", "opix", "krow", "kaddr"))
         s.wpos = Signal(24)
         s.credits = Signal(range(cfg.fifo_depth + 1))
+        #: credits != 0, as a register kept with the count (the comparator in front of the
+        #: issue decision was on the 85F's critical path)
+        s.has_credit = Signal()
         s.issuing = Signal()
 
         # Each counter's "at its last value" is a register, kept one step ahead, so that the
@@ -216,7 +219,7 @@ class ConvEngine(wiring.Component):
         s.last = s.ends["ci"] & s.ends["kx"] & s.ends["ky"]
         iy, ix = s.iy0 + s.ky, s.ix0 + s.kx
         is_pad = (iy < 0) | (iy >= s.H) | (ix < 0) | (ix >= s.W)
-        can_issue = ~s.first | (s.credits != 0)
+        can_issue = ~s.first | s.has_credit
         s.step = Signal()
         m.d.comb += s.step.eq(s.issuing & can_issue)
 
@@ -402,10 +405,9 @@ class ConvEngine(wiring.Component):
                                for rq in s.lanes)),
         ]
         credit_take = s.step & s.first
-        with m.If(credit_take & ~popped):
-            m.d.sync += s.credits.eq(s.credits - 1)
-        with m.Elif(popped & ~credit_take):
-            m.d.sync += s.credits.eq(s.credits + 1)
+        credits = Signal.like(s.credits)
+        m.d.comb += credits.eq(s.credits - (credit_take & ~popped) + (popped & ~credit_take))
+        m.d.sync += [s.credits.eq(credits), s.has_credit.eq(credits != 0)]
 
     def _control(self, m: Module, s: SimpleNamespace) -> None:
         """The layer constants from the descriptor, the codebook load, and the engine's states:
@@ -472,7 +474,7 @@ class ConvEngine(wiring.Component):
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += s.credits.eq(cfg.fifo_depth)
+                    m.d.sync += [s.credits.eq(cfg.fifo_depth), s.has_credit.eq(1)]
                     m.next = "SETUP"
             with m.State("SETUP"):
                 # Window origin of the first output pixel: (-pad, -pad).

@@ -191,23 +191,31 @@ def load_path(m: Module, cfg: AcceleratorConfig, ports: dict[Space, MemoryPort],
     """The host's writes (``host``: the accelerator's ``mem_*`` members) into ``load_slot`` of
     every model memory, one byte lane at a time.
 
-    With ``memory_registers`` each memory (each part of the weight memory) takes the write a
-    cycle later from registers of its own: the address with the slot's base added, the byte and
-    the decoded lane enables (one register driving every weight block RAM's write enable through
-    the lane and depth decoders would be the 85F's worst path); nothing reads a model memory
-    right after the host writes it. (Named as register copies, ``*_bcast*``, which the board
-    build keeps: yosys would merge the memories' identical registers back into one.)"""
+    With ``memory_registers`` the write is registered twice: once as it comes from the host
+    (the space decoded, the lane, the address with the slot's base added, the byte), then in
+    registers of each memory's own (each part of the weight memory): the address, the byte and
+    the decoded lane enables. The link's argument registers through the space and lane decoders
+    to every weight block RAM's write enable, in one cycle, was the 85F's worst path; nothing
+    reads a model memory right after the host writes it. (The second registers are named as
+    copies, ``*_bcast*``, which the board build keeps: yosys would merge the memories'
+    identical registers back into one.)"""
     space_words = cfg.model_spaces()
+    mem_lane, mem_wdata = host.mem_lane, host.mem_wdata
+    if cfg.memory_registers:
+        mem_lane, mem_wdata = Signal.like(host.mem_lane), Signal.like(host.mem_wdata)
+        m.d.sync += [mem_lane.eq(host.mem_lane), mem_wdata.eq(host.mem_wdata)]
     for space, port in ports.items():
         entries, word_bytes = space_words[space]
         parts = slices.get(space, [port])
         lanes = word_bytes // len(parts)
-        write = host.mem_we & (host.mem_space == space)
+        write = Signal(name=f"{space.name.lower()}_load_we")
         word_addr = Signal(len(port.wr_addr), name=f"{space.name.lower()}_load_addr")
-        m.d.comb += word_addr.eq(host.mem_word + Mux(load_slot, entries, 0))
+        first = m.d.sync if cfg.memory_registers else m.d.comb
+        first += [write.eq(host.mem_we & (host.mem_space == space)),
+                  word_addr.eq(host.mem_word + Mux(load_slot, entries, 0))]
         for k, part in enumerate(parts):
-            addr, wdata = word_addr, host.mem_wdata
-            en = Cat(write & (host.mem_lane == k * lanes + j) for j in range(lanes))
+            addr, wdata = word_addr, mem_wdata
+            en = Cat(write & (mem_lane == k * lanes + j) for j in range(lanes))
             if cfg.memory_registers:
                 name = f"{space.name.lower()}{k}_bcast"
                 regs = [Signal.like(part.wr_addr, name=f"{name}_waddr"),
