@@ -90,8 +90,8 @@ class _State:
         self.run = RunArgs(args[:RunArgs.size])
         self.commit = CommitArgs(args[:CommitArgs.size])
         self.pixels = PixelArgs(args[:PixelArgs.size])
-        #: the image stage's ports, the pixel placer, the active model's placement and the
-        #: one a load brings (set in elaborate where the configuration has a stage)
+        #: the image stage's ports and the pixel placer (set in elaborate where the
+        #: configuration has them), the active model's placement and the one a load brings
         self.stage_rd = self.stage_wr = self.placer = None
         self.placement = self.placement_load = None
         #: WRITE_PIXELS wrote the stage since the last RUN, and where its last byte ended
@@ -186,12 +186,13 @@ class HostLink(wiring.Component):
         m.d.comb += r.load_slot.eq(self.acc.slot ^ (slots - 1))
 
         m.d.comb += r.mem_at.eq(r.mem.addr + r.idx)
+        # (without a stage nothing reads the placement, and synthesis drops it)
+        _, _, initial = parse_model_info(layout_from_bytes(ModelInfo, self.initial_info))
+        r.placement = Signal(InputPlacement, init=initial)
+        r.placement_load = Signal(InputPlacement)
         if cfg.stage_bytes:
             m.submodules.stage = stage = memory.Memory(shape=8, depth=cfg.stage_bytes, init=[])
             r.stage_rd, r.stage_wr = stage.read_port(), stage.write_port()
-            _, _, initial = parse_model_info(layout_from_bytes(ModelInfo, self.initial_info))
-            r.placement = Signal(InputPlacement, init=initial)
-            r.placement_load = Signal(InputPlacement)
             m.d.comb += r.stage_rd.addr.eq(r.idx)  # (read in PLACE_WRITE)
         if cfg.pixel_placer:
             m.submodules.placer = r.placer = PixelPlacer(len(self.acc.host_addr))
@@ -397,10 +398,10 @@ class HostLink(wiring.Component):
                     reply(Status.BUSY)
                 with m.Elif(~self.model_valid):
                     reply(Status.NO_MODEL)
-                with m.Elif(r.staged & ~acc.paused if cfg.stage_bytes else 0):
-                    # place the staged image first (mem.addr, over RunArgs, is then the
-                    # input's address: mem_at is where byte idx of the image goes)
-                    if cfg.stage_bytes:
+                if cfg.stage_bytes:
+                    with m.Elif(r.staged & ~acc.paused):
+                        # place the staged image first (mem.addr, over RunArgs, is then the
+                        # input's address: mem_at is where byte idx of the image goes)
                         m.d.sync += [step.eq(r.run.step), r.staged.eq(0), r.idx.eq(0),
                                      r.mem.addr.eq(r.placement.addr)]
                         if r.placer is not None:
@@ -475,7 +476,7 @@ class HostLink(wiring.Component):
         ``idx`` counts data bytes: read ``buf[data_off + idx]``, register the byte (a block
         RAM's output straight into the load CRC or another memory would be the ECP5's critical
         path), write it. When every byte is written, ``finish`` runs (it sends the reply)."""
-        acc = self.acc
+        acc, cfg = self.acc, self.config
         copy_byte = Signal(8)  # the byte being copied out of the frame buffer
         word, lane = r.word, r.lane
 
@@ -509,7 +510,7 @@ class HostLink(wiring.Component):
         def write_info(byte):
             m.d.comb += [r.info_wr.addr.eq(r.idx + Mux(r.load_slot, _INFO_BYTES, 0)),
                          r.info_wr.data.eq(byte), r.info_wr.en.eq(1)]
-            if r.placement is not None:
+            if cfg.stage_bytes:
                 raw = r.placement_load.as_value()
                 with m.Switch(r.idx):
                     for i in range(InputPlacement.size // 8):
@@ -518,7 +519,7 @@ class HostLink(wiring.Component):
 
         def commit():
             m.d.comb += [acc.commit.eq(1), acc.commit_n_layers.eq(r.commit.n_layers)]
-            if r.placement is not None:
+            if cfg.stage_bytes:
                 m.d.sync += r.placement.eq(r.placement_load)
             m.d.sync += [r.loading.eq(0), self.model_valid.eq(1),
                          r.num_classes.eq(r.commit.num_classes)]
@@ -527,10 +528,10 @@ class HostLink(wiring.Component):
         copy_state("COPY_IMAGE", write_image)
         copy_state("COPY_WEIGHTS", write_weights)
         copy_state("COPY_INFO", write_info, commit)
-        if self.config.stage_bytes:
-            self._stage(m, r, reply, frx, copy_state)
+        if cfg.stage_bytes:
+            self._stage(m, r, reply, copy_state)
 
-    def _stage(self, m: Module, r: _State, reply, frx, copy_state) -> None:
+    def _stage(self, m: Module, r: _State, reply, copy_state) -> None:
         """The image stage: WRITE_PIXELS copies its bytes in (at any time), and RUN places the
         staged image into activation memory before the engine starts: through the pixel
         placer (:mod:`.placer`), or, with one input lane, as a copy (byte ``idx`` to
