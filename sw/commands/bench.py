@@ -41,13 +41,18 @@ class BenchResult(Result):
     bytes_from_board: float
     #: the link alone: inferences/s if it carried nothing but those bytes, both ways at once
     link_fps: float
+    #: the same with each request after the last reply, as the protocol runs them now (the
+    #: bytes both ways one after the other)
+    link_fps_in_turn: float
     images: int
     #: cycles the simulated board worked for the stream (requests, replies and runs; not its
     #: waits for the simulated host) and the inferences/s they make at the board's clock
     stream_cycles: int
     end_to_end_fps: float
-    #: end_to_end_fps over min(compute_fps_at_clock, link_fps)
+    #: end_to_end_fps over min(compute_fps_at_clock, link_fps), and over the bound with
+    #: link_fps_in_turn
     of_bound: float
+    of_bound_in_turn: float
     golden_agreement: float
     seconds: float
 
@@ -167,6 +172,7 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
     stream = after["active_cycles"] - before["active_cycles"]
     to_board, from_board = counting.written / images, counting.read_bytes / images
     link_fps = spec.baud / 10 / max(to_board, from_board)
+    in_turn = spec.baud / 10 / (to_board + from_board)
     compute = clock * 1e6 / cycles
     e2e = images * clock * 1e6 / stream
     result = BenchResult(
@@ -176,8 +182,10 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
         compute_fps_at_fmax=round(fmax * 1e6 / cycles, 1),
         compute_fps_at_clock=round(compute, 1), baud=spec.baud, uart_divisor=divisor,
         bytes_to_board=round(to_board, 1), bytes_from_board=round(from_board, 1),
-        link_fps=round(link_fps, 1), images=images, stream_cycles=stream,
-        end_to_end_fps=round(e2e, 1), of_bound=round(e2e / min(compute, link_fps), 3),
+        link_fps=round(link_fps, 1), link_fps_in_turn=round(in_turn, 1), images=images,
+        stream_cycles=stream, end_to_end_fps=round(e2e, 1),
+        of_bound=round(e2e / min(compute, link_fps), 3),
+        of_bound_in_turn=round(e2e / min(compute, in_turn), 3),
         golden_agreement=agree / images, seconds=round(time.perf_counter() - t0, 1))
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -187,10 +195,11 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
     tmp.replace(path)
     log(f"{board}: {cycles:,} cycles, MAC-busy {result.mac_busy_share:.1%}; compute "
         f"{result.compute_fps_at_fmax:,} inferences/s at {fmax:g} MHz, "
-        f"{result.compute_fps_at_clock:,} at {clock:g} MHz; link {result.link_fps:,}/s "
-        f"({to_board:,.0f} B in, {from_board:,.0f} B out per inference at {spec.baud:,} baud); "
-        f"end to end {result.end_to_end_fps:,}/s over {images} images "
-        f"({result.of_bound:.0%} of the lower bound); golden agreement "
+        f"{result.compute_fps_at_clock:,} at {clock:g} MHz; link {result.link_fps:,}/s, "
+        f"{result.link_fps_in_turn:,}/s with requests in turn ({to_board:,.0f} B in, "
+        f"{from_board:,.0f} B out per inference at {spec.baud:,} baud); end to end "
+        f"{result.end_to_end_fps:,}/s over {images} images ({result.of_bound:.0%} of the lower "
+        f"bound, {result.of_bound_in_turn:.0%} with requests in turn); golden agreement "
         f"{result.golden_agreement:.0%}; wrote {path}")
     if agree != images:
         raise FireforgeError(f"{images - agree} of {images} images differ from the golden "
