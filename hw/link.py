@@ -101,6 +101,8 @@ class _State:
         #: ``offset``, the same argument bytes, plus ``idx``)
         self.mem_at = Signal(32)
         self.status = Signal(Status)
+        #: start the engine (a pulse, from a register)
+        self.start = Signal()
         #: the byte being read, copied, placed or sent
         self.idx = Signal(range(max(BUFFER_DEPTH, cfg.stage_bytes) + 1))
         #: where the request's data starts in the frame, and how many bytes it has
@@ -294,6 +296,11 @@ class HostLink(wiring.Component):
         """The link's state machine: receive, check, read the header, execute, reply."""
         step = Signal()
         m.d.comb += self.acc.step.eq(step)
+        # the engine starts from a register, a cycle after RUN's decision (the decision's
+        # logic into the sequencer's state and fetch enables, in one cycle, was the UP5K's
+        # critical path)
+        m.d.sync += r.start.eq(0)
+        m.d.comb += self.acc.start.eq(r.start)
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
 
         def reply(code, n=0):
@@ -408,8 +415,7 @@ class HostLink(wiring.Component):
                             m.d.comb += r.placer.start.eq(1)
                         m.next = "PLACE"
                 with m.Else():
-                    m.d.comb += acc.start.eq(1)
-                    m.d.sync += step.eq(r.run.step)
+                    m.d.sync += [r.start.eq(1), step.eq(r.run.step)]
                     reply(Status.OK)
             with m.Case(Cmd.READ_RESULT):
                 with m.If(args_bad):
@@ -548,7 +554,7 @@ class HostLink(wiring.Component):
             reply(Status.OK)
 
         def start():
-            m.d.comb += acc.start.eq(1)
+            m.d.sync += r.start.eq(1)
             reply(Status.OK)
 
         copy_state("COPY_PIXELS", write_stage, staged)
