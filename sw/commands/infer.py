@@ -99,6 +99,10 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
             info = board.check_model(prog)
         log(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.config.macs} MACs")
+        if info.config.stage_bytes < x[0].size:
+            log(f"note: the board's image stage holds {info.config.stage_bytes:,} B and this "
+                f"model's image is {x[0].size:,} B: each image goes placed (WRITE_IMAGE) after "
+                f"the last result, not during the run")
         top = min(top, prog.num_classes)
         # the next image crosses the link while the board runs one (verify runs each alone)
         stream = (board.classify(prog, image, top) for image in x) if verify else \

@@ -14,8 +14,8 @@ from fireforge.sw.golden import run_golden
 class _Board:
     """Answers like the board for ``good`` images (the golden model's sums), then times out."""
 
-    def __init__(self, good: int):
-        self.good, self.calls = good, 0
+    def __init__(self, good: int, stage: int):
+        self.good, self.stage, self.calls = good, stage, 0
 
     def __enter__(self):
         return self
@@ -25,7 +25,7 @@ class _Board:
 
     def check_model(self, program):
         return SimpleNamespace(board="double", model_hash=program.model_hash, n_layers=1,
-                               config=SimpleNamespace(macs=8))
+                               config=SimpleNamespace(macs=8, stage_bytes=self.stage))
 
     def classify(self, program, image, top):
         self.calls += 1
@@ -43,9 +43,10 @@ class _Board:
 @dataclass(frozen=True)
 class _Port(Port):
     good: int = 0
+    stage: int = 1024
 
     def open(self):
-        return _Board(self.good)
+        return _Board(self.good, self.stage)
 
 
 def test_a_board_that_stops_mid_stream_names_the_image(quick_tiny_program):
@@ -55,3 +56,13 @@ def test_a_board_that_stops_mid_stream_names_the_image(quick_tiny_program):
     with pytest.raises(BoardTimeout, match=r"^image 3 of 5 \(digits:test\[2\]\), after 2 "
                                            r"classified: RUN: no valid reply"):
         infer(_Port("double://", good=2), program.path, data="digits", count=5)
+
+
+def test_a_board_whose_stage_is_too_small_is_noted(quick_tiny_program):
+    """Images that do not fit the board's image stage still run (placed, one at a time), and
+    the user is told why the link does not overlap the runs."""
+    lines = []
+    infer(_Port("double://", good=2, stage=512), quick_tiny_program, data="digits", count=2,
+          log=lines.append)
+    assert any("image stage holds 512 B and this model's image is 1,024 B" in line
+               for line in lines)
