@@ -2,8 +2,9 @@
 
 Where the first layer reads an unfolded input (each output pixel's ``k x k x c`` window as its
 channels, :data:`~.protocol.InputPlacement`), the host would send every pixel up to ``k * k``
-times. :class:`PixelPlacer` takes each pixel once, as ``WRITE_PIXELS`` carries it (row after
-row, channel innermost), and writes it to every window position that holds it; the padding
+times. :class:`PixelPlacer` takes each pixel once, from the link's image stage (row after row,
+channel innermost, as ``WRITE_PIXELS`` wrote it) when ``RUN`` starts an image, and writes it to
+every window position that holds it; the padding
 around the image is written with the pad value. The result is byte for byte what
 :func:`~.protocol.place_image` writes, except the zero bytes that fill a pixel up to
 ``pixel_bytes``, which the placer leaves as they are: the compiler's weights for them are 0.
@@ -14,8 +15,9 @@ pad value. Value ``ci`` of padded pixel ``(py, px)`` is tap ``(ky, kx)`` of outp
 ``((py - ky) / s, (px - kx) / s)`` wherever both divisions are exact and the window lies inside
 the padded image; it goes to byte ``(ky * k + kx) * c + ci`` of that pixel. One tap a cycle,
 the addresses by additions only (the row's byte count is summed once per image), so the
-placer costs a few counters and adders: ``k * k + 3`` cycles a value, about 14,000 for a
-32x32 gray image with a 3x3 window, against the link's 5 ms for its 1,024 bytes at 2 Mbaud.
+placer costs counters and adders, not multipliers: ``k * k + 3`` cycles a value (one more for
+a byte from the stage), about 15,000 for a 32x32 gray image with a 3x3 window, 150 us at
+100 MHz before the run, while the image took 5 ms to cross the link at 2 Mbaud.
 """
 
 from __future__ import annotations
