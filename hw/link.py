@@ -220,10 +220,15 @@ class HostLink(wiring.Component):
         # set is out of range by itself, so only the low bits are added (a 32-bit adder and
         # comparator per check would be a tenth of the UP5K's logic).
         data_bits = MAX_DATA.bit_length()
-        act_bits = cfg.act_bytes.bit_length()
 
         def out_of_range(value, bits):
             return value[bits:].any() if len(value) > bits else Const(0)
+
+        def span_bad(start, length, size):
+            """``length`` data bytes from ``start`` reach past a memory of ``size`` bytes."""
+            bits = size.bit_length()
+            return ((length > MAX_DATA) | out_of_range(start, bits)
+                    | (start[:bits] + length[:data_bits] > size))
 
         # Word bytes and byte count of each model space, and the byte offset of the word (a
         # shift: the word sizes are powers of two, so no multiplier is spent here). The word
@@ -257,9 +262,7 @@ class HostLink(wiring.Component):
         image_range_bad, weights_range_bad, stage_range_bad = Signal(), Signal(), Signal()
         layers, classes = commit_args.n_layers, commit_args.num_classes
         m.d.sync += [
-            image_range_bad.eq((mem_args.length > MAX_DATA) | out_of_range(mem_args.addr, act_bits)
-                               | (mem_args.addr[:act_bits] + mem_args.length[:data_bits]
-                                  > cfg.act_bytes)),
+            image_range_bad.eq(span_bad(mem_args.addr, mem_args.length, cfg.act_bytes)),
             weights_range_bad.eq(~space_ok | word_far | (w_args.length > MAX_DATA)
                                  | (w_args.lane >= space_wb) | (word_end > space_bytes)),
             r.commit_bad.eq((layers == 0) | (layers > cfg.program_entries)
@@ -284,11 +287,8 @@ class HostLink(wiring.Component):
                 m.d.sync += r.args_bad.eq(r.data_len != 0)
         m.d.sync += r.crc_bad.eq(load_crc.crc != commit_args.crc)
         if cfg.stage_bytes:
-            stage_bits = cfg.stage_bytes.bit_length()
-            px_args = r.pixels
-            m.d.sync += stage_range_bad.eq(
-                (px_args.length > MAX_DATA) | out_of_range(px_args.offset, stage_bits)
-                | (px_args.offset[:stage_bits] + px_args.length[:data_bits] > cfg.stage_bytes))
+            m.d.sync += stage_range_bad.eq(span_bad(r.pixels.offset, r.pixels.length,
+                                                    cfg.stage_bytes))
         m.d.sync += r.body_last.eq(r.idx == r.body_len - 1)
 
     # ---------------------------------------------------------------------------- executor
