@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 import time
 from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +55,16 @@ from ..hw.protocol import (
 )
 
 __all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",
-           "Classification", "prepare_image", "load_image_file"]
+           "Classification", "prepare_image", "load_image_file", "stages"]
 
 #: replies that say the frame was damaged on the way: worth sending again
 _RETRYABLE = (Status.BAD_CRC, Status.BAD_FRAME, Status.TOO_LONG)
+
+
+def stages(stage_bytes: int, image: np.ndarray) -> bool:
+    """Whether ``image`` goes through a board's image stage of ``stage_bytes`` (WRITE_PIXELS,
+    sent during the previous run), or placed with WRITE_IMAGE after it."""
+    return image.size <= stage_bytes
 
 
 class BoardError(FireforgeError):
@@ -321,10 +328,15 @@ class Board:
                              f"with `fireforge load --port URL --program {program.path}`")
         return info
 
-    def write_memory(self, addr: int, data: bytes) -> None:
+    def _write(self, cmd: Cmd, data: bytes, at: str, start: int = 0) -> None:
+        """``data`` in requests of at most MAX_DATA bytes, each at ``start`` plus its offset
+        in argument ``at``."""
         for off in range(0, len(data), MAX_DATA):
             chunk = data[off:off + MAX_DATA]
-            self.request(Cmd.WRITE_IMAGE, chunk, addr=addr + off, length=len(chunk))
+            self.request(cmd, chunk, **{at: start + off}, length=len(chunk))
+
+    def write_memory(self, addr: int, data: bytes) -> None:
+        self._write(Cmd.WRITE_IMAGE, data, "addr", addr)
 
     def read_memory(self, addr: int, length: int) -> bytes:
         out = bytearray()
@@ -345,17 +357,14 @@ class Board:
             self.write_memory(*program.input_bytes(image))
 
     def _stages(self, image: np.ndarray) -> bool:
-        """Whether ``image`` goes through the board's image stage (one that holds it)."""
         if self._stage_bytes is None:
             self.info()
-        return image.size <= self._stage_bytes
+        return stages(self._stage_bytes, image)
 
     def write_pixels(self, raw: bytes) -> None:
         """The raw image (``H x W x C`` bytes) into the board's image stage (WRITE_PIXELS),
         also while it runs; the next RUN places it."""
-        for off in range(0, len(raw), MAX_DATA):
-            chunk = raw[off:off + MAX_DATA]
-            self.request(Cmd.WRITE_PIXELS, chunk, offset=off, length=len(chunk))
+        self._write(Cmd.WRITE_PIXELS, raw, "offset")
 
     def run(self, step: bool = False) -> None:
         self.request(Cmd.RUN, step=int(step))
@@ -399,16 +408,15 @@ class Board:
         Where the board stages images, the next one crosses the link while the board runs
         the current one (``seconds`` is then the time from one result to the next)."""
         images = iter(images)
-        image = next(images, None)
-        if image is None:
+        first = next(images, None)
+        if first is None:
             return
-        if not self._stages(image):
-            yield self.classify(program, image, top)
-            for image in images:
+        if not self._stages(first):
+            for image in chain([first], images):
                 yield self.classify(program, image, top)
             return
         t0 = time.perf_counter()
-        self.write_image(program, image)
+        self.write_image(program, first)
         self.run()
         for image in images:
             self.write_image(program, image)  # (into the stage, during the run)

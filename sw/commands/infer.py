@@ -68,7 +68,7 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
     import numpy as np
 
     from ...hw.program import load_program
-    from ..driver import BoardError, load_image_file, prepare_image
+    from ..driver import BoardError, load_image_file, prepare_image, stages
     from ..golden import run_golden
 
     prog = load_program(program)
@@ -99,7 +99,7 @@ def infer(port: Port, program: str | Path, images: list[str | Path] = (), *,
             info = board.check_model(prog)
         log(f"board {info.board!r}: model {info.model_hash[:12]}… ({info.n_layers} layers), "
             f"{info.config.macs} MACs")
-        if info.config.stage_bytes < x[0].size:
+        if not stages(info.config.stage_bytes, x[0]):
             log(f"note: the board's image stage holds {info.config.stage_bytes:,} B and this "
                 f"model's image is {x[0].size:,} B: each image goes placed (WRITE_IMAGE) after "
                 f"the last result, not during the run")
