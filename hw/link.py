@@ -53,6 +53,9 @@ _ARG_REG_BYTES = max(a.size for a in ARGUMENTS.values()) // 8
 _INFO_BYTES = ModelInfo.size // 8
 #: where the placement lies in ModelInfo (LOAD_COMMIT's data)
 _PLACEMENT_AT = ModelInfo["input"].offset // 8
+# WRITE_PIXELS' offset is read as MemoryArgs.addr (``mem_at``, the span check): the same bits
+assert (PixelArgs["offset"].offset, PixelArgs["offset"].width) == \
+    (MemoryArgs["addr"].offset, MemoryArgs["addr"].width)
 
 
 def _board_id(board: str) -> int:
