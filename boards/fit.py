@@ -75,6 +75,9 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         result_entries=max(16, program.num_classes),
         # one raw image in the link, so the next crosses the link during a run
         stage_bytes=_round(math.prod(program.input_shape)),
+        # the sparse decoder and its mask memory where the program has sparse layers
+        sparse_weights=bool(images["masks.bin"]),
+        mask_entries=_round(len(images["masks.bin"]) * 8 // word),
         multiplier="dsp", weight_memory="bram", model_slots=2,
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
         memory_registers=spec.tech.memory_registers)

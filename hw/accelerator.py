@@ -150,6 +150,13 @@ def check_program(config: AcceleratorConfig, program) -> None:
             ("result memory", config.result_entries, m.num_classes)):
         if need > have:
             problems.append(f"{name}: needs {need:,}, has {have:,}")
+    masks = len(program.images["masks.bin"]) // max(1, config.word_bytes // 8)
+    if masks and not config.sparse_weights:
+        problems.append("the program has sparse layers and this configuration no sparse "
+                        "decoder (sparse_weights=False): compile for it (--config), whose "
+                        "compiler stores every layer dense")
+    elif masks > config.mask_entries:
+        problems.append(f"mask memory: needs {masks:,} steps, has {config.mask_entries:,}")
     banks, bank_bytes = m.act_banks, m.bank_bytes
     if config.act_banks > 1 and (banks, bank_bytes) != (config.act_banks, config.bank_bytes):
         problems.append(f"activations planned for {banks} bank(s) of {bank_bytes:,} B, this "
@@ -261,8 +268,9 @@ class Accelerator(wiring.Component):
         """The engines, each with the opcodes it runs (:data:`~.ops.OPS`)."""
         cfg = self.config
         m.submodules.conv = conv = ConvEngine(
-            cfg, self.act_aw, *(len(rd_base[s])
-                                for s in (Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS)))
+            cfg, self.act_aw, *(len(rd_base[s]) for s in (
+                Space.WEIGHTS, Space.PARAMS, Space.CODEBOOKS,
+                *((Space.MASKS,) if cfg.sparse_weights else ()))))
         # with memory_registers the activation read address and data are registered once here,
         # for every unit (see act_read_latency)
         latency = self.act_read_latency
@@ -321,6 +329,9 @@ class Accelerator(wiring.Component):
             conv.cb_rdata.eq(cb_rd.rd_data),
             p_rd.rd_addr.eq(conv.p_raddr),
             conv.p_rdata.eq(p_rd.rd_data),
+            *((ports[Space.MASKS].rd_addr.eq(conv.m_raddr),
+               conv.m_rdata.eq(ports[Space.MASKS].rd_data),
+               conv.m_slot.eq(rd_base[Space.MASKS])) if cfg.sparse_weights else ()),
             res_wr.addr.eq(pool.res_waddr), res_wr.data.eq(pool.res_wdata),
             res_wr.en.eq(pool.res_we),
             res_rd.addr.eq(self.res_addr), self.res_data.eq(res_rd.data),

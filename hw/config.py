@@ -15,7 +15,9 @@ from .isa import (
     CODEBOOK_ENTRIES,
     DESCRIPTOR_WORDS,
     PROGRAM_WORD_BYTES,
+    SPARSE_VALUE_BITS,
     WEIGHT_BITS,
+    sparse_chunks,
 )
 from .protocol import Space
 from .spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
@@ -82,6 +84,14 @@ class AcceleratorConfig:
         ``RUN`` places the staged image into activation memory before it starts: a copy with
         one input lane, the pixel placer (:mod:`.placer`: windows, padding) with more. 0: no
         stage; the host writes the placed image with ``WRITE_IMAGE`` between runs.
+    sparse_weights
+        Decode sparse layers (:attr:`~.isa.WeightEncoding.SPARSE`: a mask per step, the nonzero
+        indices alone) at one step a cycle, from a mask memory of ``mask_entries`` steps beside
+        the weight memory: the weight read moves behind the mask read, a few stages more per
+        layer. Needs block RAM weights, a codebook decoder and whole chunks of
+        :data:`~.isa.SPARSE_CHUNK` MACs.
+    mask_entries
+        Steps the mask memory holds (one mask word of ``rows * columns`` bits each).
     """
 
     columns: int = 8
@@ -103,6 +113,8 @@ class AcceleratorConfig:
     memory_registers: bool = False
     model_slots: int = 2
     stage_bytes: int = 0
+    sparse_weights: bool = False
+    mask_entries: int = 1
 
     def __post_init__(self):
         def positive(name):
@@ -114,7 +126,7 @@ class AcceleratorConfig:
         for f in dataclasses.fields(self):
             if f.type == "int" and f.name not in ("codebook_bits", "stage_bytes"):
                 positive(f.name)
-        for name in ("bypass_add", "memory_registers"):
+        for name in ("bypass_add", "memory_registers", "sparse_weights"):
             if not isinstance(getattr(self, name), bool):
                 raise FireforgeError(f"{name} must be True or False, not "
                                      f"{getattr(self, name)!r}")
@@ -165,6 +177,17 @@ class AcceleratorConfig:
         if not isinstance(self.stage_bytes, int) or self.stage_bytes < 0:
             raise FireforgeError(f"stage_bytes={self.stage_bytes!r}: 0 (no image stage) or "
                                  f"the bytes of the largest raw image it holds")
+        if self.sparse_weights:
+            try:
+                sparse_chunks(self.rows, self.columns)
+            except ValueError as e:
+                raise FireforgeError(f"sparse_weights: {e}") from None
+            if self.weight_memory != "bram" or not self.codebook_bits:
+                raise FireforgeError(
+                    f"sparse_weights: needs block RAM weights (weight_memory='bram') and a "
+                    f"codebook decoder (codebook_bits >= 1; sparse indices have at most "
+                    f"{SPARSE_VALUE_BITS} bits), not {self.weight_memory!r} and "
+                    f"{self.codebook_bits}")
         if self.model_slots not in (1, 2):
             raise FireforgeError(f"model_slots={self.model_slots}: 1 or 2")
         assert CODEBOOK_ENTRIES == 1 << WEIGHT_BITS
@@ -202,11 +225,14 @@ class AcceleratorConfig:
     def model_spaces(self) -> dict[Space, tuple[int, int]]:
         """Words and bytes per word of each model memory (one slot): what the gateware builds,
         WRITE_WEIGHTS addresses and the fit check counts."""
-        return {Space.PROGRAM: (self.program_entries * DESCRIPTOR_WORDS, PROGRAM_WORD_BYTES),
-                Space.WEIGHTS: (self.weight_bytes // self.word_bytes, self.word_bytes),
-                Space.CODEBOOKS: (self.codebook_entries, WEIGHT_BITS // 8),
-                Space.PARAMS: (self.param_entries // self.requant_lanes,
-                               CHANNEL_PARAMS_BYTES * self.requant_lanes)}
+        spaces = {Space.PROGRAM: (self.program_entries * DESCRIPTOR_WORDS, PROGRAM_WORD_BYTES),
+                  Space.WEIGHTS: (self.weight_bytes // self.word_bytes, self.word_bytes),
+                  Space.CODEBOOKS: (self.codebook_entries, WEIGHT_BITS // 8),
+                  Space.PARAMS: (self.param_entries // self.requant_lanes,
+                                 CHANNEL_PARAMS_BYTES * self.requant_lanes)}
+        if self.sparse_weights:
+            spaces[Space.MASKS] = (self.mask_entries, self.word_bytes // 8)
+        return spaces
 
     def replace(self, **changes) -> AcceleratorConfig:
         return dataclasses.replace(self, **changes)
@@ -215,7 +241,7 @@ class AcceleratorConfig:
 CONFIGS: dict[str, AcceleratorConfig] = {
     # Block RAM everywhere, 8 columns: the tiny preset in simulation and on small ECP5 parts.
     "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
-                               stage_bytes=4096),
+                               stage_bytes=4096, sparse_weights=True, mask_entries=8192),
     # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
     # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
     # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, and
@@ -232,7 +258,8 @@ CONFIGS: dict[str, AcceleratorConfig] = {
     "ecp5": AcceleratorConfig(columns=8, rows=8, requant_lanes=8, act_bytes=128 * 1024,
                               weight_bytes=256 * 1024, param_entries=4096,
                               codebook_entries=2048, program_entries=128, fifo_depth=16,
-                              fifo_memory="bram", memory_registers=True, stage_bytes=4096),
+                              fifo_memory="bram", memory_registers=True, stage_bytes=4096,
+                              sparse_weights=True, mask_entries=4096),
 }
 # ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
 # the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes. No board's default:

@@ -41,7 +41,17 @@ from .array import MACArray
 from .bram import BANK_LATENCY
 from .config import AcceleratorConfig
 from .fifo import BlockFIFO
-from .isa import ACC_BITS, ACT_BITS, WEIGHT_BITS, ChannelParams
+from .isa import (
+    ACC_BITS,
+    ACT_BITS,
+    SPARSE_CHUNK,
+    SPARSE_VALUE_BITS,
+    SPARSE_WORD_VALUES,
+    WEIGHT_BITS,
+    ChannelParams,
+    WeightEncoding,
+    sparse_chunks,
+)
 from .ops import UnitSignature
 from .requant import Requantizer
 
@@ -59,16 +69,19 @@ SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
 BROADCAST_COLUMNS = 8
 
 
-#: bytes of the weight word per weight-memory part (see :func:`weight_parts`)
+#: bytes of the weight word per weight-memory part (see :func:`weight_parts`): also a sparse
+#: chunk's share of a value word
 WEIGHT_PART_BYTES = 8
+assert SPARSE_WORD_VALUES * SPARSE_VALUE_BITS == WEIGHT_PART_BYTES * 8
 
 
 def weight_parts(config: AcceleratorConfig) -> int:
     """Parts the weight memory is split into, each a slice of the word with its own register
     copy of the read address: one per ``WEIGHT_PART_BYTES`` bytes where the configuration has
     memory registers and block RAM weights (one address register driving the block RAMs of a
-    512-bit word across the 85F was its critical path), else 1."""
-    if config.memory_registers and config.weights_preloaded:
+    512-bit word across the 85F was its critical path), and one per sparse chunk where the
+    configuration decodes sparse layers (each chunk reads its own value word), else 1."""
+    if config.sparse_weights or (config.memory_registers and config.weights_preloaded):
         return max(1, config.word_bytes // WEIGHT_PART_BYTES)
     return 1
 
@@ -81,6 +94,22 @@ def index_place(bits: int, sub: int) -> int:
     fanned out to every cell, the 85F's critical path."""
     assert bits in SUPPORTED_INDEX_BITS and 0 <= sub < 8 // bits
     return 8 // bits + sub
+
+
+def sparse_stages(config: AcceleratorConfig) -> int:
+    """Pipeline stages that ``AcceleratorConfig.sparse_weights`` adds to a convolution: the
+    mask's count register, the weight memory's read behind it, and with ``memory_registers``
+    the register between the value shift and the expansion."""
+    if not config.sparse_weights:
+        return 0
+    return 1 + _read_latency(config) + config.memory_registers
+
+
+def _read_latency(config: AcceleratorConfig) -> int:
+    """Cycles from a model memory's read address (the engine's) to its data in the engine:
+    the block RAM; with memory_registers also the address register, the banks' output
+    registers and the data register."""
+    return 1 + (2 + BANK_LATENCY) * config.memory_registers
 
 
 def _copies(config: AcceleratorConfig, cells: int) -> int:
@@ -106,10 +135,11 @@ class ConvEngine(wiring.Component):
     (data one cycle after the address).
     """
 
-    def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int):
+    def __init__(self, config: AcceleratorConfig, act_aw: int, w_aw: int, p_aw: int, cb_aw: int,
+                 m_aw: int = 1):
         """``act_aw``: bits of a byte address; the activation ports address words of
         ``rows`` bytes. ``p_aw``: bits of a parameter word address (``requant_lanes``
-        entries a word)."""
+        entries a word). ``m_aw``: bits of a mask word address (with ``sparse_weights``)."""
         self.config = config
         c, R, Q = config.columns, config.rows, config.requant_lanes
         # sizes every stage uses, derived once
@@ -118,6 +148,8 @@ class ConvEngine(wiring.Component):
         self._aw = act_aw
         self._saw = act_aw + 2  # signed address arithmetic (padding reaches before the tensor)
         self._lr, self._lq = R.bit_length() - 1, Q.bit_length() - 1
+        # the sparse chunks' cells (the array's diagonals)
+        self._chunks = sparse_chunks(R, c) if config.sparse_weights else None
         super().__init__(UnitSignature(act_aw, R, {
             # the active model slot's first word in each model memory
             "w_slot": In(w_aw),
@@ -130,6 +162,8 @@ class ConvEngine(wiring.Component):
             "p_rdata": In(data.ArrayLayout(ChannelParams, Q)),
             "cb_raddr": Out(cb_aw),
             "cb_rdata": In(signed(WEIGHT_BITS)),
+            **({"m_slot": In(m_aw), "m_raddr": Out(m_aw), "m_rdata": In(c * R)}
+               if config.sparse_weights else {}),
         }))
 
     def elaborate(self, platform):
@@ -164,6 +198,7 @@ class ConvEngine(wiring.Component):
         s.tail_mask = Signal(Q)  # and its lanes that hold channels
         s.spw_log = Signal(2)  # log2(steps per weight word) = log2(8 / bits)
         s.use_cb = Signal()
+        s.sparse = Signal()  # the layer's weights are sparse
         # the layer's first word in each model memory (the slot's base added: a layer
         # constant, not an adder after the address registers)
         s.w_base, s.p_base, s.cb_base = (Signal.like(self.w_slot, name="w_base"),
@@ -173,6 +208,8 @@ class ConvEngine(wiring.Component):
         s.shift = Signal(6)
         s.pad_value = Signal(8)
         s.cb_count = Signal(9)
+        if cfg.sparse_weights:
+            s.m_base = Signal.like(self.m_slot, name="m_base")
         # Each counter's second-to-last value, registered (the layer's sizes are still long
         # before RUN): "the next value is the last" is then an equality of two registers, not
         # an adder and a comparator (which would be the UP5K's critical path).
@@ -206,6 +243,7 @@ class ConvEngine(wiring.Component):
         s.orow, s.opix, s.krow, s.kaddr = (Signal(signed(aw), name=n) for n in
                                    ("orow", "opix", "krow", "kaddr"))
         s.wpos = Signal(24)
+        s.restart = Signal()  # wpos == 0: the step starts the layer's weights again
         s.credits = Signal(range(cfg.fifo_depth + 1))
         #: credits != 0, as a register kept with the count (the comparator in front of the
         #: issue decision was on the 85F's critical path)
@@ -228,24 +266,27 @@ class ConvEngine(wiring.Component):
         # read addresses and the read data are registered too: short paths to and from block
         # RAMs spread over a large device). Where each group's outputs go is not carried: the
         # requantization side counts groups in the same order (see there).
-        # (``place``: where the step's indices lie in the weight word, see :func:`index_place`)
-        s.ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "place": 4})
+        # (``place``: where the step's indices lie in the weight word, see :func:`index_place`;
+        # with sparse_weights, ``restart``: the step is its pixel's first, whose weights start
+        # the layer's again, and ``waddr``: a dense layer's weight word, read behind the mask)
+        sparse = cfg.sparse_weights
+        w_aw = len(self.w_raddr[0])
+        s.ctl = data.StructLayout({"valid": 1, "first": 1, "last": 1, "pad": 1, "place": 4,
+                                   **({"restart": 1, "waddr": w_aw} if sparse else {})})
         issue_ctl = Signal(s.ctl)
         steps_per_word = Const(1, 4) << s.spw_log
+        w_addr = s.w_base + (s.wpos >> s.spw_log)
         m.d.comb += [
             issue_ctl.valid.eq(s.step), issue_ctl.first.eq(s.first), issue_ctl.last.eq(s.last),
             issue_ctl.pad.eq(is_pad),
             issue_ctl.place.eq(steps_per_word | (s.wpos & (steps_per_word - 1))),
         ]
+        if sparse:
+            m.d.comb += [issue_ctl.restart.eq(s.restart), issue_ctl.waddr.eq(w_addr)]
         s.chain = [issue_ctl]
-        # (the block RAM; address, bank and data registers)
-        for k in range(1 + (2 + BANK_LATENCY) * cfg.memory_registers):
-            reg = Signal(s.ctl, name=f"ctl{k + 1}")
-            m.d.sync += reg.eq(s.chain[-1])
-            s.chain.append(reg)
+        self._delay(m, s, _read_latency(cfg))
         s.s1 = s.chain[-1]
         act_addr = (s.kaddr + (s.ci << lr))[lr:self._aw]
-        w_addr = s.w_base + (s.wpos >> s.spw_log)
         # (data registers without reset: the step's control says when they hold data, and the
         # reset would reach hundreds of flip-flops, a failing high-fanout net on the 85F)
         s.act_rdata = Signal(ACT_BITS * R)
@@ -253,20 +294,119 @@ class ConvEngine(wiring.Component):
         # (with memory_registers the accelerator registers the activation read address after
         # its multiplexer of the units, and the read data, for every unit)
         m.d.comb += [self.act_raddr.eq(act_addr), s.act_rdata.eq(self.act_rdata)]
-        if cfg.memory_registers:
-            parts = weight_parts(cfg)
-            w_addr_r = [Signal(len(self.w_raddr[0]), name=f"w_addr_bcast{k}" if parts > 1
-                               else "w_addr_r") for k in range(parts)]
-            m.d.sync += [r.eq(w_addr) for r in w_addr_r]
-            m.d.sync += s.w_rdata.eq(self.w_rdata)
-            m.d.comb += [self.w_raddr[k].eq(r) for k, r in enumerate(w_addr_r)]
+        if sparse:
+            # the step's mask now; its weight word once the mask says where (:meth:`_sparse`)
+            s.m_rdata = Signal(N, reset_less=True)
+            self._read(m, [self.m_raddr], self.m_rdata, s.m_rdata, s.m_base + s.wpos, "m_addr")
         else:
-            m.d.comb += [self.w_raddr[0].eq(w_addr), s.w_rdata.eq(self.w_rdata)]
+            self._read(m, list(self.w_raddr), self.w_rdata, s.w_rdata, w_addr, "w_addr")
+
+    def _delay(self, m: Module, s: SimpleNamespace, stages: int, *lines) -> list:
+        """``stages`` more registers of the step's control (``s.chain``) and of each of
+        ``lines`` beside it; returns each line's delayed copy."""
+        lines = list(lines)
+        for _ in range(stages):
+            reg = Signal(s.ctl, name=f"ctl{len(s.chain)}")
+            m.d.sync += reg.eq(s.chain[-1])
+            s.chain.append(reg)
+            for i, v in enumerate(lines):
+                later = Signal(v.shape(), name=f"line{i}_d{len(s.chain) - 1}", reset_less=True)
+                m.d.sync += later.eq(v)
+                lines[i] = later
+        return lines
+
+    def _read(self, m: Module, raddrs: list, rdata, data_reg, addrs, name: str) -> None:
+        """A model memory read: ``addrs`` (one per port of ``raddrs``, or one for all) to
+        the memory, its data into ``data_reg``; with memory_registers the address is registered
+        (a copy per port) and so is the data."""
+        addrs = addrs if isinstance(addrs, list) else [addrs] * len(raddrs)
+        if self.config.memory_registers:
+            regs = [Signal(len(raddrs[0]), name=f"{name}_bcast{k}" if len(raddrs) > 1
+                           else f"{name}_r") for k in range(len(raddrs))]
+            m.d.sync += [r.eq(a) for r, a in zip(regs, addrs, strict=True)]
+            m.d.sync += data_reg.eq(rdata)
+            m.d.comb += [p.eq(r) for p, r in zip(raddrs, regs, strict=True)]
+        else:
+            m.d.comb += [p.eq(a) for p, a in zip(raddrs, addrs, strict=True)]
+            m.d.comb += data_reg.eq(rdata)
+
+    def _sparse(self, m: Module, s: SimpleNamespace, act):
+        """The sparse decoder's front: each chunk's nonzero count, where its values start (the
+        rule of :func:`~.isa.sparse_positions`, a step a cycle), and the weight word read
+        (each chunk's own value word in a sparse layer, the step's word in a dense one).
+        Returns the activation delayed to the weight data, and each chunk's mask and first
+        value slot beside it."""
+        cfg = self.config
+        N = self._N
+        chunks = len(self._chunks)
+        w_aw = len(self.w_raddr[0])
+        # the count stage: the mask and its chunks' nonzero counts, registered
+        mask = Signal(N, name="mask_c", reset_less=True)
+        counts = [Signal(range(SPARSE_CHUNK + 1), name=f"nz{p}_c", reset_less=True)
+                  for p in range(chunks)]
+        m.d.sync += [mask.eq(s.m_rdata)] + [
+            c.eq(sum(s.m_rdata[int(cell)] for cell in self._chunks[p]))
+            for p, c in enumerate(counts)]
+        act, = self._delay(m, s, 1, act)
+        sc = s.chain[-1]
+        # Per chunk: where the steps so far ended (``end``: a slot of the last step's word,
+        # 16 and up in the word after it) and the last step's word + 1 (``nxt``). A step
+        # starts at slot ``end mod 16``, in the word after the last step's where ``end`` >= 16
+        # (``adv``), and reads the word after its own (its values may run into it); its own
+        # word is the last step's, or the one the last step read beside it. A pass's first
+        # step (``restart``) reads its own word, the layer's first: its values fit in it.
+        addrs, starts = [], []
+        for p, n in enumerate(counts):
+            end = Signal(5, name=f"end{p}")
+            nxt = Signal(w_aw, name=f"vnext{p}")
+            adv, off = Signal(name=f"adv{p}"), Signal(4, name=f"off{p}")
+            m.d.comb += [adv.eq(~sc.restart & end[4]), off.eq(Mux(sc.restart, 0, end[:4]))]
+            with m.If(sc.valid):
+                m.d.sync += [end.eq(off + n), nxt.eq(Mux(sc.restart, s.w_base + 1, nxt + adv))]
+            addrs.append(Mux(s.sparse, Mux(sc.restart, s.w_base, nxt + adv), sc.waddr))
+            starts.append(Cat(off, adv))
+        self._read(m, list(self.w_raddr), self.w_rdata, s.w_rdata, addrs, "w_addr")
+        return self._delay(m, s, _read_latency(cfg), act, mask, Cat(starts))
+
+    def _window(self, m: Module, s: SimpleNamespace, starts) -> list:
+        """Each chunk's values of the sparse step whose weight word has arrived: the
+        :data:`~.isa.SPARSE_CHUNK` slots from its first, out of its own value word and the one
+        after it (just read; its own word is the one the step before read, or that step's
+        own, or, at a pass's first step, the word just read)."""
+        ctl = s.chain[-1]
+        out = []
+        for p in range(len(self._chunks)):
+            part = s.w_rdata[p * WEIGHT_PART_BYTES * 8:(p + 1) * WEIGHT_PART_BYTES * 8]
+            off, adv = starts[p * 5:p * 5 + 4], starts[p * 5 + 4]
+            own = Signal.like(part, name=f"vown{p}", reset_less=True)
+            last = Signal.like(part, name=f"vlast{p}", reset_less=True)
+            now = Mux(ctl.restart, part, Mux(adv, last, own))
+            with m.If(ctl.valid):
+                m.d.sync += [own.eq(now), last.eq(part)]
+            window = Cat(now, part)
+            slots = Array(window.word_select(k, SPARSE_VALUE_BITS)
+                          for k in range(SPARSE_WORD_VALUES + SPARSE_CHUNK - 1))
+            out.append(Cat(slots[off + t] for t in range(SPARSE_CHUNK)))
+        return out
+
+    def _expand(self, vals: list, mask) -> list:
+        """A sparse step's indices, by cell: cell ``i`` of a chunk takes the chunk's next value
+        where its mask bit is set (the values before it: the set bits of the chunk's cells
+        before it), else 0."""
+        out = [None] * self._N
+        for cells, v in zip(self._chunks, vals, strict=True):
+            bits = [mask[int(c)] for c in cells]
+            for i, cell in enumerate(cells):
+                own = [v.word_select(k, SPARSE_VALUE_BITS) for k in range(i + 1)]
+                pick = Array(own)[sum(bits[:i])] if i else own[0]
+                out[int(cell)] = Mux(bits[i], pick, 0)
+        return out
 
     def _decoder(self, m: Module, s: SimpleNamespace) -> None:
         """The padded pixel value or the activation word of ``R`` channels, and ``R x C``
-        indices of ``w_bits`` bits out of the weight word, turned into int8 through the codebook
-        registers (or taken as int8 where the layer is uncompressed), into the MAC array."""
+        indices of ``w_bits`` bits out of the weight word (or a sparse layer's masks and
+        values), turned into int8 through the codebook registers (or taken as int8 where the
+        layer is uncompressed), into the MAC array."""
         cfg = self.config
         C, R, N = self._C, self._R, self._N
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
@@ -274,12 +414,14 @@ class ConvEngine(wiring.Component):
         m.submodules.array = s.array = MACArray(
             C, array_broadcast(cfg), R, registered_multipliers=cfg.memory_registers)
         act = Mux(s.s1.pad, s.pad_value.replicate(R), s.act_rdata)
+        if cfg.sparse_weights:
+            act, mask, starts = self._sparse(m, s, act)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         # The place code in a register copy per BROADCAST_COLUMNS cells (beside the step's
         # control, which it equals): one register driving every cell's multiplexers would be a
         # net across the array.
-        place = [s.s1.place] * s.copies
+        place = [s.chain[-1].place] * s.copies
         if s.copies > 1:
             place = [Signal(4, name=f"place_bcast{k}") for k in range(s.copies)]
             m.d.sync += [p.eq(s.chain[-2].place) for p in place]
@@ -296,16 +438,29 @@ class ConvEngine(wiring.Component):
             m.d.comb += idx.eq(Array(places[c] for c in sorted(places))[place[j * s.copies // N]]
                                if len(index_bits) > 1 else places[0])
             idxs.append(idx)
-        s.s2, act2 = s.s1, act
+        if cfg.sparse_weights:
+            vals = self._window(m, s, starts)
+            if cfg.memory_registers:
+                # the shifted values, the mask and the dense indices registered before the
+                # expansion (the value word's slot multiplexer, then the expansion's, then the
+                # codebook's would be one long path)
+                regs = [Signal(8, name=f"didx{j}", reset_less=True) for j in range(N)]
+                vregs = [Signal.like(v, name=f"vals{p}", reset_less=True)
+                         for p, v in enumerate(vals)]
+                m.d.sync += [r.eq(i) for r, i in zip(regs + vregs, idxs + vals, strict=True)]
+                idxs, vals = regs, vregs
+                act, mask = self._delay(m, s, 1, act, mask)
+            idxs = [Mux(s.sparse, v, i) for v, i in zip(self._expand(vals, mask), idxs,
+                                                          strict=True)]
+        s.s2, act2 = s.chain[-1], act
         if cfg.memory_registers:
-            s.s2 = Signal(s.ctl, name="ctl_decode")
-            act2 = Signal(ACT_BITS * R, name="act_decode", reset_less=True)
-            m.d.sync += [s.s2.eq(s.s1), act2.eq(act)]
             # (with a reset: without one, yosys 0.70's abc9 fails an assertion,
             # ABC_OPS_REINTEGRATE "GetSize(conn.first) == GetSize(conn.second)", on the 85F)
             regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
+            act2, = self._delay(m, s, 1, act)
+            s.s2 = s.chain[-1]
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
             cb_regs = s.cb_sets[j * s.copies // N]
@@ -446,10 +601,12 @@ class ConvEngine(wiring.Component):
             s.spw_log.eq(Mux(d.w_bits == 1, 3, Mux(d.w_bits == 2, 2, Mux(d.w_bits == 4, 1, 0)))
                        if cfg.codebook_bits else 0),
             s.use_cb.eq(d.w_bits <= cfg.codebook_bits),
+            s.sparse.eq(d.w_encoding == WeightEncoding.SPARSE),
             s.w_base.eq(d.w_addr[N.bit_length() - 1:] + self.w_slot),
             s.p_base.eq(d.param_addr[lq:] + self.p_slot), s.cb_base.eq(d.cb_addr + self.cb_slot),
             s.out_stride.eq(d.out_stride), s.shift.eq(d.shift), s.pad_value.eq(d.pad_value),
             s.cb_count.eq(Mux(d.w_bits <= cfg.codebook_bits, 1 << d.w_bits, 0)),
+            *([s.m_base.eq(d.m_addr + self.m_slot)] if cfg.sparse_weights else []),
         ]
         m.d.comb += self.done.eq(0)
         cb_i, cb_d = Signal(9), Signal(9)  # the codebook entry read, and the one arriving
@@ -482,7 +639,7 @@ class ConvEngine(wiring.Component):
                 out_first = d.out_addr + d.out_offset
                 m.d.sync += [
                     s.oy.eq(0), s.ox.eq(0), s.g.eq(0), s.ky.eq(0), s.kx.eq(0), s.ci.eq(0),
-                    s.wpos.eq(0),
+                    s.wpos.eq(0), s.restart.eq(1),
                     s.iy0.eq(-s.pad), s.ix0.eq(-s.pad), s.orow.eq(origin), s.opix.eq(origin),
                     s.krow.eq(origin), s.kaddr.eq(origin),
                     s.o_pix.eq(out_first), s.g_addr.eq(out_first), s.o_g.eq(0),
@@ -523,7 +680,7 @@ class ConvEngine(wiring.Component):
         for its next value: "the value after this one is the last"."""
         sstride = Mux(s.stride2, s.stride << 1, s.stride)
         srow = Mux(s.stride2, s.rowstride << 1, s.rowstride)
-        m.d.sync += s.wpos.eq(s.wpos + 1)
+        m.d.sync += [s.wpos.eq(s.wpos + 1), s.restart.eq(0)]
         with m.If(~s.ends["ci"]):
             m.d.sync += [s.ci.eq(s.ci + 1), s.ends["ci"].eq(s.ci == s.lim.in_c)]
         with m.Else():
@@ -542,7 +699,7 @@ class ConvEngine(wiring.Component):
                     with m.If(~s.ends["g"]):
                         m.d.sync += [s.g.eq(s.g + 1), s.ends["g"].eq(s.g == s.lim.groups)]
                     with m.Else():
-                        m.d.sync += [s.g.eq(0), s.wpos.eq(0),
+                        m.d.sync += [s.g.eq(0), s.wpos.eq(0), s.restart.eq(1),
                                      s.ends["g"].eq(s.groups == 1)]
                         with m.If(~s.ends["ox"]):
                             nxt = s.opix + sstride

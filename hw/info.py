@@ -15,7 +15,7 @@ __all__ = ["CONFIG_FIELDS", "info_fields", "config_from_info"]
 #: configuration fields INFO carries as they are
 CONFIG_FIELDS = ("columns", "rows", "requant_lanes", "model_slots", "codebook_bits", "act_bytes",
                  "weight_bytes", "codebook_entries", "param_entries", "program_entries",
-                 "result_entries", "stage_bytes")
+                 "result_entries", "stage_bytes", "mask_entries")
 
 
 def info_fields(config: AcceleratorConfig) -> dict:
@@ -24,7 +24,8 @@ def info_fields(config: AcceleratorConfig) -> dict:
     return {**{name: getattr(config, name) for name in CONFIG_FIELDS},
             "features": {"bypass_add": config.bypass_add,
                          "spram_acts": config.act_banks > 1,
-                         "spram_weights": not config.weights_preloaded}}
+                         "spram_weights": not config.weights_preloaded,
+                         "sparse_weights": config.sparse_weights}}
 
 
 def config_from_info(reply) -> AcceleratorConfig:
@@ -35,4 +36,5 @@ def config_from_info(reply) -> AcceleratorConfig:
         **{name: int(getattr(reply, name)) for name in CONFIG_FIELDS},
         bypass_add=bool(f.bypass_add),
         act_memory="spram" if f.spram_acts else "bram",
-        weight_memory="spram" if f.spram_weights else "bram")
+        weight_memory="spram" if f.spram_weights else "bram",
+        sparse_weights=bool(f.sparse_weights))

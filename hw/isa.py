@@ -25,6 +25,16 @@ output channel within the group; missing output and input channels are padded wi
 Each layer's per-channel parameters start on a multiple of ``lanes`` entries. Indices are
 packed little-endian, ``w_bits`` each, into bytes; each layer starts on a byte boundary.
 
+Sparse weights (:attr:`WeightEncoding.SPARSE`) store the same index stream without its zeros.
+A step's ``rows x columns`` indices form chunks of :data:`SPARSE_CHUNK` cells (diagonals of the
+array, :func:`sparse_chunks`). The *mask image* holds one bit per cell (set: a nonzero index),
+a step per mask word, from the descriptor's ``m_addr``. A chunk's nonzero indices, step after
+step and in cell order within a step, fill :data:`SPARSE_VALUE_BITS`-bit slots of value words of
+:data:`SPARSE_WORD_VALUES` slots without gaps: chunk ``p``'s values are bytes ``[8p, 8p + 8)``
+of the layer's weight words, from ``w_addr``. So the decoder finds each step's values from the
+masks alone (:func:`sparse_positions`): they start where the step before it ended, in that
+word or the next, and end in the same word or the one after.
+
 Per output channel, :data:`ChannelParams` holds the int32 bias (already in accumulator units)
 and the unsigned requantization multiplier.
 
@@ -68,6 +78,13 @@ __all__ = [
     "pack_indices",
     "unpack_indices",
     "identity_codebook",
+    "SPARSE_CHUNK",
+    "SPARSE_VALUE_BITS",
+    "SPARSE_WORD_VALUES",
+    "sparse_positions",
+    "sparse_chunks",
+    "pack_sparse",
+    "unpack_sparse",
 ]
 
 #: unsigned activation width: every activation is 0..ACT_MAX
@@ -84,6 +101,12 @@ MAX_SHIFT = 63
 #: a codebook has at most this many int8 entries (8-bit indices)
 CODEBOOK_ENTRIES = 256
 SUPPORTED_KERNELS = (1, 3)
+#: cells per sparse chunk: a mask byte, and a value stream of its own (a weight-memory part)
+SPARSE_CHUNK = 8
+#: bits of a sparse value slot (an index of at most this many bits)
+SPARSE_VALUE_BITS = 4
+#: value slots per value word: a chunk's 8 bytes of a weight word
+SPARSE_WORD_VALUES = SPARSE_CHUNK * 8 // SPARSE_VALUE_BITS
 SUPPORTED_STRIDES = (1, 2)
 
 
@@ -105,8 +128,8 @@ class WeightEncoding(enum.Enum, shape=2):
 
     #: every weight has an index (pruned weights are index 0)
     DENSE = 0
-    #: reserved: nonzero indices with zero-run lengths (Deep Compression's relative indexing)
-    ZERO_RUN = 1
+    #: a mask of nonzero indices per step, and the nonzero indices alone (see the module)
+    SPARSE = 1
 
 
 #: One layer of the Program. Unused fields are 0.
@@ -136,6 +159,8 @@ Descriptor = data.StructLayout({
     "w_addr": unsigned(24),
     "w_bits": unsigned(4),
     "w_encoding": WeightEncoding,
+    #: SPARSE: the mask image's entry (a step) of the layer's first step
+    "m_addr": unsigned(16),
     #: first entry of the layer's codebook in the codebook image
     "cb_addr": unsigned(16),
     #: first entry of the layer's per-channel params in the params image
@@ -262,3 +287,83 @@ def identity_codebook() -> np.ndarray:
     """The 8-bit codebook of an unshared layer: index ``i`` decodes to ``int8(i)``, so index 0
     still means 0 and every int8 weight has an index."""
     return np.arange(CODEBOOK_ENTRIES, dtype=np.uint8).view(np.int8).copy()
+
+
+# ---------------------------------------------------------------------------- sparse weights
+def sparse_positions(nonzeros: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each step's values start in its chunk's value stream, from the nonzero counts
+    ``nonzeros`` (steps x chunks): the value word (from the layer's first) and the slot in it.
+
+    A chunk's values follow one another without gaps, so a step's first value is at slot
+    ``s`` of the stream, ``s`` the chunk's values before it: word ``s // SPARSE_WORD_VALUES``,
+    slot ``s % SPARSE_WORD_VALUES``. A step's values run into the next word at most (a chunk
+    has fewer cells than a word has slots), which the decoder reads beside the step's own."""
+    nonzeros = np.asarray(nonzeros, np.int64)
+    start = np.cumsum(nonzeros, axis=0) - nonzeros
+    return start // SPARSE_WORD_VALUES, start % SPARSE_WORD_VALUES
+
+
+def sparse_chunks(rows: int, columns: int) -> np.ndarray:
+    """The cells of each sparse chunk (``chunks x SPARSE_CHUNK``, each row in cell order), for
+    an array of ``rows x columns`` cells (cell ``r * columns + j``): cell ``(r, j)`` belongs to
+    chunk ``(r + j) mod chunks``. Each chunk takes cells of every row and every column (the
+    diagonals), so input channels (rows) or output channels (columns) pruned more than others
+    spread over all chunks, and the chunks' value streams, whose words share addresses, come
+    out nearly the same length (row chunks left a sixth of the value words empty)."""
+    cells = rows * columns
+    if cells % SPARSE_CHUNK:
+        raise ValueError(f"sparse weights need a multiple of {SPARSE_CHUNK} cells, not {cells}")
+    chunks = cells // SPARSE_CHUNK
+    grid = np.arange(cells).reshape(rows, columns)
+    diagonal = (np.arange(rows)[:, None] + np.arange(columns)) % chunks
+    out = [grid[diagonal == p] for p in range(chunks)]
+    if any(len(c) != SPARSE_CHUNK for c in out):
+        raise ValueError(f"{rows} x {columns} cells do not split into diagonal chunks of "
+                         f"{SPARSE_CHUNK}")
+    return np.array(out)
+
+
+def pack_sparse(stream: np.ndarray, rows: int, columns: int) -> tuple[bytes, bytes]:
+    """The mask image and the value image (weight words of ``rows * columns`` bytes: one byte
+    per MAC) of an index ``stream`` in the array's order, a step of ``rows * columns`` indices
+    at a time. Every index must fit a :data:`SPARSE_VALUE_BITS`-bit slot. The value image has
+    at least one word."""
+    order = sparse_chunks(rows, columns)
+    cells = rows * columns
+    idx = np.asarray(stream, np.int64).reshape(-1, cells)
+    if idx.size and (idx.min() < 0 or idx.max() >= 1 << SPARSE_VALUE_BITS):
+        raise ValueError(f"a sparse index does not fit in {SPARSE_VALUE_BITS} bits")
+    chunks = len(order)
+    masks = np.packbits(idx != 0, axis=1, bitorder="little").tobytes()
+    by_chunk = idx[:, order].transpose(1, 0, 2)  # (chunks, steps, SPARSE_CHUNK)
+    streams = [c[c != 0] for c in by_chunk]  # each chunk's values, step by step
+    words = max(1, -(-max(map(len, streams)) // SPARSE_WORD_VALUES))
+    slots = np.zeros((chunks, words * SPARSE_WORD_VALUES), np.int64)
+    for p, values in enumerate(streams):
+        slots[p, :len(values)] = values
+    slots = slots.reshape(chunks, words, SPARSE_WORD_VALUES).transpose(1, 0, 2)
+    return masks, pack_indices(slots.ravel(), SPARSE_VALUE_BITS)
+
+
+def unpack_sparse(masks: bytes, values: bytes, steps: int, rows: int, columns: int
+                  ) -> np.ndarray:
+    """Inverse of :func:`pack_sparse`: the ``steps x rows x columns`` indices, flattened.
+    Raises ``ValueError`` where the images are too short for what the masks say."""
+    order = sparse_chunks(rows, columns)
+    cells = rows * columns
+    need = steps * cells // 8
+    if len(masks) < need:
+        raise ValueError(f"{steps} steps of {cells} cells need {need} mask bytes, "
+                         f"got {len(masks)}")
+    bits = np.unpackbits(np.frombuffer(masks[:need], np.uint8),
+                         bitorder="little").reshape(steps, cells).astype(bool)
+    nz = bits[:, order].transpose(1, 0, 2)  # (chunks, steps, SPARSE_CHUNK)
+    words = max(1, -(-int(nz.sum(axis=(1, 2)).max(initial=0)) // SPARSE_WORD_VALUES))
+    slots = unpack_indices(values, SPARSE_VALUE_BITS, words * cells * 8 // SPARSE_VALUE_BITS
+                           ).reshape(words, len(order), SPARSE_WORD_VALUES).transpose(1, 0, 2)
+    by_chunk = np.zeros(nz.shape, np.int64)
+    for p in range(len(order)):
+        by_chunk[p][nz[p]] = slots[p].ravel()[:int(nz[p].sum())]
+    out = np.zeros((steps, cells), np.int64)
+    out[:, order] = by_chunk.transpose(1, 0, 2)
+    return out.ravel()

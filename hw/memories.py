@@ -146,18 +146,18 @@ def activation_memory(m: Module, cfg: AcceleratorConfig) -> MemoryPort:
 
 def memory_images(cfg: AcceleratorConfig, images: dict[str, bytes]) -> dict[Space, list[int]]:
     """The program's images as the words of each model memory (one slot)."""
-    raw = images["program.bin"]
-    program = [int.from_bytes(raw[i:i + PROGRAM_WORD_BYTES], "little")
-               for i in range(0, len(raw), PROGRAM_WORD_BYTES)]
-    wb = images["weights.bin"] + bytes(-len(images["weights.bin"]) % cfg.word_bytes)
-    weights = [int.from_bytes(wb[i:i + cfg.word_bytes], "little")
-               for i in range(0, len(wb), cfg.word_bytes)]
-    codebooks = np.frombuffer(images["codebooks.bin"], np.int8).tolist()
-    pw = CHANNEL_PARAMS_BYTES * cfg.requant_lanes  # a word: one entry per requant lane
-    pr = images["params.bin"] + bytes(-len(images["params.bin"]) % pw)
-    params = [int.from_bytes(pr[i:i + pw], "little") for i in range(0, len(pr), pw)]
-    return {Space.PROGRAM: program, Space.WEIGHTS: weights, Space.CODEBOOKS: codebooks,
-            Space.PARAMS: params}
+    def words(name: str, width: int) -> list[int]:
+        raw = images[name] + bytes(-len(images[name]) % width)
+        return [int.from_bytes(raw[i:i + width], "little") for i in range(0, len(raw), width)]
+
+    out = {Space.PROGRAM: words("program.bin", PROGRAM_WORD_BYTES),
+           Space.WEIGHTS: words("weights.bin", cfg.word_bytes),
+           Space.CODEBOOKS: np.frombuffer(images["codebooks.bin"], np.int8).tolist(),
+           # (a word: one entry per requantization lane)
+           Space.PARAMS: words("params.bin", CHANNEL_PARAMS_BYTES * cfg.requant_lanes)}
+    if cfg.sparse_weights:
+        out[Space.MASKS] = words("masks.bin", cfg.model_spaces()[Space.MASKS][1])
+    return out
 
 
 def model_memories(m: Module, cfg: AcceleratorConfig, images: dict[Space, list[int]]
@@ -180,9 +180,11 @@ def model_memories(m: Module, cfg: AcceleratorConfig, images: dict[Space, list[i
                 [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg),
                 banked=cfg.memory_registers)
         else:
+            # (the mask memory is read beside the weights, with the same latency)
             ports[space] = dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                      entries * slots,
-                                     [v & ((1 << word_bytes * 8) - 1) for v in init])
+                                     [v & ((1 << word_bytes * 8) - 1) for v in init],
+                                     banked=space == Space.MASKS and cfg.memory_registers)
     return ports, slices
 
 

@@ -17,7 +17,7 @@ import math
 from .accelerator import CONSTANT_CYCLES, act_read_latency, fetch_cycles
 from .array import array_latency
 from .config import AcceleratorConfig
-from .conv import MEMORY_REGISTER_STAGES, array_broadcast
+from .conv import MEMORY_REGISTER_STAGES, array_broadcast, sparse_stages
 from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY, requant_latency
@@ -45,7 +45,7 @@ def _conv_cycles(config: AcceleratorConfig, d) -> int:
     counts = [math.ceil(min(C, d.out_c - g * C) / Q) for g in range(math.ceil(d.out_c / C))]
 
     broadcast = array_broadcast(config)
-    extra = (MEMORY_REGISTER_STAGES * config.memory_registers
+    extra = (MEMORY_REGISTER_STAGES * config.memory_registers + sparse_stages(config)
              + BLOCK_FIFO_EXTRA_LATENCY * (config.fifo_memory == "bram")
              + array_latency(R, broadcast, config.memory_registers) - array_latency(1, 1))
 

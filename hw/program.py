@@ -10,6 +10,7 @@ A program directory holds::
     weights.bin     codebook indices, per layer, in the array's consumption order
     codebooks.bin   int8 codebook entries, per layer
     params.bin      hw.isa.ChannelParams per output channel (bias, multiplier)
+    masks.bin       the nonzero masks of sparse layers, a step per mask word (empty when none)
     manifest.json   format, model hash, sizes and SHA-256 of every file, tensor placement,
                     scales, per-layer facts, input preprocessing, fit report
     float/          the float checkpoint the program was compiled from
@@ -32,13 +33,16 @@ from .errors import FireforgeError
 from .isa import DESCRIPTOR_BYTES, unpack_descriptor
 from .protocol import model_info_bytes, place_image
 
-__all__ = ["Program", "Manifest", "InputSpec", "load_program", "IMAGE_FILES", "FORMAT",
+__all__ = ["Program", "Manifest", "InputSpec", "load_program", "IMAGE_FILES", "PARAMETER_FILES",
+           "FORMAT",
            "VERSION", "model_hash", "sha256"]
 
 FORMAT = "fireforge-program"
-VERSION = 1
+VERSION = 2
 #: the memory images, in the order the model hash covers them
-IMAGE_FILES = ("program.bin", "weights.bin", "codebooks.bin", "params.bin")
+IMAGE_FILES = ("program.bin", "weights.bin", "codebooks.bin", "params.bin", "masks.bin")
+#: the images that hold the trained parameters (a model's size, beside its program)
+PARAMETER_FILES = ("weights.bin", "masks.bin", "codebooks.bin", "params.bin")
 
 
 def sha256(data: bytes) -> str:

@@ -82,7 +82,7 @@ __all__ = [
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 5
+PROTOCOL_VERSION = 6
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -177,11 +177,15 @@ class Space(enum.Enum, shape=8):
     WEIGHTS = 1
     CODEBOOKS = 2
     PARAMS = 3
+    #: the masks of sparse layers (boards with ``sparse_weights``)
+    MASKS = 4
 
 
-#: the order a load writes the spaces in, and the program image each comes from
+#: the order a load writes the spaces in, and the program image each comes from (a board
+#: without a mask memory takes only programs whose mask image is empty)
 LOAD_ORDER = ((Space.PROGRAM, "program.bin"), (Space.WEIGHTS, "weights.bin"),
-              (Space.CODEBOOKS, "codebooks.bin"), (Space.PARAMS, "params.bin"))
+              (Space.CODEBOOKS, "codebooks.bin"), (Space.PARAMS, "params.bin"),
+              (Space.MASKS, "masks.bin"))
 
 StateFlags = data.StructLayout({
     "busy": 1,
@@ -276,7 +280,9 @@ Features = data.StructLayout({
     "spram_acts": 1,
     #: weights in SPRAM: empty at power-up, loaded over the link
     "spram_weights": 1,
-    "reserved": 5,
+    #: the sparse weight decoder and its mask memory (``mask_entries`` steps)
+    "sparse_weights": 1,
+    "reserved": 4,
 })
 
 InfoReply = data.StructLayout({
@@ -296,6 +302,7 @@ InfoReply = data.StructLayout({
     "program_entries": 32,
     "result_entries": 32,
     "stage_bytes": 32,
+    "mask_entries": 32,
     "n_layers": 16,
     "num_classes": 16,
     "info": ModelInfo,

@@ -23,6 +23,8 @@ from ..hw.errors import FireforgeError
 from ..hw.isa import (
     CHANNEL_PARAMS_BYTES,
     DESCRIPTOR_BYTES,
+    SPARSE_CHUNK,
+    SPARSE_VALUE_BITS,
     WEIGHT_BITS,
     Descriptor,
     Op,
@@ -31,12 +33,13 @@ from ..hw.isa import (
     pack_channel_params,
     pack_descriptor,
     pack_indices,
+    pack_sparse,
 )
 from ..hw.ops import OPS
 from ..hw.program import FORMAT, IMAGE_FILES, VERSION, InputSpec, Manifest, model_hash, sha256
 from .checkpoint import Checkpoint, check_out, replace_folder, save_checkpoint, write_json
 from .compress import SharedLayer
-from .padding import Padding, pad_network, plan_padding
+from .padding import Padding, pad_network, pad_weights, plan_padding
 from .quant import INPUT, LOGITS, IntNetwork, Node, QNode, Tensor, calibrate, lower, quantize
 
 __all__ = ["compile_checkpoint", "plan_memory", "channel_stride", "MemoryPlan", "Budget",
@@ -176,6 +179,7 @@ class Budget:
 
 def footprint(images: dict[str, bytes], act_bytes: int, num_classes: int) -> dict[str, int]:
     out = {"activations": act_bytes, "weights": len(images["weights.bin"]),
+           "masks": len(images["masks.bin"]),
            "codebooks": len(images["codebooks.bin"]), "params": len(images["params.bin"]),
            "program": len(images["program.bin"]), "results": 4 * num_classes}
     out["total"] = sum(out.values())
@@ -191,6 +195,39 @@ def conv_weight_bytes(out_c: int, in_c: int, kernel: int, bits: int, group: int,
     return packed + -packed % (group * lanes)
 
 
+def stored_indices(n: Node, indices: np.ndarray, unfold: dict | None) -> np.ndarray:
+    """A convolution's indices ``(out, in, k, k)`` as the array runs them: the stem on an
+    unfolded input is a 1x1 convolution over its windows, in ``(ky, kx, ci)`` order."""
+    if unfold and n.inputs == [INPUT]:
+        return indices.transpose(0, 2, 3, 1).reshape(len(indices), -1, 1, 1)
+    return indices
+
+
+def store_sparse(dense_bytes: int, sparse_bytes: int) -> bool:
+    """Whether a layer that could be either is stored sparse: where that is smaller (masks
+    included). Sparse layers cost no cycles, so size alone decides."""
+    return sparse_bytes < dense_bytes
+
+
+def conv_weight_images(indices: np.ndarray, bits: int, group: int, lanes: int,
+                       sparse: bool) -> tuple[WeightEncoding, bytes, bytes]:
+    """One convolution's encoding, weight image and mask image, from its
+    :func:`stored_indices`: dense (:func:`conv_weight_bytes`), or with ``sparse`` (the target
+    decodes sparse layers) and indices of at most :data:`~.isa.SPARSE_VALUE_BITS` bits, sparse
+    where that is smaller, masks included. Both weight images end on a weight word."""
+    stream = _weight_stream(indices, group, lanes)
+    word = group * lanes
+    dense = pack_indices(stream, bits)
+    dense += bytes(conv_weight_bytes(len(indices), indices.shape[1], indices.shape[2], bits,
+                                     group, lanes) - len(dense))
+    if sparse and bits <= SPARSE_VALUE_BITS and word % SPARSE_CHUNK == 0:
+        masks, values = pack_sparse(stream, lanes, group)
+        values += bytes(-len(values) % word)
+        if store_sparse(len(dense), len(masks) + len(values)):
+            return WeightEncoding.SPARSE, values, masks
+    return WeightEncoding.DENSE, dense, b""
+
+
 def param_entries(out_c: int, lanes: int) -> int:
     """Parameter entries of one convolution: one per output channel, rounded up to whole
     parameter words of ``lanes`` entries (the requantizer's lanes read a word)."""
@@ -199,21 +236,31 @@ def param_entries(out_c: int, lanes: int) -> int:
 
 def estimate_footprint(nodes: list[Node], tensors: dict[str, Tensor], plan: MemoryPlan,
                        group: int, lanes: int, unfold: dict | None, num_classes: int,
-                       codebooks: dict[str, bytes], bits: dict[str, int]) -> dict[str, int]:
+                       codebooks: dict[str, bytes], bits: dict[str, int],
+                       indices: dict[str, np.ndarray] | None = None,
+                       sparse: bool = False) -> dict[str, int]:
     """:func:`footprint` of the program these shapes compile to, before calibration: the memory
     images' sizes follow from the shapes, each convolution's index ``bits`` and its int8
-    ``codebooks`` (stored once per distinct codebook, as :func:`_pack` stores them)."""
-    weights = params = 0
+    ``codebooks`` (stored once per distinct codebook, as :func:`_pack` stores them), and where
+    the target decodes ``sparse`` layers, the shared layers' ``indices`` (as the nodes store
+    them, before any unfolding)."""
+    weights = masks = params = 0
     for n in nodes:
         if n.op is not Op.CONV:
             continue
         in_c, kernel = tensors[n.inputs[0]].shape[0], n.kernel
         if unfold and n.inputs == [INPUT]:
             in_c, kernel = tensors[INPUT].shape[0], 1
-        weights += conv_weight_bytes(n.out_shape[0], in_c, kernel, bits[n.name], group, lanes)
+        if sparse and indices and n.name in indices:
+            _, w, m = conv_weight_images(stored_indices(n, indices[n.name], unfold),
+                                         bits[n.name], group, lanes, sparse)
+            weights, masks = weights + len(w), masks + len(m)
+        else:
+            weights += conv_weight_bytes(n.out_shape[0], in_c, kernel, bits[n.name], group,
+                                         lanes)
         params += param_entries(n.out_shape[0], lanes) * CHANNEL_PARAMS_BYTES
     distinct = {codebooks[n.name] for n in nodes if n.op is Op.CONV}
-    use = {"activations": plan.used, "weights": weights,
+    use = {"activations": plan.used, "weights": weights, "masks": masks,
            "codebooks": sum(map(len, distinct)), "params": params,
            "program": len(nodes) * DESCRIPTOR_BYTES, "results": 4 * num_classes}
     use["total"] = sum(use.values())
@@ -238,7 +285,7 @@ def _estimate(config, bits: int, group: int, lanes: int = 1) -> int:
 
 
 def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: int = 8,
-               group: int = DEFAULT_GROUP, sparse_weight_bytes: int | None = None,
+               group: int = DEFAULT_GROUP, sparse_total: int | None = None,
                lanes: int = 1, index_bits: tuple[int, ...] = SUPPORTED_INDEX_BITS) -> dict:
     """Does the program fit ``budget``; if not, by how much, and what would (suggesting only
     the codebook ``index_bits`` the target configuration decodes)."""
@@ -256,11 +303,10 @@ def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: in
         if b < bits:
             total = _estimate(config, b, group, lanes)
             ideas.append({"change": f"--bits {b}", "total": total, "fits": total <= budget.bytes})
-    if sparse_weight_bytes is not None:
-        total = use["total"] - use["weights"] + sparse_weight_bytes
-        ideas.append({"change": "zero-run weight encoding at the present density (reserved in "
-                      "the ISA, not yet in the gateware)", "total": total,
-                      "fits": total <= budget.bytes})
+    if sparse_total is not None:
+        ideas.append({"change": "sparse weights (a configuration with the sparse decoder: "
+                      "--config small or ecp5)", "total": sparse_total,
+                      "fits": sparse_total <= budget.bytes})
     macs = summarize(config).macs
     for name in list_models():
         pc = preset_config(name, in_channels=config.in_channels,
@@ -344,8 +390,11 @@ class _Packing:
     group: int
     lanes: int
     unfold: dict | None
+    #: the target decodes sparse layers (:func:`conv_weight_images` picks per layer)
+    sparse: bool = False
     program: bytearray = field(default_factory=bytearray)
     weights: bytearray = field(default_factory=bytearray)
+    masks: bytearray = field(default_factory=bytearray)
     codebooks: bytearray = field(default_factory=bytearray)
     params: bytearray = field(default_factory=bytearray)
     #: identical codebooks are stored once: each one's first entry
@@ -357,30 +406,32 @@ class _Packing:
 def _pack_conv(p: _Packing, q: QNode, fields: dict, layer: dict) -> None:
     n = q.node
     oc, oh, ow = n.out_shape
-    kernel, stride, pad, indices = n.kernel, n.stride, n.pad, q.indices
-    if p.unfold and n.inputs == [INPUT]:
-        # the stem on the unfolded input: a 1x1 convolution, weights in (ky, kx, ci) order
+    kernel, stride, pad = n.kernel, n.stride, n.pad
+    indices = stored_indices(n, q.indices, p.unfold)
+    if indices is not q.indices:
+        # the stem on the unfolded input: a 1x1 convolution
         kernel, stride, pad = 1, 1, 0
-        indices = q.indices.transpose(0, 2, 3, 1).reshape(oc, -1, 1, 1)
         layer.update(unfolded={"kernel": n.kernel, "stride": n.stride, "pad": n.pad})
     codebook = q.codebook.astype(np.int8).tobytes()
     if codebook not in p.codebook_at:
         p.codebook_at[codebook] = len(p.codebooks)
         p.codebooks += codebook
-    fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
-                  w_addr=len(p.weights), w_bits=q.bits, w_encoding=WeightEncoding.DENSE,
-                  cb_addr=p.codebook_at[codebook], param_addr=p.n_params, shift=q.shift)
     # Every layer starts on a weight word (``group * lanes`` bytes: one 8-bit index per MAC),
-    # and its parameters on a parameter word (:func:`conv_weight_bytes`, :func:`param_entries`:
-    # the sizes the fit check counts before calibration).
-    image = pack_indices(_weight_stream(indices, p.group, p.lanes), q.bits)
-    size = conv_weight_bytes(oc, indices.shape[1], kernel, q.bits, p.group, p.lanes)
-    p.weights += image + bytes(size - len(image))
+    # and its parameters on a parameter word (:func:`conv_weight_images`,
+    # :func:`param_entries`: the sizes the fit check counts before calibration).
+    encoding, image, masks = conv_weight_images(indices, q.bits, p.group, p.lanes, p.sparse)
+    fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
+                  w_addr=len(p.weights), w_bits=q.bits, w_encoding=encoding,
+                  m_addr=len(p.masks) * 8 // (p.group * p.lanes),
+                  cb_addr=p.codebook_at[codebook], param_addr=p.n_params, shift=q.shift)
+    p.weights += image
+    p.masks += masks
     entries = param_entries(oc, p.lanes)
     p.params += pack_channel_params(q.bias, q.mult) + bytes((entries - oc) * CHANNEL_PARAMS_BYTES)
     p.n_params += entries
     layer.update(kernel=kernel, stride=stride, pad=pad, bits=q.bits,
                  density=round(q.density, 5), weights=int(q.weights.size),
+                 encoding=encoding.name.lower(), weight_bytes=len(image) + len(masks),
                  macs=int(q.weights[0].size * oc * oh * ow), **q.info)
 
 
@@ -404,9 +455,9 @@ PACK = {
 
 
 def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
-          tensors: dict[str, Tensor] | None = None,
-          unfold: dict | None = None) -> tuple[dict[str, bytes], list[dict]]:
-    p = _Packing(plan, tensors or net.tensors, group, lanes, unfold)
+          tensors: dict[str, Tensor] | None = None, unfold: dict | None = None,
+          sparse: bool = False) -> tuple[dict[str, bytes], list[dict]]:
+    p = _Packing(plan, tensors or net.tensors, group, lanes, unfold, sparse)
     layers = []
     for q in net.nodes:
         n = q.node
@@ -431,19 +482,23 @@ def _pack(net: IntNetwork, plan: MemoryPlan, group: int, lanes: int = 1,
                                  ) from None
         layers.append(layer)
     images = {"program.bin": bytes(p.program), "weights.bin": bytes(p.weights),
-              "codebooks.bin": bytes(p.codebooks), "params.bin": bytes(p.params)}
+              "codebooks.bin": bytes(p.codebooks), "params.bin": bytes(p.params),
+              "masks.bin": bytes(p.masks)}
     return images, layers
 
 
 def _padding_report(padding: Padding, real_nodes: list[Node], real_tensors: dict[str, Tensor],
                     estimate: dict[str, int], group: int, lanes: int, num_classes: int,
-                    codebooks: dict[str, bytes], bits: dict[str, int]) -> dict:
+                    codebooks: dict[str, bytes], bits: dict[str, int],
+                    indices: dict[str, np.ndarray], sparse: bool) -> dict:
     """What the zero channels cost in on-chip bytes: the footprint of the padded program
-    against the same network laid out as if its slices needed no padding."""
+    against the same network laid out as if its slices needed no padding (``indices``: the
+    shared layers' own, unpadded)."""
     unfold = _stem_unfold(real_nodes, real_tensors, lanes)
     shaped = _as_written(real_tensors, unfold)
     real = estimate_footprint(real_nodes, shaped, plan_memory(real_nodes, shaped, lanes=lanes),
-                              group, lanes, unfold, num_classes, codebooks, bits)
+                              group, lanes, unfold, num_classes, codebooks, bits, indices,
+                              sparse)
     return {"lanes": lanes, "zero_channels": padding.zero_channels,
             "layers": {name: list(c) for name, c in padding.real.items()},
             "bytes": {k: estimate[k] - real[k] for k in estimate if estimate[k] != real[k]}}
@@ -486,17 +541,21 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
                         else identity_codebook()).astype(np.int8).tobytes() for name in convs}
     layer_bits = {name: shared[name].bits if name in shared else WEIGHT_BITS for name in convs}
     bits = max(layer_bits.values())
-    sparse = None
-    if shared:
-        from .huffman import relative_index_streams
-
-        sparse = sum((len(relative_index_streams(shared[name].indices.astype(np.int64))[0])
-                      * (shared[name].bits + 4) + 7) // 8 for name in convs)
+    # (the target decodes sparse layers: the compiler stores each the smaller way)
+    sparse = bool(target and target.sparse_weights)
+    real_indices = {name: shared[name].indices.astype(np.int64) for name in convs
+                    if name in shared}
+    indices = {n.name: pad_weights(real_indices[n.name], n, tensors, padding) for n in nodes
+               if n.name in real_indices}
 
     def check_fit(plan: MemoryPlan) -> tuple[dict[str, int], dict]:
         estimate = estimate_footprint(nodes, shaped, plan, group, lanes, unfold, num_classes,
-                                      codebooks, layer_bits)
-        fit = fit_report(estimate, budget, ckpt.config, bits, group, sparse, lanes,
+                                      codebooks, layer_bits, indices, sparse)
+        # (what sparse layers would save where the target has no sparse decoder)
+        sparse_total = None if sparse or not indices else estimate_footprint(
+            nodes, shaped, plan, group, lanes, unfold, num_classes, codebooks, layer_bits,
+            indices, True)["total"]
+        fit = fit_report(estimate, budget, ckpt.config, bits, group, sparse_total, lanes,
                          index_bits)
         if fit.get("fits") is False:
             raise FireforgeError(fit_message(fit) + "; nothing written")
@@ -511,7 +570,8 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
     estimate, fit = check_fit(plan)
     assert all(OPS[n.op].to_result or n.out_offset % lanes == 0 for n in nodes)
     padded = _padding_report(padding, real_nodes, real_tensors, estimate, group, lanes,
-                             num_classes, codebooks, layer_bits) if padding.maps else None
+                             num_classes, codebooks, layer_bits, real_indices,
+                             sparse) if padding.maps else None
     if target is not None:
         problems = capability_problems(target, [
             (n.name, n.op, layer_bits.get(n.name, 0),
@@ -529,7 +589,7 @@ def compile_checkpoint(ckpt: Checkpoint, calibration: np.ndarray | Callable[[], 
     if unfold:  # and the padding the host's windows use
         unfold = {"kernel": unfold["kernel"], "stride": unfold["stride"], "pad": unfold["pad"],
                   "pad_value": int(net.nodes[0].pad_value), "shape": unfold["shape"]}
-    images, layers = _pack(net, plan, group, lanes, tensors, unfold)
+    images, layers = _pack(net, plan, group, lanes, tensors, unfold, sparse)
     for layer in layers:  # a padded layer's report counts its real work
         if layer["name"] in padding.real:
             real_in, real_out = padding.real[layer["name"]]

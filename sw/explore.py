@@ -118,7 +118,7 @@ def _measure(space: Space, board: str, config: str, float_dir: Path, comp_dir: P
     from ..boards.fit import board_config, require_fit
     from ..hw.config import config_by_name
     from ..hw.perf import estimate
-    from ..hw.program import load_program
+    from ..hw.program import PARAMETER_FILES, load_program
     from .commands.compile import compile_program
     from .golden import run_golden
 
@@ -142,8 +142,7 @@ def _measure(space: Space, board: str, config: str, float_dir: Path, comp_dir: P
     files = prog.manifest.files
     row.update(runs=True, golden_accuracy=float((golden.predictions == data.y_test).mean()),
                cycles=estimate(chip, prog)["cycles_per_inference"],
-               weight_bytes=sum(files[f]["bytes"] for f in ("weights.bin", "codebooks.bin",
-                                                            "params.bin")),
+               weight_bytes=sum(files[f]["bytes"] for f in PARAMETER_FILES),
                bram_blocks=fit["bram_blocks"], dsp=fit["dsp"])
     if space.fmax == "place":
         from ..boards.build import build_board

@@ -25,6 +25,7 @@ from ..hw.isa import (
     requantize,
     unpack_channel_params,
     unpack_indices,
+    unpack_sparse,
 )
 from ..hw.ops import OPS
 from ..hw.program import Program
@@ -77,16 +78,23 @@ def write_input(program: Program, mem: np.ndarray, images: np.ndarray) -> None:
 
 
 def decode_weights(program: Program, d) -> np.ndarray:
-    """int64 weights ``(out, in, k, k)`` of a CONV descriptor, decoded from the images."""
-    if d.w_encoding != WeightEncoding.DENSE:
-        raise FireforgeError(f"weight encoding {d.w_encoding} is not implemented")
+    """int64 weights ``(out, in, k, k)`` of a CONV descriptor, decoded from the images (dense
+    indices, or a sparse layer's masks and values)."""
     group, lanes = program.manifest.group, program.lanes
     k, ci, co, bits = d.kernel, d.in_c, d.out_c, d.w_bits
     ci_pad = -(-ci // lanes) * lanes  # input channels padded to whole lanes (index 0)
     groups = -(-co // group)
     count = groups * group * k * k * ci_pad
     raw = program.images["weights.bin"][d.w_addr:]
-    idx = unpack_indices(raw, bits, count)
+    try:
+        if d.w_encoding == WeightEncoding.SPARSE:
+            cells = group * lanes  # a step: one index per MAC
+            masks = program.images["masks.bin"][d.m_addr * cells // 8:]
+            idx = unpack_sparse(masks, raw, count // cells, lanes, group)
+        else:
+            idx = unpack_indices(raw, bits, count)
+    except ValueError as e:
+        raise FireforgeError(f"the weight images are too short for the program: {e}") from None
     entries = 1 << bits
     cb = np.frombuffer(program.images["codebooks.bin"], np.int8)[d.cb_addr:d.cb_addr + entries]
     if len(cb) != entries:

@@ -22,7 +22,7 @@ from ..hw.errors import FireforgeError
 from ..hw.isa import Op
 from .quant import LOGITS, IntNetwork, Node, Tensor
 
-__all__ = ["Padding", "plan_padding", "pad_network"]
+__all__ = ["Padding", "plan_padding", "pad_network", "pad_weights"]
 
 
 @dataclass
@@ -109,6 +109,16 @@ def _grow(a: np.ndarray, out_c: int, in_c: int, cols: np.ndarray) -> np.ndarray:
     return b
 
 
+def pad_weights(a: np.ndarray, n: Node, tensors: dict[str, Tensor],
+                padding: Padding) -> np.ndarray:
+    """A convolution's weights or indices ``a`` (real channels) as the padded node ``n`` of
+    :func:`plan_padding` stores them (unchanged where ``n`` has no padding)."""
+    if n.name not in padding.real:
+        return a
+    cols = padding.maps.get(n.inputs[0], np.arange(a.shape[1]))
+    return _grow(a, n.out_shape[0], tensors[n.inputs[0]].shape[0], cols)
+
+
 def pad_network(net: IntNetwork, nodes: list[Node], tensors: dict[str, Tensor],
                 padding: Padding) -> IntNetwork:
     """``net`` (quantized on the real channels) on the padded ``nodes`` and ``tensors`` of
@@ -121,10 +131,8 @@ def pad_network(net: IntNetwork, nodes: list[Node], tensors: dict[str, Tensor],
         q = replace(q, node=n)
         if q.node.op is Op.CONV and q.node.name in padding.real:
             oc = n.out_shape[0]
-            ic = tensors[n.inputs[0]].shape[0]
-            cols = padding.maps.get(n.inputs[0], np.arange(q.weights.shape[1]))
-            q.weights, q.indices = (_grow(q.weights, oc, ic, cols),
-                                    _grow(q.indices, oc, ic, cols))
+            q.weights, q.indices = (pad_weights(q.weights, n, tensors, padding),
+                                    pad_weights(q.indices, n, tensors, padding))
             pad = oc - len(q.bias)
             q.bias = np.concatenate([q.bias, np.zeros(pad, q.bias.dtype)])
             q.mult = np.concatenate([q.mult, np.zeros(pad, q.mult.dtype)])

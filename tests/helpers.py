@@ -26,6 +26,11 @@ HW_BITS = (None, 1, 2, 4)
 LANES_CONFIG = TEST_CONFIG.replace(rows=4, requant_lanes=2, act_bytes=6144, weight_bytes=12288,
                                    memory_registers=True)
 assert bank_depth(32, 1536) == bank_depth(64, 1536) == 512
+#: the sparse decoder: 8 columns (one chunk a step), and with 4 lanes x 4 columns and memory
+#: registers (two chunks, each with its own value word)
+SPARSE_CONFIG = TEST_CONFIG.replace(columns=8, sparse_weights=True, mask_entries=2048)
+SPARSE_LANES_CONFIG = LANES_CONFIG.replace(act_bytes=12288, sparse_weights=True,
+                                           mask_entries=2048)
 
 #: every op of the general graph: a 3x3/2 stem, a residual add across two convolutions, a
 #: 1x1/2 convolution, a concatenation of a convolution and a max pool whose first slice (6
@@ -102,28 +107,32 @@ def randomize_weights(model, seed=None):
     return model.eval()
 
 
-def random_checkpoint(config, seed, bits):
-    """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned and shared
-    to ``bits`` when given."""
+def random_checkpoint(config, seed, bits, density=0.6):
+    """Random weights for ``config`` (a SqueezeNet preset's or a graph's), pruned to
+    ``density`` and shared to ``bits`` when given."""
     torch.manual_seed(seed)
     model = randomize_weights(build_model(config))
     shared = None
     if bits:
         from fireforge.sw.compress import apply_masks, magnitude_masks, share_weights
 
-        apply_masks(model, magnitude_masks(model, {n: 0.6 for n, _ in model.convs()}))
+        apply_masks(model, magnitude_masks(model, {n: density for n, _ in model.convs()}))
         shared = share_weights(model, bits)
     mean = [round(0.3 * 255) / 255] * config.in_channels
     return Checkpoint(model, None, "random", tuple(map(str, range(config.num_classes))), mean,
                       [0.25] * config.in_channels, {}, shared)
 
 
-def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4, lanes=1):
-    ckpt = random_checkpoint(config, seed, bits)
+def compile_random(config, seed, bits, out, group=TEST_CONFIG.columns, images=4, lanes=1,
+                   target=None, density=0.6):
+    """A random network compiled (for ``target``'s array when given), and random images."""
+    if target is not None:
+        group, lanes = target.columns, target.rows
+    ckpt = random_checkpoint(config, seed, bits, density)
     rng = np.random.default_rng(seed)
     x = rng.integers(0, 256, (images, config.in_channels, config.input_size,
                               config.input_size), dtype=np.uint8)
-    compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared, lanes=lanes)
+    compile_checkpoint(ckpt, x, out, group=group, shared=ckpt.shared, lanes=lanes, target=target)
     return load_program(out), x
 
 

@@ -81,14 +81,16 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str | No
     perf = estimate(accel, load_program(out))
     fit = manifest.fit
     layers = manifest.layers
-    log(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'acc bits':>8} "
-        f"{'shift':>5}")
+    log(f"{'layer':<26} {'op':<8} {'out':>12} {'bits':>4} {'density':>7} {'storage':>7} "
+        f"{'weight B':>9} {'acc bits':>8} {'shift':>5}")
     for layer in layers:
         shape = "x".join(map(str, layer["out_shape"]))
         bits = layer.get("bits", "")
         dens = f"{layer['density'] * 100:.0f}%" if "density" in layer else ""
+        size = f"{layer['weight_bytes']:,}" if "weight_bytes" in layer else ""
         log(f"{layer['name']:<26} {layer['op']:<8} {shape:>12} {bits!s:>4} {dens:>7} "
-            f"{layer['acc_bits']:>8} {layer['shift']:>5}")
+            f"{layer.get('encoding', ''):>7} {size:>9} {layer['acc_bits']:>8} "
+            f"{layer['shift']:>5}")
     log(format_fit(fit))
     padding = _padding_cost(accel, load_program(out), perf) if manifest.padding else None
     if padding:
@@ -101,7 +103,8 @@ def compile_program(checkpoint: str | Path, out: str | Path, *, config: str | No
     log(f"model {manifest.model_hash[:16]}: {len(layers)} operations, program in {out}")
     return CompileResult(
         program=str(out), model_hash=manifest.model_hash, layers=len(layers),
-        act_bytes=manifest.act_bytes, weight_bytes=manifest.files["weights.bin"]["bytes"],
+        act_bytes=manifest.act_bytes,
+        weight_bytes=sum(manifest.files[f]["bytes"] for f in ("weights.bin", "masks.bin")),
         fit=fit, config=config, cycles_per_inference=perf["cycles_per_inference"],
         mac_utilization=perf["mac_utilization"], padding=padding)
 

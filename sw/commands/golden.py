@@ -36,7 +36,7 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
     set it was trained on; ``count``: only the first images) beside its float network."""
     import numpy as np
 
-    from ...hw.program import load_program
+    from ...hw.program import PARAMETER_FILES, load_program
     from ..checkpoint import load_checkpoint
     from ..data import load_dataset
     from ..golden import run_golden
@@ -63,8 +63,7 @@ def golden(program: str | Path, *, data: str | None = None, count: int | None = 
         top1_agreement=float((pred == float_pred).mean()),
         logit_mean_abs_error=float(err.mean()),
         logit_scale_of_float=float(np.abs(float_scores).mean()),
-        weight_bytes=sum(files[f]["bytes"] for f in ("weights.bin", "codebooks.bin",
-                                                     "params.bin")),
+        weight_bytes=sum(files[f]["bytes"] for f in PARAMETER_FILES),
         program_bytes=files["program.bin"]["bytes"], act_bytes=prog.manifest.act_bytes,
         predictions=pred.tolist())
     accuracy = (f"accuracy {report.accuracy * 100:.2f}% (float "

@@ -39,12 +39,12 @@ def test_info_carries_what_a_program_needs(config):
     raw = layout_bytes(InfoReply, **fields)
     back = config_from_info(layout_from_bytes(InfoReply, raw))
     assert all(getattr(back, f) == getattr(config, f) for f in CONFIG_FIELDS)
-    assert (back.bypass_add, back.act_banks, back.weights_preloaded) == (
-        config.bypass_add, config.act_banks, config.weights_preloaded)
+    assert (back.bypass_add, back.act_banks, back.weights_preloaded, back.sparse_weights) == (
+        config.bypass_add, config.act_banks, config.weights_preloaded, config.sparse_weights)
     assert back.model_spaces() == config.model_spaces()
     defaults = AcceleratorConfig()
     rest = {f.name for f in dataclasses.fields(AcceleratorConfig)} - set(CONFIG_FIELDS) - {
-        "bypass_add", "act_memory", "weight_memory"}
+        "bypass_add", "act_memory", "weight_memory", "sparse_weights"}
     assert all(getattr(back, f) == getattr(defaults, f) for f in rest)
 
 

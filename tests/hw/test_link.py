@@ -30,7 +30,7 @@ from fireforge.sw.driver import Board, BoardError, _Deframer
 from fireforge.sw.golden import run_golden
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
-from ..helpers import LANES_CONFIG, TEST_CONFIG, compile_random
+from ..helpers import LANES_CONFIG, SPARSE_LANES_CONFIG, TEST_CONFIG, compile_random
 
 NET = SqueezeNetConfig(4, 3, 1, 1, (FireSpec(2, 4, 4),), (0,), num_classes=3, in_channels=1,
                        input_size=8)
@@ -72,7 +72,7 @@ def test_info_reports_the_program_and_config(board, programs):
     assert info.logit_scale == pytest.approx(a.manifest.logit_scale, rel=1e-6)
     assert (info.n_layers, info.num_classes) == (len(a.layers), a.num_classes)
     assert info.features == {"bypass_add": TEST_CONFIG.bypass_add, "spram_acts": False,
-                             "spram_weights": False}
+                             "spram_weights": False, "sparse_weights": False}
     assert info.state["model_valid"] and not info.state["busy"]
 
 
@@ -223,6 +223,27 @@ def test_input_lanes_through_the_link(tmp_path):
         assert np.array_equal(board.classify(b, xb[0]).sums, run_golden(b, xb).sums[0])
     finally:
         board.close()
+
+
+def test_a_sparse_model_loads_and_runs_through_the_link(tmp_path):
+    """INFO says the board decodes sparse layers; a load writes the mask image (the MASKS
+    space, words of two bytes on 4 x 4 MACs) with the others under the load's CRC, and the
+    loaded sparse model, and a dense one after it, equal golden."""
+    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=1, target=SPARSE_LANES_CONFIG,
+                           density=0.3)
+    b, xb = compile_random(NET2, 2, 4, tmp_path / "b", images=1, target=SPARSE_LANES_CONFIG,
+                           density=0.3)
+    c, xc = compile_random(NET2, 3, 4, tmp_path / "c", images=1, lanes=4)
+    assert a.images["masks.bin"] and b.images["masks.bin"] and not c.images["masks.bin"]
+    with Board(LinkTransport(SPARSE_LANES_CONFIG, a), timeout=5.0, retries=1) as board:
+        info = board.info()
+        assert info.features["sparse_weights"] and info.config == SPARSE_LANES_CONFIG.replace(
+            memory_registers=False)
+        assert np.array_equal(board.classify(a, xa[0]).sums, run_golden(a, xa).sums[0])
+        for program, x in ((b, xb), (c, xc)):
+            board.load(program)
+            assert np.array_equal(board.classify(program, x[0]).sums,
+                                  run_golden(program, x).sums[0])
 
 
 def test_images_stream_through_the_stage_while_the_board_runs(tmp_path):
