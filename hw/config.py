@@ -259,7 +259,7 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               weight_bytes=256 * 1024, param_entries=4096,
                               codebook_entries=2048, program_entries=128, fifo_depth=16,
                               fifo_memory="bram", memory_registers=True, stage_bytes=4096,
-                              sparse_weights=True, mask_entries=4096),
+                              sparse_weights=True, mask_entries=16384),
 }
 # ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
 # the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes. No board's default:

@@ -147,3 +147,26 @@ def test_a_configuration_without_the_decoder_refuses_sparse_layers(tmp_path):
         Accelerator(SPARSE_CONFIG.replace(sparse_weights=False), program)
     with pytest.raises(FireforgeError, match="mask memory: needs"):
         Accelerator(SPARSE_CONFIG.replace(mask_entries=4), program)
+
+
+def test_a_corrupted_mask_image_is_refused_before_it_runs(tmp_path):
+    """The manifest's SHA-256 covers masks.bin like every image (a flipped mask bit would
+    move every later value of its chunk); and a mask image too short for its layers is named
+    by the golden model rather than read past."""
+    import dataclasses
+    import shutil
+
+    from fireforge.hw.program import load_program
+
+    program, x = compile_random(NET, 3, 4, tmp_path / "p", images=1, target=SPARSE_CONFIG,
+                                density=0.3)
+    d = tmp_path / "copy"
+    shutil.copytree(tmp_path / "p", d)
+    blob = bytearray((d / "masks.bin").read_bytes())
+    blob[len(blob) // 2] ^= 4
+    (d / "masks.bin").write_bytes(bytes(blob))
+    with pytest.raises(FireforgeError, match="masks.bin does not match its SHA-256"):
+        load_program(d)
+    short = dataclasses.replace(program, images={**program.images, "masks.bin": b"\x01"})
+    with pytest.raises(FireforgeError, match="too short"):
+        run_golden(short, x)
