@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -67,6 +67,8 @@ MEMORY_REGISTER_STAGES = 3 + BANK_LATENCY
 SUPPORTED_INDEX_BITS = (1, 2, 4, 8)
 #: columns that share one register copy of the array's activation and control
 BROADCAST_COLUMNS = 8
+#: bits of a sparse chunk's cell ``i``'s rank (the set mask bits before it: 0..i)
+_RANK_BITS = [max(1, i.bit_length()) for i in range(SPARSE_CHUNK)]
 
 
 #: bytes of the weight word per weight-memory part (see :func:`weight_parts`): also a sparse
@@ -360,11 +362,15 @@ class ConvEngine(wiring.Component):
             end = Signal(5, name=f"end{p}")
             nxt = Signal(w_aw, name=f"vnext{p}")
             adv, off = Signal(name=f"adv{p}"), Signal(4, name=f"off{p}")
-            m.d.comb += [adv.eq(~sc.restart & end[4]), off.eq(Mux(sc.restart, 0, end[:4]))]
+            # (a cycle without a step reads the word the last step read beside its own, so
+            # the words behind it, kept without an enable, stay as they were)
+            restart = sc.valid & sc.restart
+            m.d.comb += [adv.eq(sc.valid & ~sc.restart & end[4]),
+                         off.eq(Mux(sc.restart, 0, end[:4]))]
             with m.If(sc.valid):
                 m.d.sync += [end.eq(off + n), nxt.eq(Mux(sc.restart, s.w_base + 1, nxt + adv))]
-            addrs.append(Mux(s.sparse, Mux(sc.restart, s.w_base, nxt + adv), sc.waddr))
-            starts.append(Cat(off, adv))
+            addrs.append(Mux(s.sparse, Mux(restart, s.w_base, nxt + adv), sc.waddr))
+            starts.append(Cat(off, adv, restart))
         self._read(m, list(self.w_raddr), self.w_rdata, s.w_rdata, addrs, "w_addr")
         return self._delay(m, s, _read_latency(cfg), act, mask, Cat(starts))
 
@@ -373,33 +379,43 @@ class ConvEngine(wiring.Component):
         :data:`~.isa.SPARSE_CHUNK` slots from its first, out of its own value word and the one
         after it (just read; its own word is the one the step before read, or that step's
         own, or, at a pass's first step, the word just read)."""
-        ctl = s.chain[-1]
         out = []
         for p in range(len(self._chunks)):
             part = s.w_rdata[p * WEIGHT_PART_BYTES * 8:(p + 1) * WEIGHT_PART_BYTES * 8]
-            off, adv = starts[p * 5:p * 5 + 4], starts[p * 5 + 4]
+            off, adv, restart = starts[p * 6:p * 6 + 4], starts[p * 6 + 4], starts[p * 6 + 5]
+            # (no enable: a cycle without a step has neither flag and reads the same word, and
+            # an enable from the step's valid bit would reach a thousand flip-flops on the 85F)
             own = Signal.like(part, name=f"vown{p}", reset_less=True)
             last = Signal.like(part, name=f"vlast{p}", reset_less=True)
-            now = Mux(ctl.restart, part, Mux(adv, last, own))
-            with m.If(ctl.valid):
-                m.d.sync += [own.eq(now), last.eq(part)]
+            now = Mux(restart, part, Mux(adv, last, own))
+            m.d.sync += [own.eq(now), last.eq(part)]
             window = Cat(now, part)
             slots = Array(window.word_select(k, SPARSE_VALUE_BITS)
                           for k in range(SPARSE_WORD_VALUES + SPARSE_CHUNK - 1))
             out.append(Cat(slots[off + t] for t in range(SPARSE_CHUNK)))
         return out
 
-    def _expand(self, vals: list, mask) -> list:
-        """A sparse step's indices, by cell: cell ``i`` of a chunk takes the chunk's next value
-        where its mask bit is set (the values before it: the set bits of the chunk's cells
-        before it), else 0."""
-        out = [None] * self._N
-        for cells, v in zip(self._chunks, vals, strict=True):
+    def _ranks(self, mask) -> list:
+        """Per cell of each chunk, the set mask bits of the chunk's cells before it: which of
+        the chunk's values the cell takes."""
+        out = []
+        for cells in self._chunks:
             bits = [mask[int(c)] for c in cells]
+            out.append(Cat(Value.cast(sum(bits[:i]))[:w] if i else Const(0, 1)
+                           for i, w in enumerate(_RANK_BITS)))
+        return out
+
+    def _expand(self, vals: list, mask, ranks: list) -> list:
+        """A sparse step's indices, by cell: cell ``i`` of a chunk takes the chunk's value
+        ``ranks[i]`` where its mask bit is set, else 0."""
+        out = [None] * self._N
+        for cells, v, r in zip(self._chunks, vals, ranks, strict=True):
+            at = 0
             for i, cell in enumerate(cells):
                 own = [v.word_select(k, SPARSE_VALUE_BITS) for k in range(i + 1)]
-                pick = Array(own)[sum(bits[:i])] if i else own[0]
-                out[int(cell)] = Mux(bits[i], pick, 0)
+                pick = Array(own)[r[at:at + _RANK_BITS[i]]] if i else own[0]
+                at += _RANK_BITS[i]
+                out[int(cell)] = Mux(mask[int(cell)], pick, 0)
         return out
 
     def _decoder(self, m: Module, s: SimpleNamespace) -> None:
@@ -439,18 +455,21 @@ class ConvEngine(wiring.Component):
                                if len(index_bits) > 1 else places[0])
             idxs.append(idx)
         if cfg.sparse_weights:
-            vals = self._window(m, s, starts)
+            vals, ranks = self._window(m, s, starts), self._ranks(mask)
             if cfg.memory_registers:
-                # the shifted values, the mask and the dense indices registered before the
+                # the chunks' values and ranks and the dense indices registered before the
                 # expansion (the value word's slot multiplexer, then the expansion's, then the
                 # codebook's would be one long path)
                 regs = [Signal(8, name=f"didx{j}", reset_less=True) for j in range(N)]
                 vregs = [Signal.like(v, name=f"vals{p}", reset_less=True)
                          for p, v in enumerate(vals)]
-                m.d.sync += [r.eq(i) for r, i in zip(regs + vregs, idxs + vals, strict=True)]
-                idxs, vals = regs, vregs
+                rregs = [Signal.like(r, name=f"ranks{p}", reset_less=True)
+                         for p, r in enumerate(ranks)]
+                m.d.sync += [r.eq(i) for r, i in zip(regs + vregs + rregs, idxs + vals + ranks,
+                                                     strict=True)]
+                idxs, vals, ranks = regs, vregs, rregs
                 act, mask = self._delay(m, s, 1, act, mask)
-            idxs = [Mux(s.sparse, v, i) for v, i in zip(self._expand(vals, mask), idxs,
+            idxs = [Mux(s.sparse, v, i) for v, i in zip(self._expand(vals, mask, ranks), idxs,
                                                           strict=True)]
         s.s2, act2 = s.chain[-1], act
         if cfg.memory_registers:
