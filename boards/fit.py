@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..hw.accelerator import check_program, codebook_bits_needed
 from ..hw.bram import bram_blocks
 from ..hw.config import AcceleratorConfig
-from ..hw.conv import weight_parts
+from ..hw.conv import mask_parts, weight_parts
 from ..hw.errors import FireforgeError
 from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
 from ..hw.protocol import MAX_FRAME, Space
@@ -110,8 +110,9 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
     model = []
     for space, (words, word_bytes) in config.model_spaces().items():
         kind = "spram" if space == Space.WEIGHTS and not config.weights_preloaded else "bram"
-        # (the weight memory in parts, each mapped to its own blocks)
-        parts = weight_parts(config) if space == Space.WEIGHTS else 1
+        # (the weight and mask memories in parts, each mapped to its own blocks)
+        parts = {Space.WEIGHTS: weight_parts(config),
+                 Space.MASKS: mask_parts(config)}.get(space, 1)
         model += [MemoryUse(space.name.lower() + (f" {k}" if parts > 1 else ""),
                             word_bytes * 8 // parts, words * config.model_slots, kind)
                   for k in range(parts)]

@@ -329,7 +329,8 @@ class Accelerator(wiring.Component):
             conv.cb_rdata.eq(cb_rd.rd_data),
             p_rd.rd_addr.eq(conv.p_raddr),
             conv.p_rdata.eq(p_rd.rd_data),
-            *((ports[Space.MASKS].rd_addr.eq(conv.m_raddr),
+            *((*(p.rd_addr.eq(conv.m_raddr[k]) for k, p in enumerate(
+                slices.get(Space.MASKS, [ports.get(Space.MASKS)]))),
                conv.m_rdata.eq(ports[Space.MASKS].rd_data),
                conv.m_slot.eq(rd_base[Space.MASKS])) if cfg.sparse_weights else ()),
             res_wr.addr.eq(pool.res_waddr), res_wr.data.eq(pool.res_wdata),

@@ -56,7 +56,7 @@ from .ops import UnitSignature
 from .requant import Requantizer
 
 __all__ = ["ConvEngine", "SUPPORTED_INDEX_BITS", "MEMORY_REGISTER_STAGES", "array_broadcast",
-           "weight_parts"]
+           "weight_parts", "mask_parts", "sparse_stages"]
 
 #: pipeline stages that ``AcceleratorConfig.memory_registers`` adds: read address, the memory
 #: banks' output registers, read data, and the decoded indices before the codebook lookup
@@ -88,6 +88,20 @@ def weight_parts(config: AcceleratorConfig) -> int:
     return 1
 
 
+#: bits of the mask word per mask-memory part (see :func:`mask_parts`)
+MASK_PART_BITS = 32
+
+
+def mask_parts(config: AcceleratorConfig) -> int:
+    """Parts the mask memory is split into where the configuration has memory registers, each
+    with its own register copies of the read address and of the host's write: one write
+    address register driving the 46 block RAMs of the full squeezenet1_1_cifar's masks across
+    the 85F was a failing path. Else 1."""
+    if config.sparse_weights and config.memory_registers:
+        return max(1, config.word_bytes * 8 // 8 // MASK_PART_BITS)
+    return 1
+
+
 def index_place(bits: int, sub: int) -> int:
     """The code of step ``sub``'s place in a weight word of ``bits``-bit indices: steps per word
     plus ``sub`` (1: int8; 2-3: 4-bit; 4-7: 2-bit; 8-15: 1-bit). One 4-bit code for width and
@@ -101,10 +115,10 @@ def index_place(bits: int, sub: int) -> int:
 def sparse_stages(config: AcceleratorConfig) -> int:
     """Pipeline stages that ``AcceleratorConfig.sparse_weights`` adds to a convolution: the
     mask's count register, the weight memory's read behind it, and with ``memory_registers``
-    the register between the value shift and the expansion."""
+    the registers before the value multiplexer and before the expansion."""
     if not config.sparse_weights:
         return 0
-    return 1 + _read_latency(config) + config.memory_registers
+    return 1 + _read_latency(config) + 2 * config.memory_registers
 
 
 def _read_latency(config: AcceleratorConfig) -> int:
@@ -164,7 +178,8 @@ class ConvEngine(wiring.Component):
             "p_rdata": In(data.ArrayLayout(ChannelParams, Q)),
             "cb_raddr": Out(cb_aw),
             "cb_rdata": In(signed(WEIGHT_BITS)),
-            **({"m_slot": In(m_aw), "m_raddr": Out(m_aw), "m_rdata": In(c * R)}
+            **({"m_slot": In(m_aw), "m_raddr": Out(data.ArrayLayout(m_aw, mask_parts(config))),
+                "m_rdata": In(c * R)}
                if config.sparse_weights else {}),
         }))
 
@@ -299,7 +314,8 @@ class ConvEngine(wiring.Component):
         if sparse:
             # the step's mask now; its weight word once the mask says where (:meth:`_sparse`)
             s.m_rdata = Signal(N, reset_less=True)
-            self._read(m, [self.m_raddr], self.m_rdata, s.m_rdata, s.m_base + s.wpos, "m_addr")
+            self._read(m, list(self.m_raddr), self.m_rdata, s.m_rdata, s.m_base + s.wpos,
+                       "m_addr")
         else:
             self._read(m, list(self.w_raddr), self.w_rdata, s.w_rdata, w_addr, "w_addr")
 
@@ -374,24 +390,34 @@ class ConvEngine(wiring.Component):
         self._read(m, list(self.w_raddr), self.w_rdata, s.w_rdata, addrs, "w_addr")
         return self._delay(m, s, _read_latency(cfg), act, mask, Cat(starts))
 
-    def _window(self, m: Module, s: SimpleNamespace, starts) -> list:
-        """Each chunk's values of the sparse step whose weight word has arrived: the
-        :data:`~.isa.SPARSE_CHUNK` slots from its first, out of its own value word and the one
-        after it (just read; its own word is the one the step before read, or that step's
-        own, or, at a pass's first step, the word just read)."""
+    def _own_words(self, m: Module, s: SimpleNamespace, starts) -> list:
+        """Each chunk's own value word of the sparse step whose weight word (the one after its
+        own: its values may run into it) has arrived: the word the step before read, or that
+        step's own, or at a pass's first step the word just read."""
         out = []
         for p in range(len(self._chunks)):
             part = s.w_rdata[p * WEIGHT_PART_BYTES * 8:(p + 1) * WEIGHT_PART_BYTES * 8]
-            off, adv, restart = starts[p * 6:p * 6 + 4], starts[p * 6 + 4], starts[p * 6 + 5]
+            adv, restart = starts[p * 6 + 4], starts[p * 6 + 5]
             # (no enable: a cycle without a step has neither flag and reads the same word, and
             # an enable from the step's valid bit would reach a thousand flip-flops on the 85F)
             own = Signal.like(part, name=f"vown{p}", reset_less=True)
             last = Signal.like(part, name=f"vlast{p}", reset_less=True)
             now = Mux(restart, part, Mux(adv, last, own))
             m.d.sync += [own.eq(now), last.eq(part)]
-            window = Cat(now, part)
+            out.append(now)
+        return out
+
+    @staticmethod
+    def _values(owns: list, word, starts) -> list:
+        """Each chunk's values of a sparse step: the :data:`~.isa.SPARSE_CHUNK` slots from the
+        step's first, in its own word (``owns``) and the next (the chunk's part of ``word``)."""
+        out = []
+        for p, own in enumerate(owns):
+            part = word[p * WEIGHT_PART_BYTES * 8:(p + 1) * WEIGHT_PART_BYTES * 8]
+            window = Cat(own, part)
             slots = Array(window.word_select(k, SPARSE_VALUE_BITS)
                           for k in range(SPARSE_WORD_VALUES + SPARSE_CHUNK - 1))
+            off = starts[p * 6:p * 6 + 4]
             out.append(Cat(slots[off + t] for t in range(SPARSE_CHUNK)))
         return out
 
@@ -430,8 +456,20 @@ class ConvEngine(wiring.Component):
         m.submodules.array = s.array = MACArray(
             C, array_broadcast(cfg), R, registered_multipliers=cfg.memory_registers)
         act = Mux(s.s1.pad, s.pad_value.replicate(R), s.act_rdata)
+        word = s.w_rdata
         if cfg.sparse_weights:
             act, mask, starts = self._sparse(m, s, act)
+            owns = self._own_words(m, s, starts)
+            if cfg.memory_registers:
+                # the own words and the weight word registered before the value multiplexer
+                # (the own word's selection, then the slot's, was an 85F failing path)
+                regs = [Signal.like(o, name=f"vownr{p}", reset_less=True)
+                        for p, o in enumerate(owns)]
+                word = Signal.like(s.w_rdata, name="w_rdata_r", reset_less=True)
+                m.d.sync += [r.eq(o) for r, o in zip(regs, owns, strict=True)]
+                m.d.sync += word.eq(s.w_rdata)
+                owns = regs
+                act, mask, starts = self._delay(m, s, 1, act, mask, starts)
         # without a codebook decoder (codebook_bits == 0) only uncompressed int8 weights exist
         index_bits = SUPPORTED_INDEX_BITS if cfg.codebook_bits else (WEIGHT_BITS,)
         # The place code in a register copy per BROADCAST_COLUMNS cells (beside the step's
@@ -448,14 +486,14 @@ class ConvEngine(wiring.Component):
             # Code 0 does not occur; it repeats code 1, so the 16 entries cover every code
             # (no default case for synthesis to fill; a switch's "else 0" once landed on the
             # registers' reset inputs, a failing path on the 85F).
-            places = {index_place(b, sub): s.w_rdata.word_select(sub * N + j, b)
+            places = {index_place(b, sub): word.word_select(sub * N + j, b)
                       for b in index_bits for sub in range(8 // b)}
             places[0] = places[index_place(WEIGHT_BITS, 0)]
             m.d.comb += idx.eq(Array(places[c] for c in sorted(places))[place[j * s.copies // N]]
                                if len(index_bits) > 1 else places[0])
             idxs.append(idx)
         if cfg.sparse_weights:
-            vals, ranks = self._window(m, s, starts), self._ranks(mask)
+            vals, ranks = self._values(owns, word, starts), self._ranks(mask)
             if cfg.memory_registers:
                 # the chunks' values and ranks and the dense indices registered before the
                 # expansion (the value word's slot multiplexer, then the expansion's, then the

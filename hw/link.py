@@ -568,16 +568,17 @@ class HostLink(wiring.Component):
                 with m.Else():
                     start()
             else:
+                # (a byte left in the placer's input register when it is done is one too
+                # many; the placer waiting when the stage has no more, one too few)
                 with m.If(placer.done):
-                    with m.If(r.idx == r.stage_end):
+                    with m.If((r.idx == r.stage_end) & placer.pixels.ready):
                         start()
                     with m.Else():
                         reply(Status.BAD_ARGUMENT)
-                with m.Elif(placer.pixels.ready):
-                    with m.If(r.idx < r.stage_end):
-                        m.next = "PLACE_WRITE"
-                    with m.Else():
-                        reply(Status.BAD_ARGUMENT)
+                with m.Elif(placer.pixels.ready & (r.idx < r.stage_end)):
+                    m.next = "PLACE_WRITE"
+                with m.Elif(placer.waiting):
+                    reply(Status.BAD_ARGUMENT)
         with m.State("PLACE_WRITE"):  # (the stage's byte idx is read)
             if placer is None:
                 m.d.comb += [acc.host_wdata.eq(stage_rd.data), acc.host_we.eq(1)]

@@ -15,7 +15,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal
 
 from .bram import BANK_LATENCY, bank_depth, simple_dual_port
 from .config import AcceleratorConfig
-from .conv import weight_parts
+from .conv import mask_parts, weight_parts
 from .isa import ACT_BITS, CHANNEL_PARAMS_BYTES, PROGRAM_WORD_BYTES
 from .protocol import Space
 from .spram import SinglePortRAM
@@ -174,10 +174,11 @@ def model_memories(m: Module, cfg: AcceleratorConfig, images: dict[Space, list[i
         if space == Space.WEIGHTS and not cfg.weights_preloaded:
             ports[space] = single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                        entries * slots)
-        elif space == Space.WEIGHTS:
+        elif space == Space.WEIGHTS or (space == Space.MASKS and mask_parts(cfg) > 1):
+            parts = weight_parts(cfg) if space == Space.WEIGHTS else mask_parts(cfg)
             ports[space], slices[space] = split_dual_port(
-                m, "weights_mem", word_bytes * 8, entries * slots,
-                [v & ((1 << word_bytes * 8) - 1) for v in init], weight_parts(cfg),
+                m, f"{space.name.lower()}_mem", word_bytes * 8, entries * slots,
+                [v & ((1 << word_bytes * 8) - 1) for v in init], parts,
                 banked=cfg.memory_registers)
         else:
             # (the mask memory is read beside the weights, with the same latency)

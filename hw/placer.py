@@ -15,9 +15,10 @@ pad value. Value ``ci`` of padded pixel ``(py, px)`` is tap ``(ky, kx)`` of outp
 ``((py - ky) / s, (px - kx) / s)`` wherever both divisions are exact and the window lies inside
 the padded image; it goes to byte ``(ky * k + kx) * c + ci`` of that pixel. One tap a cycle,
 the addresses by additions only (the row's byte count is summed once per image), so the
-placer costs counters and adders, not multipliers: ``k * k + 3`` cycles a value (one more for
-a byte from the stage), about 15,000 for a 32x32 gray image with a 3x3 window, 150 us at
-100 MHz before the run, while the image took 5 ms to cross the link at 2 Mbaud.
+placer costs counters and adders, not multipliers: ``k * k + 3`` cycles a value (the next byte
+from the stage arrives meanwhile, in the input register), about 14,000 for a 32x32 gray image
+with a 3x3 window, 140 us at 100 MHz before the run, while the image took 5 ms to cross the
+link at 2 Mbaud.
 """
 
 from __future__ import annotations
@@ -39,9 +40,15 @@ class PixelPlacer(wiring.Component):
     start : ``In(1)``
         Begin an image (while ``done`` or waiting for a byte).
     pixels : ``In(stream.Signature(8))``
-        The image's bytes in order; ``ready`` while the placer waits for the next one.
+        The image's bytes in order, into a one-byte input register: ``ready`` while it is
+        empty (a register: the source's state reaches no enable inside the placer, which on
+        the 85F was a failing path), so the next byte waits there while a pixel is placed.
+    waiting : ``Out(1)``
+        The placer needs the next byte and none is there: a source that has no more has sent
+        too few.
     done : ``Out(1)``
-        The whole image is placed (or none was started): no byte is taken until ``start``.
+        The whole image is placed (or none was started): no byte is taken until ``start``. A
+        byte still in the input register then (``ready`` low) is one byte too many.
     position : ``Out(addr_width + 2)``
         Bytes taken since ``start``.
     addr, data, we : ``Out``
@@ -54,6 +61,7 @@ class PixelPlacer(wiring.Component):
             "placement": In(InputPlacement),
             "start": In(1),
             "pixels": In(stream.Signature(8)),
+            "waiting": Out(1),
             "done": Out(1),
             "position": Out(addr_width + 2),
             "addr": Out(addr_width),
@@ -85,9 +93,15 @@ class PixelPlacer(wiring.Component):
         w_ok, w_a, w_b = Signal(), Signal(off), Signal(off)
         m.d.comb += [self.addr.eq(w_a + w_b), self.data.eq(value), self.we.eq(w_ok)]
         m.d.sync += w_ok.eq(0)
+        # the input register
+        held, byte = Signal(), Signal(8)
+        m.d.comb += self.pixels.ready.eq(~held)
+        with m.If(self.pixels.valid & ~held):
+            m.d.sync += [held.eq(1), byte.eq(self.pixels.payload)]
 
         def restart():
             with m.If(self.start):
+                m.d.sync += held.eq(0)
                 m.next = "LATCH"
 
         with m.FSM(init="DONE"):
@@ -127,12 +141,12 @@ class PixelPlacer(wiring.Component):
                 with m.Elif(~inside):
                     m.d.sync += [value.eq(pl.pad_value), *taps]
                     m.next = "TAPS"
+                with m.Elif(held):
+                    m.d.sync += [value.eq(byte), held.eq(0),
+                                 self.position.eq(self.position + 1), *taps]
+                    m.next = "TAPS"
                 with m.Else():
-                    m.d.comb += self.pixels.ready.eq(1)
-                    with m.If(self.pixels.valid):
-                        m.d.sync += [value.eq(self.pixels.payload),
-                                     self.position.eq(self.position + 1), *taps]
-                        m.next = "TAPS"
+                    m.d.comb += self.waiting.eq(1)
                     restart()
             with m.State("TAPS"):
                 m.d.sync += [w_ok.eq(~ry[-1] & ~rx[-1] & (ry_r == 0) & (rx_r == 0)

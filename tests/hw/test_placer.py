@@ -38,7 +38,7 @@ def _place(placement, images, gaps, restart_after=None):
                 taken = offer and ctx.get(dut.pixels.ready)
                 if ctx.get(dut.we):
                     writes[ctx.get(dut.addr)] = ctx.get(dut.data)
-                if ctx.get(dut.done) or (i == len(raw) and ctx.get(dut.pixels.ready)):
+                if ctx.get(dut.done) or (i == len(raw) and ctx.get(dut.waiting)):
                     break
                 await ctx.tick()
                 cycle += 1

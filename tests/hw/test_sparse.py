@@ -5,6 +5,7 @@ simulator) against the golden model, at densities from 0 (all-zero layers) to 1.
 import numpy as np
 import pytest
 from fireforge.hw.accelerator import Accelerator
+from fireforge.hw.conv import mask_parts
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.isa import (
     SPARSE_CHUNK,
@@ -123,21 +124,29 @@ def test_sparse_layers_bit_exact(tmp_path, monkeypatch, density):
     assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
 
 
-def test_sparse_chunks_with_lanes_and_memory_registers_bit_exact(tmp_path, monkeypatch):
-    """Two chunks a step (4 lanes x 4 columns), each with its own value word, behind the
-    memory registers; sparse and dense layers mixed (by a rule of the dense size, which the
-    fit estimate and the packing both see)."""
-    monkeypatch.setattr(compiler, "store_sparse", lambda dense, sparse: dense // 16 % 2 == 0)
+@pytest.mark.parametrize("columns", [4, 16])
+def test_sparse_chunks_with_lanes_and_memory_registers_bit_exact(tmp_path, monkeypatch,
+                                                                 columns):
+    """Two or eight chunks a step (4 lanes x 4 or 16 columns), each with its own value word,
+    behind the memory registers (with 16 columns the mask memory in two parts); sparse and
+    dense layers mixed (by a rule of the dense size, which the fit estimate and the packing
+    both see)."""
+    config = SPARSE_LANES_CONFIG.replace(columns=columns)
+    assert mask_parts(config) == (2 if columns == 16 else 1)
+    word = config.word_bytes  # (every layer's dense size is whole words: odd ones go sparse)
+    monkeypatch.setattr(compiler, "store_sparse", lambda dense, sparse: dense // word % 2 == 1)
     net = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(8, 8, 8), FireSpec(8, 8, 8)), (0,),
                            num_classes=4, in_channels=1, input_size=10)
-    program, x = compile_random(net, 5, 4, tmp_path, images=2, target=SPARSE_LANES_CONFIG,
-                                density=0.3)
+    program, x = compile_random(net, 5, 4, tmp_path, images=2, target=config, density=0.3)
     kinds = {d.w_encoding for d in program.descriptors if d.op == Op.CONV}
     assert kinds == {WeightEncoding.SPARSE, WeightEncoding.DENSE}
-    got = simulate(SPARSE_LANES_CONFIG, program, x)
+    got = simulate(config, program, x)
     assert np.array_equal(got.sums, run_golden(program, x).sums)
-    model = estimate(SPARSE_LANES_CONFIG, program)
-    assert [r["cycles"] for r in model["layers"]] == got.layer_cycles[0].tolist()
+    model = np.array([r["cycles"] for r in estimate(config, program)["layers"]])
+    if columns == 4:  # (groups alike: the cycle model is exact)
+        assert model.tolist() == got.layer_cycles[0].tolist()
+    else:  # (a stem of 8 channels on 16 columns: the credit term is an estimate)
+        assert np.abs(model - got.layer_cycles[0]).max() <= 0.01 * model.max()
 
 
 def test_a_configuration_without_the_decoder_refuses_sparse_layers(tmp_path):
