@@ -241,7 +241,7 @@ class AcceleratorConfig:
 CONFIGS: dict[str, AcceleratorConfig] = {
     # Block RAM everywhere, 8 columns: the tiny preset in simulation and on small ECP5 parts.
     "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
-                               stage_bytes=4096, sparse_weights=True, mask_entries=8192),
+                               stage_bytes=4096),
     # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
     # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
     # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, and

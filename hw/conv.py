@@ -17,6 +17,11 @@ Stages, one step per cycle with no stall inside a group:
   lane) or the activation word of ``R`` channels, and ``R x C`` indices of ``w_bits`` bits out
   of the weight word, turned into int8 through the codebook registers (or taken as int8 when
   the layer is uncompressed 8-bit);
+* with ``sparse_weights``, the **sparse decoder** between the two: the step's mask is fetched
+  first; each chunk's nonzero count says where its values start (:func:`~.isa.sparse_positions`,
+  kept a step a cycle) and which value word it reads, the word after its own; the chunk's
+  values are then taken from the two words and spread over its cells by the mask. Dense layers
+  read their weight word at the same stage, so every layer has the same pipeline;
 * the :class:`~.array.MACArray`;
 * a FIFO of finished groups, then ``Q`` :class:`~.requant.Requantizer` lanes that take ``Q``
   consecutive elements per cycle (written as part of one activation word), back to back across
@@ -98,7 +103,7 @@ def mask_parts(config: AcceleratorConfig) -> int:
     address register driving the 46 block RAMs of the full squeezenet1_1_cifar's masks across
     the 85F was a failing path. Else 1."""
     if config.sparse_weights and config.memory_registers:
-        return max(1, config.word_bytes * 8 // 8 // MASK_PART_BITS)
+        return max(1, config.macs // MASK_PART_BITS)  # (a mask bit per MAC)
     return 1
 
 

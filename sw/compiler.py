@@ -305,7 +305,7 @@ def fit_report(use: dict[str, int], budget: Budget | None, config=None, bits: in
             ideas.append({"change": f"--bits {b}", "total": total, "fits": total <= budget.bytes})
     if sparse_total is not None:
         ideas.append({"change": "sparse weights (a configuration with the sparse decoder: "
-                      "--config small or ecp5)", "total": sparse_total,
+                      "--config ecp5)", "total": sparse_total,
                       "fits": sparse_total <= budget.bytes})
     macs = summarize(config).macs
     for name in list_models():
