@@ -18,7 +18,7 @@ from ..hw.bram import bram_blocks
 from ..hw.config import AcceleratorConfig
 from ..hw.conv import mask_parts, weight_parts
 from ..hw.errors import FireforgeError
-from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op
+from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op, mask_word_bytes
 from ..hw.protocol import MAX_FRAME, Space
 from ..hw.spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
 from .boards import BoardSpec
@@ -77,7 +77,7 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         stage_bytes=_round(math.prod(program.input_shape)),
         # the sparse decoder and its mask memory where the program has sparse layers
         sparse_weights=bool(images["masks.bin"]),
-        mask_entries=_round(len(images["masks.bin"]) * 8 // word),
+        mask_entries=_round(len(images["masks.bin"]) // mask_word_bytes(rows, columns)),
         multiplier="dsp", weight_memory="bram", model_slots=2,
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
         memory_registers=spec.tech.memory_registers)

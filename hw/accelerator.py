@@ -150,13 +150,16 @@ def check_program(config: AcceleratorConfig, program) -> None:
             ("result memory", config.result_entries, m.num_classes)):
         if need > have:
             problems.append(f"{name}: needs {need:,}, has {have:,}")
-    masks = len(program.images["masks.bin"]) // max(1, config.word_bytes // 8)
-    if masks and not config.sparse_weights:
+    mask_bytes = len(program.images["masks.bin"])
+    if mask_bytes and not config.sparse_weights:
         problems.append("the program has sparse layers and this configuration no sparse "
                         "decoder (sparse_weights=False): compile for it (--config), whose "
                         "compiler stores every layer dense")
-    elif masks > config.mask_entries:
-        problems.append(f"mask memory: needs {masks:,} steps, has {config.mask_entries:,}")
+    elif mask_bytes:
+        entries, word_bytes = config.model_spaces()[Space.MASKS]
+        if mask_bytes // word_bytes > entries:
+            problems.append(f"mask memory: needs {mask_bytes // word_bytes:,} steps, has "
+                            f"{entries:,}")
     banks, bank_bytes = m.act_banks, m.bank_bytes
     if config.act_banks > 1 and (banks, bank_bytes) != (config.act_banks, config.bank_bytes):
         problems.append(f"activations planned for {banks} bank(s) of {bank_bytes:,} B, this "
@@ -329,8 +332,7 @@ class Accelerator(wiring.Component):
             conv.cb_rdata.eq(cb_rd.rd_data),
             p_rd.rd_addr.eq(conv.p_raddr),
             conv.p_rdata.eq(p_rd.rd_data),
-            *((*(p.rd_addr.eq(conv.m_raddr[k]) for k, p in enumerate(
-                slices.get(Space.MASKS, [ports.get(Space.MASKS)]))),
+            *((*(p.rd_addr.eq(conv.m_raddr[k]) for k, p in enumerate(slices[Space.MASKS])),
                conv.m_rdata.eq(ports[Space.MASKS].rd_data),
                conv.m_slot.eq(rd_base[Space.MASKS])) if cfg.sparse_weights else ()),
             res_wr.addr.eq(pool.res_waddr), res_wr.data.eq(pool.res_wdata),

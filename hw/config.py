@@ -17,6 +17,7 @@ from .isa import (
     PROGRAM_WORD_BYTES,
     SPARSE_VALUE_BITS,
     WEIGHT_BITS,
+    mask_word_bytes,
     sparse_chunks,
 )
 from .protocol import Space
@@ -231,7 +232,7 @@ class AcceleratorConfig:
                   Space.PARAMS: (self.param_entries // self.requant_lanes,
                                  CHANNEL_PARAMS_BYTES * self.requant_lanes)}
         if self.sparse_weights:
-            spaces[Space.MASKS] = (self.mask_entries, self.word_bytes // 8)
+            spaces[Space.MASKS] = (self.mask_entries, mask_word_bytes(self.rows, self.columns))
         return spaces
 
     def replace(self, **changes) -> AcceleratorConfig:

@@ -378,14 +378,14 @@ class ConvEngine(wiring.Component):
         # (``adv``), and reads the word after its own (its values may run into it); its own
         # word is the last step's, or the one the last step read beside it. A pass's first
         # step (``restart``) reads its own word, the layer's first: its values fit in it.
+        # (a cycle without a step reads the word the last step read beside its own, so the words
+        # behind it, kept without an enable, stay as they were)
+        restart = sc.valid & sc.restart
         addrs, starts = [], []
         for p, n in enumerate(counts):
             end = Signal(5, name=f"end{p}")
             nxt = Signal(w_aw, name=f"vnext{p}")
             adv, off = Signal(name=f"adv{p}"), Signal(4, name=f"off{p}")
-            # (a cycle without a step reads the word the last step read beside its own, so
-            # the words behind it, kept without an enable, stay as they were)
-            restart = sc.valid & sc.restart
             m.d.comb += [adv.eq(sc.valid & ~sc.restart & end[4]),
                          off.eq(Mux(sc.restart, 0, end[:4]))]
             with m.If(sc.valid):

@@ -83,6 +83,7 @@ __all__ = [
     "SPARSE_WORD_VALUES",
     "sparse_positions",
     "sparse_chunks",
+    "mask_word_bytes",
     "pack_sparse",
     "unpack_sparse",
 ]
@@ -323,6 +324,12 @@ def sparse_chunks(rows: int, columns: int) -> np.ndarray:
     return np.array(out)
 
 
+def mask_word_bytes(rows: int, columns: int) -> int:
+    """Bytes of a step's mask word on an array of ``rows x columns`` MACs: a bit per MAC (the
+    mask memory's word, and a step's share of the mask image)."""
+    return rows * columns // 8
+
+
 def pack_sparse(stream: np.ndarray, rows: int, columns: int) -> tuple[bytes, bytes]:
     """The mask image and the value image (weight words of ``rows * columns`` bytes: one byte
     per MAC) of an index ``stream`` in the array's order, a step of ``rows * columns`` indices
@@ -351,7 +358,7 @@ def unpack_sparse(masks: bytes, values: bytes, steps: int, rows: int, columns: i
     Raises ``ValueError`` where the images are too short for what the masks say."""
     order = sparse_chunks(rows, columns)
     cells = rows * columns
-    need = steps * cells // 8
+    need = steps * mask_word_bytes(rows, columns)
     if len(masks) < need:
         raise ValueError(f"{steps} steps of {cells} cells need {need} mask bytes, "
                          f"got {len(masks)}")

@@ -174,18 +174,17 @@ def model_memories(m: Module, cfg: AcceleratorConfig, images: dict[Space, list[i
         if space == Space.WEIGHTS and not cfg.weights_preloaded:
             ports[space] = single_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                        entries * slots)
-        elif space == Space.WEIGHTS or (space == Space.MASKS and mask_parts(cfg) > 1):
+        elif space in (Space.WEIGHTS, Space.MASKS):
+            # (the mask memory is read beside the weights, with the same latency)
             parts = weight_parts(cfg) if space == Space.WEIGHTS else mask_parts(cfg)
             ports[space], slices[space] = split_dual_port(
                 m, f"{space.name.lower()}_mem", word_bytes * 8, entries * slots,
                 [v & ((1 << word_bytes * 8) - 1) for v in init], parts,
                 banked=cfg.memory_registers)
         else:
-            # (the mask memory is read beside the weights, with the same latency)
             ports[space] = dual_port(m, f"{space.name.lower()}_mem", word_bytes * 8,
                                      entries * slots,
-                                     [v & ((1 << word_bytes * 8) - 1) for v in init],
-                                     banked=space == Space.MASKS and cfg.memory_registers)
+                                     [v & ((1 << word_bytes * 8) - 1) for v in init])
     return ports, slices
 
 

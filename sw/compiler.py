@@ -30,6 +30,7 @@ from ..hw.isa import (
     Op,
     WeightEncoding,
     identity_codebook,
+    mask_word_bytes,
     pack_channel_params,
     pack_descriptor,
     pack_indices,
@@ -422,7 +423,8 @@ def _pack_conv(p: _Packing, q: QNode, fields: dict, layer: dict) -> None:
     encoding, image, masks = conv_weight_images(indices, q.bits, p.group, p.lanes, p.sparse)
     fields.update(kernel=kernel, stride=stride, pad=pad, pad_value=q.pad_value,
                   w_addr=len(p.weights), w_bits=q.bits, w_encoding=encoding,
-                  m_addr=len(p.masks) * 8 // (p.group * p.lanes),
+                  m_addr=(len(p.masks) // mask_word_bytes(p.lanes, p.group)
+                          if encoding == WeightEncoding.SPARSE else 0),
                   cb_addr=p.codebook_at[codebook], param_addr=p.n_params, shift=q.shift)
     p.weights += image
     p.masks += masks

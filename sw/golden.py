@@ -22,6 +22,7 @@ from ..hw.isa import (
     Op,
     WeightEncoding,
     add_requantize,
+    mask_word_bytes,
     requantize,
     unpack_channel_params,
     unpack_indices,
@@ -88,9 +89,8 @@ def decode_weights(program: Program, d) -> np.ndarray:
     raw = program.images["weights.bin"][d.w_addr:]
     try:
         if d.w_encoding == WeightEncoding.SPARSE:
-            cells = group * lanes  # a step: one index per MAC
-            masks = program.images["masks.bin"][d.m_addr * cells // 8:]
-            idx = unpack_sparse(masks, raw, count // cells, lanes, group)
+            masks = program.images["masks.bin"][d.m_addr * mask_word_bytes(lanes, group):]
+            idx = unpack_sparse(masks, raw, count // (group * lanes), lanes, group)
         else:
             idx = unpack_indices(raw, bits, count)
     except ValueError as e:
