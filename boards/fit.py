@@ -77,7 +77,8 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         stage_bytes=_round(math.prod(program.input_shape)),
         # the sparse decoder and its mask memory where the program has sparse layers
         sparse_weights=bool(images["masks.bin"]),
-        mask_entries=_round(len(images["masks.bin"]) // mask_word_bytes(rows, columns)),
+        mask_entries=(_round(len(images["masks.bin"]) // mask_word_bytes(rows, columns))
+                      if images["masks.bin"] else 1),
         multiplier="dsp", weight_memory="bram", model_slots=2,
         bypass_add=any(d.op == Op.ADD for d in program.descriptors),
         memory_registers=spec.tech.memory_registers)
