@@ -45,7 +45,12 @@ from .protocol import (
     parse_model_info,
 )
 
-__all__ = ["HostLink"]
+__all__ = ["HostLink", "RX_BYTE_CYCLES"]
+
+#: the fewest clock cycles between two received bytes that a link feeder without a UART (the
+#: USB bridge, the simulations) keeps: the rate every link test runs at; a UART's bytes are
+#: ten bit times apart
+RX_BYTE_CYCLES = 3
 
 _HEADER_BYTES = RequestHeader.size // 8
 #: argument bytes loaded into registers

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
-from ..hw.link import HostLink
+from ..hw.link import RX_BYTE_CYCLES, HostLink
 from ..hw.protocol import LOAD_ORDER, Transport
 
 __all__ = ["PySimResult", "simulate", "LinkTransport"]
@@ -116,7 +116,7 @@ class LinkTransport(Transport):
     """
 
     def __init__(self, config: AcceleratorConfig, program, board: str = "pysim",
-                 byte_gap: int = 2):
+                 byte_gap: int = RX_BYTE_CYCLES - 1):
         from amaranth.hdl import Module
         from amaranth.lib import wiring
 
