@@ -56,7 +56,7 @@ def board(programs):
 
 def _raw_request(board, frame: bytes):
     board.transport.write(frame)
-    return board._read_frame(time.monotonic() + 5.0)
+    return board._read_frame(time.monotonic() + board.timeout)
 
 
 def _status(frame):
