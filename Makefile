@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.fireforge-setup
 # torch is installed on its own, pinned: an unpinned `torch` pulls a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
-# Debian packages the simulations need (installed when run as root).
-DEB_PACKAGES := iverilog
+# Debian packages (installed when run as root): Icarus for the simulations; dfu-util to flash
+# the OrangeCrab and to give its bitstream the DFU suffix its bootloader takes.
+DEB_PACKAGES := iverilog dfu-util
 # pytest workers: both cores by default.
 JOBS ?= 2
 RUNS ?= runs

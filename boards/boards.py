@@ -49,8 +49,13 @@ class BoardSpec:
     #: the host link's rate in bits/s: the fastest of :data:`LINK_RATES` the bridge reaches
     #: (:data:`BRIDGE_MAX_BAUD`) that the board's clock divides exactly (:func:`uart_divisor`)
     baud: int = 115_200
+    #: (resource name, number) of USB pins wired straight to the FPGA: the link is a CDC-ACM
+    #: device in the gateware (:mod:`fireforge.hw.usb`) instead of a UART
+    usb: tuple[str, int] | None = None
 
     def __post_init__(self):
+        if self.uart is not None and self.usb is not None:
+            raise ValueError(f"{self.name}: a UART link or a USB link, not both")
         if self.family not in FAMILIES or DEVICES[self.device].family != self.family:
             raise ValueError(f"{self.name}: family {self.family!r} with device {self.device}")
         if self.uart is not None and self.baud > BRIDGE_MAX_BAUD.get(self.bridge, 0):
@@ -76,9 +81,18 @@ class BoardSpec:
         """The FPGA family: clocking, tools, options, blocks."""
         return FAMILIES[self.family]
 
+    @property
+    def link(self) -> str:
+        """What carries the host link, for people: the bridge and its rate, or "none"."""
+        if self.usb:
+            return f"{self.bridge}, 12 Mbit/s"
+        return f"{self.bridge}, {self.baud:,} baud" if self.uart else "none"
+
     def link_divisor(self) -> int:
         """Clock cycles per UART bit in this board's bitstream: its PLL's clock (from the
         board's oscillator to ``target_mhz``) over ``baud``."""
+        if self.uart is None:
+            raise FireforgeError(f"{self.name} has no UART ({self.link}): no UART divisor")
         f_in = self.platform_class()().default_clk_frequency / 1e6
         return uart_divisor(self.tech.pll_params(f_in, self.target_mhz)["f_out"], self.baud,
                             self.name)
@@ -145,14 +159,19 @@ BOARD_SPECS: dict[str, BoardSpec] = {b.name: b for b in (
                 router="router1" if n in (45, 85) else None,
                 baud=1_000_000 if n in (12, 25) else 2_000_000)
       for n in (12, 25, 45, 85)),
-    BoardSpec("orangecrab-25f", "ecp5", "LFE5U-25F",
-              "orangecrab_r0_2:OrangeCrabR0_2_25FPlatform", 85.0, None, "squeezenet_tiny",
-              "digits", "small", "dfu-util",
-              notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
-    BoardSpec("orangecrab-85f", "ecp5", "LFE5U-85F",
-              "orangecrab_r0_2:OrangeCrabR0_2_85FPlatform", 100.0, None,
-              "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "dfu-util",
-              notes="USB goes straight to the FPGA: no UART bridge (a USB-CDC core is needed)"),
+    # The OrangeCrab's USB connector goes straight to the FPGA: the link is a CDC-ACM device
+    # in the gateware (LUNA's). Its 48 and 12 MHz clocks come from the PLL that makes sync, so
+    # sync runs at what that VCO also divides to: 96 MHz (VCO 576) on the 85F, 84 (672) on
+    # the 25F.
+    *(BoardSpec(f"orangecrab-{n}f", "ecp5", f"LFE5U-{n}F",
+                f"orangecrab_r0_2:OrangeCrabR0_2_{n}FPlatform", mhz, None, preset, data, config,
+                "dfu-util", bridge="USB CDC-ACM", usb=("usb", 0),
+                router="router1" if n == 85 else None,
+                notes="the host sees a USB serial port (/dev/ttyACM*); flash with the "
+                      "OrangeCrab's DFU bootloader (hold the button while plugging in)")
+      for n, mhz, preset, data, config in (
+          (25, 84.0, "squeezenet_tiny", "digits", "small"),
+          (85, 96.0, "squeezenet1_1_cifar_w50", "mnist5k", "ecp5"))),
     BoardSpec("ecpix5-85f", "ecp5", "LFE5UM5G-85F", "ecpix5:ECPIX585Platform", 100.0,
               ("uart", 0), "squeezenet1_1_cifar_w50", "mnist5k", "ecp5", "openFPGALoader",
               bridge="FT2232H", router="router1", baud=2_000_000),

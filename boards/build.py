@@ -2,8 +2,9 @@
 YoWASP yosys and nextpnr wheels, with a report of what it used and how fast it runs.
 
 The board top is :class:`~fireforge.hw.top.FireforgeSoC` behind the board's PLL (its family's,
-:mod:`.family`: parameters searched within the device's VCO and PFD limits), with the UART of
-the board's USB-serial bridge and its LEDs. The fit is checked before synthesis (:mod:`.fit`).
+:mod:`.family`: parameters searched within the device's VCO and PFD limits), with the host
+link (a USB CDC-ACM device in the gateware where USB goes straight to the FPGA, else the UART of
+the board's USB-serial bridge) and its LEDs. The fit is checked before synthesis (:mod:`.fit`).
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from amaranth.hdl import ClockDomain, Elaboratable, Module
-from amaranth.lib import io
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
 from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError, tool_failed
 from ..hw.perf import estimate
 from ..hw.top import LEDS, FireforgeSoC
+from ..hw.usb import USB_CLOCKS, USB_PINS, USBSerialBridge
 from ..sim.runner import environment
 from .boards import BoardSpec, uart_divisor
 from .family import YOSYS, Family
@@ -37,17 +40,18 @@ KEEP_COPIES = "setattr -set keep 1 w:*_bcast* %ci1 t:$dff %i"
 
 
 class BoardTop(Elaboratable):
-    """Clock (PLL), reset, UART pins and LEDs around the chip."""
+    """Clock (PLL), reset, the host link's pins (a UART, or USB through
+    :class:`~fireforge.hw.usb.USBSerialBridge`) and LEDs around the chip."""
 
     def __init__(self, spec: BoardSpec, config: AcceleratorConfig, program,
                  f_in_mhz: float, target_mhz: float):
-        if spec.uart is None:
-            raise FireforgeError(f"{spec.name} has no UART bridge ({spec.notes}); the host link "
-                                 f"needs one")
+        if spec.uart is None and spec.usb is None:
+            raise FireforgeError(f"{spec.name} has no host link ({spec.notes}): it needs a UART "
+                                 f"bridge or USB pins")
         self.spec = spec
-        self.pll = spec.tech.pll_params(f_in_mhz, target_mhz)
+        self.pll = spec.tech.pll_params(f_in_mhz, target_mhz, USB_CLOCKS if spec.usb else None)
         self.f_mhz = self.pll["f_out"]
-        self.divisor = uart_divisor(self.f_mhz, spec.baud, spec.name)
+        self.divisor = uart_divisor(self.f_mhz, spec.baud, spec.name) if spec.uart else None
         self.soc = FireforgeSoC(config, program, self.divisor, board=spec.name)
 
     def elaborate(self, platform):
@@ -56,12 +60,27 @@ class BoardTop(Elaboratable):
         locked = self.spec.tech.clock(m, platform, self.pll)
         m.submodules.reset = ResetSynchronizer(~locked, domain="sync")
         platform.add_clock_constraint(cd_sync.clk, self.f_mhz * 1e6)
+        for name, out in self.pll.get("secondary", {}).items():
+            m.domains += (cd := ClockDomain(name))
+            m.submodules[f"reset_{name}"] = ResetSynchronizer(~locked, domain=name)
+            platform.add_clock_constraint(cd.clk, out["f_out"] * 1e6)
 
         m.submodules.soc = soc = self.soc
-        uart = platform.request(*self.spec.uart, dir="-")
-        m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
-        m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
-        m.d.comb += [soc.rx.eq(rx_buf.i), tx_buf.o.eq(soc.tx)]
+        if self.spec.usb:
+            # LUNA's PHY drives each line's .i/.o/.oe: an I/O buffer per pin gives it those
+            pins = platform.request(*self.spec.usb, dir="-")
+            bus = SimpleNamespace(**{name: io.Buffer(kind, getattr(pins, name))
+                                     for name, kind in USB_PINS.items()})
+            for name, buffer in vars(bus).items():
+                m.submodules[f"usb_{name}"] = buffer
+            m.submodules.usb = usb = USBSerialBridge(bus, serial=self.spec.name)
+            wiring.connect(m, usb.rx, soc.rx)
+            wiring.connect(m, soc.tx, usb.tx)
+        else:
+            uart = platform.request(*self.spec.uart, dir="-")
+            m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)
+            m.submodules.tx_buf = tx_buf = io.Buffer("o", uart.tx)
+            m.d.comb += [soc.rx.eq(rx_buf.i), tx_buf.o.eq(soc.tx)]
         for n in range(len(LEDS)):
             try:
                 led = platform.request("led", n, dir="-")
@@ -91,6 +110,15 @@ def tool_env(family: Family) -> dict[str, str]:
     return env
 
 
+def _require_dfu_suffix(spec: BoardSpec) -> None:
+    # A board flashed by its DFU bootloader (the OrangeCrab) gets a bitstream with a DFU
+    # suffix, which its platform's build appends with dfu-suffix (dfu-util's package).
+    if (spec.programmer == "dfu-util" and "DFU_SUFFIX" not in os.environ
+            and shutil.which("dfu-suffix") is None):
+        raise FireforgeError(f"{spec.name}'s bitstream needs dfu-suffix: apt-get install "
+                             f"dfu-util (make setup does), or set DFU_SUFFIX to your own")
+
+
 def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
                 target_mhz: float | None = None, log=print, timing_report: bool = False,
                 place_only: bool = False) -> dict:
@@ -107,15 +135,16 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     platform = spec.platform_class()()
     f_in = platform.default_clk_frequency / 1e6
     top = BoardTop(spec, config, program, f_in, target)
+    divisor = f" (UART divisor {top.divisor})" if top.divisor else ""
     log(f"{spec.name} ({spec.device}): {config.macs} MACs ({config.rows} x {config.columns}), "
-        f"{config.model_slots} model "
-        f"slot(s), PLL {f_in:g} -> {top.f_mhz:.2f} MHz, UART divisor {top.divisor} "
-        f"({spec.baud:,} baud); fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
+        f"{config.model_slots} model slot(s), PLL {f_in:g} -> {top.f_mhz:.2f} MHz, link "
+        f"{spec.link}{divisor}; fit: {fit['bram_blocks']}/{fit['bram_available']} block RAMs, "
         f"{fit['dsp']}/{fit['dsp_available']} multipliers")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tech = spec.tech
     env = tool_env(tech)
+    _require_dfu_suffix(spec)
     t0 = time.perf_counter()
     # the tools run in out_dir; YoWASP's tools only see paths under their working directory
     router = spec.router or tech.router
@@ -146,6 +175,7 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     perf = estimate(config, program)
     cycles = perf["cycles_per_inference"]
     fmax = res.pop("fmax_mhz")
+    other_clocks = res.pop("other_clocks")
     timing = None
     if timing_report:
         timing = analyze_sdf(out_dir / "top.sdf", 1000 / top.f_mhz)
@@ -160,8 +190,11 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
                    "act_bytes": config.act_bytes, "weight_bytes": config.weight_bytes},
         "resources": {k: {"used": u, "available": a} for k, (u, a) in res.items()},
         "fmax_mhz": round(fmax, 2) if fmax else None, "target_mhz": round(top.f_mhz, 3),
-        "baud": spec.baud, "uart_divisor": top.divisor,
-        "timing_met": bool(fmax and fmax >= top.f_mhz),
+        "link": spec.link, "baud": spec.baud if spec.uart else None,
+        "uart_divisor": top.divisor,
+        "timing_met": bool(fmax and fmax >= top.f_mhz) and all(
+            c["fmax_mhz"] >= c["target_mhz"] for c in other_clocks.values()),
+        "other_clocks": other_clocks,
         "cycles_per_inference": cycles, "cycles_source": "hw.perf cycle model",
         "fps_at_fmax": round(fmax * 1e6 / cycles, 1) if fmax else None,
         "fps_at_target": round(top.f_mhz * 1e6 / cycles, 1),
@@ -183,6 +216,11 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     if place_only:
         log(f"placement only: Fmax {report['fmax_mhz']} MHz is the placer's estimate; no "
             f"bitstream (see {out_dir}/timing.json)")
+    elif not report["timing_met"] and fmax and fmax >= top.f_mhz:
+        slow = ", ".join(f"{name} {c['fmax_mhz']} of {c['target_mhz']} MHz"
+                         for name, c in other_clocks.items() if c["fmax_mhz"] < c["target_mhz"])
+        log(f"TIMING NOT MET: {slow}, so this bitstream is not reliable (see {out_dir}/top.tim "
+            f"for the critical path)")
     elif not report["timing_met"]:
         log(f"TIMING NOT MET: Fmax {report['fmax_mhz']} MHz is below the PLL's "
             f"{report['target_mhz']} MHz, so this bitstream is not reliable; rebuild with "

@@ -52,13 +52,17 @@ class Family:
     #: nextpnr's cell names for LUTs, flip-flops, block RAM, large RAM and DSP blocks
     cells: dict[str, str]
 
-    def pll_params(self, f_in: float, f_out: float) -> dict:
+    def pll_params(self, f_in: float, f_out: float, extra: dict[str, float] | None = None) -> dict:
         """PLL dividers for ``f_out`` MHz from ``f_in`` MHz: the closest output within the
-        device's VCO and phase-detector ranges; ``f_out`` and ``f_vco`` are what it makes."""
+        device's VCO and phase-detector ranges; ``f_out`` and ``f_vco`` are what it makes.
+        ``extra``: further clocks from the same PLL (domain -> MHz, exactly), as
+        ``secondary`` (domain -> ``div``, ``f_out``); refused where the family's PLL has no
+        such outputs."""
         raise NotImplementedError
 
     def clock(self, m: Module, platform, pll: dict) -> Signal:
-        """Build the clock input and the PLL driving domain ``sync`` in ``m``; the lock."""
+        """Build the clock input and the PLL driving domain ``sync`` in ``m``, and the domains
+        of ``pll["secondary"]``; the lock."""
         raise NotImplementedError
 
     def flip_flops(self, build_dir: Path, util: dict) -> int:
@@ -66,8 +70,9 @@ class Family:
         return util.get(self.cells["ff"], {}).get("used", 0)
 
     def resources(self, build_dir: Path) -> dict:
-        """Used and available LUT, FF, BRAM, SPRAM, DSP, and the achieved Fmax (MHz, None
-        when nextpnr reports none) from ``nextpnr.json`` in ``build_dir``."""
+        """Used and available LUT, FF, BRAM, SPRAM, DSP, the achieved Fmax of ``sync`` (MHz,
+        None when nextpnr reports none) and of any other clock (``other_clocks``: name ->
+        ``fmax_mhz``, ``target_mhz``) from ``nextpnr.json`` in ``build_dir``."""
         report = json.loads((build_dir / "nextpnr.json").read_text())
         util = report.get("utilization", {})
 
@@ -78,9 +83,18 @@ class Family:
 
         out = {kind: used(kind) for kind in ("lut", "ff", "bram", "spram", "dsp")}
         out["ff"] = (self.flip_flops(build_dir, util), out["ff"][1] or out["lut"][1])
-        fmax = report.get("fmax", {})
-        out["fmax_mhz"] = min((v["achieved"] for v in fmax.values()), default=None)
+        # per clock net: the sync domain's is the top's "clk" ("$glbnet$clk" once global);
+        # other domains' (a USB core's) are "<domain>_clk"
+        clocks = {name.removeprefix("$glbnet$"): v for name, v in report.get("fmax", {}).items()}
+        sync = clocks.pop("clk", None)
+        out["fmax_mhz"] = sync["achieved"] if sync else min(
+            (v["achieved"] for v in clocks.values()), default=None)
+        out["other_clocks"] = {name: {"fmax_mhz": round(v["achieved"], 2),
+                                      "target_mhz": round(v["constraint"], 3)}
+                               for name, v in clocks.items()} if sync else {}
         return out
 
-    def no_pll(self, f_in: float, f_out: float):
-        return FireforgeError(f"no {self.name} PLL setting makes {f_out} MHz from {f_in} MHz")
+    def no_pll(self, f_in: float, f_out: float, extra: dict[str, float] | None = None):
+        also = "".join(f" and {f:g} MHz ({name})" for name, f in (extra or {}).items())
+        return FireforgeError(f"no {self.name} PLL setting makes {f_out} MHz{also} from "
+                              f"{f_in} MHz")

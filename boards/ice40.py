@@ -13,7 +13,9 @@ __all__ = ["ICE40"]
 
 
 class _ICE40(Family):
-    def pll_params(self, f_in: float, f_out: float) -> dict:
+    def pll_params(self, f_in: float, f_out: float, extra: dict[str, float] | None = None) -> dict:
+        if extra:  # (SB_PLL40_2F_PAD has a second output; no iCE40 board here needs it)
+            raise self.no_pll(f_in, f_out, extra)
         best = None
         for divr in range(16):
             pfd = f_in / (divr + 1)

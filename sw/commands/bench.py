@@ -116,8 +116,9 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
         raise FireforgeError(f"--images {images}: at least 1")
     spec = board_spec(board)
     if spec.uart is None:
-        raise FireforgeError(f"{board} has no UART link to simulate ({spec.notes}): bench "
-                             f"measures the link")
+        raise FireforgeError(f"{board}'s link is {spec.link}, and the simulated board models "
+                             f"UART links only: bench measures the link on a board with a UART "
+                             f"(the USB link is simulated in Amaranth: tests/hw/test_usb.py)")
     prog = load_program(program) if program else default_program(board, runs, log=log)
     name = spec.default_config
     config = config_by_name(name)

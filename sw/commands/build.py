@@ -34,7 +34,8 @@ def list_boards(*, log: Log = quiet) -> BoardList:
                      "ff": d.ff, "bram_blocks": d.bram_blocks, "bram_bytes": d.bram_bytes,
                      "spram_blocks": d.spram_blocks, "spram_bytes": d.spram_bytes,
                      "dsp": d.dsp, "target_mhz": spec.target_mhz,
-                     "uart": spec.uart is not None, "bridge": spec.bridge,
+                     "uart": spec.uart is not None, "usb": spec.usb is not None,
+                     "bridge": spec.bridge, "link": spec.link,
                      "baud": spec.baud if spec.uart else None,
                      "default_preset": spec.default_preset,
                      "default_data": spec.default_data,
@@ -42,7 +43,7 @@ def list_boards(*, log: Log = quiet) -> BoardList:
                      "notes": spec.notes})
         log(f"{spec.name:<15} {d.name:<13} {d.lut:>6,} {d.bram_bytes / 1024:>8.0f} "
             f"{d.spram_bytes / 1024:>9.0f} {d.dsp:>5} {spec.target_mhz:>4.0f} "
-            f"{(f'{spec.bridge}, {spec.baud:,} baud' if spec.uart else 'none yet'):<27} "
+            f"{spec.link:<27} "
             f"{spec.default_preset}"
             + (f"  ({spec.notes})" if spec.notes else ""))
     return BoardList(boards=rows)

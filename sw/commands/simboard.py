@@ -50,7 +50,8 @@ def simboard(program: str | Path, *, port: int = 5550, config: str | None = None
 
         spec = board_spec(board)
         if spec.uart is None:
-            raise FireforgeError(f"{board} has no UART link to simulate ({spec.notes})")
+            raise FireforgeError(f"{board}'s link is {spec.link}, and the simulated board "
+                                 f"models UART links only: pick a board with a UART, or none")
         config = config or spec.default_config
         if divisor is None:
             divisor = spec.link_divisor()

@@ -15,6 +15,7 @@ from fireforge.boards.fit import board_config, fit_board, require_fit
 from fireforge.boards.ice40 import ICE40
 from fireforge.hw.errors import FireforgeError
 from fireforge.hw.program import load_program
+from fireforge.hw.usb import USB_CLOCKS
 from fireforge.sw.commands.build import list_boards
 from fireforge.sw.model import FireSpec, SqueezeNetConfig
 
@@ -41,6 +42,20 @@ def test_pll_settings():
     assert (ecp5["CLKI_DIV"], ecp5["CLKFB_DIV"], ecp5["CLKOP_DIV"]) == (1, 4, 6)  # as ecppll
     ice = ICE40.pll_params(12, 30)
     assert ice["f_out"] == 30 and (ice["DIVR"], ice["DIVF"], ice["DIVQ"]) == (0, 79, 5)  # icepll
+
+
+def test_usb_clocks_share_the_pll_with_sync():
+    """The OrangeCrab's 48 MHz in: sync at 100 MHz shares no VCO with exactly 48 and 12 MHz,
+    so the PLL takes the fastest sync at or below the target that does; never one above."""
+    pll = ECP5.pll_params(48, 100, USB_CLOCKS)
+    assert pll["f_out"] == 96 and pll["f_vco"] == 576
+    assert {n: (o["div"], o["f_out"]) for n, o in pll["secondary"].items()} == {
+        "usb_io": (12, 48.0), "usb": (48, 12.0)}
+    assert ECP5.pll_params(48, 85, USB_CLOCKS)["f_out"] == 84
+    assert ECP5.pll_params(48, 85)["f_out"] <= 85
+    with pytest.raises(FireforgeError, match=r"no ice40 PLL setting makes 30 MHz and 48 MHz "
+                                             r"\(usb_io\) and 12 MHz \(usb\) from 12 MHz"):
+        ICE40.pll_params(12, 30, USB_CLOCKS)
 
 
 @pytest.mark.parametrize("name", [n for n, s in BOARD_SPECS.items() if s.uart])
@@ -83,9 +98,19 @@ def test_family_reads_nextpnr_report(tmp_path):
     (tmp_path / "top.rpt").write_text("=== top ===\n     12   SB_DFF\n      3   SB_DFFE\n"
                                       "=== design hierarchy ===\n")
     assert ECP5.resources(tmp_path) == {"lut": (100, 24288), "ff": (50, 24288), "bram": (3, 56),
-                                        "spram": (0, 0), "dsp": (2, 28), "fmax_mhz": 31.5}
+                                        "spram": (0, 0), "dsp": (2, 28), "fmax_mhz": 31.5,
+                                        "other_clocks": {}}
     ice = ICE40.resources(tmp_path)
     assert ice["ff"] == (15, 5280) and ice["spram"] == (4, 4) and ice["lut"] == (4000, 5280)
+    # a USB board's three clocks: Fmax is sync's, the others are reported beside it
+    (tmp_path / "nextpnr.json").write_text(json.dumps({"utilization": {}, "fmax": {
+        "$glbnet$usb_clk": {"achieved": 150.0, "constraint": 12.0},
+        "$glbnet$clk": {"achieved": 97.25, "constraint": 96.0},
+        "$glbnet$usb_io_clk": {"achieved": 45.0, "constraint": 48.0}}}))
+    res = ECP5.resources(tmp_path)
+    assert res["fmax_mhz"] == 97.25 and res["other_clocks"] == {
+        "usb_clk": {"fmax_mhz": 150.0, "target_mhz": 12.0},
+        "usb_io_clk": {"fmax_mhz": 45.0, "target_mhz": 48.0}}
     for family in (ECP5, ICE40):
         assert set(tool_env(family)) >= {"YOSYS", *(t.var for t in family.tools)}
 
@@ -106,15 +131,18 @@ def test_tiny_program_fit_and_elaboration(name, quick_tiny_program):
     config = board_config(spec, program)
     report = fit_board(spec, config)
     assert report["fits"], report["problems"]
-    if spec.uart is None:
-        with pytest.raises(FireforgeError, match="no UART bridge"):
-            BoardTop(spec, config, program, 25, spec.target_mhz)
-        return
     platform = spec.platform_class()()
     top = BoardTop(spec, config, program, platform.default_clk_frequency / 1e6, spec.target_mhz)
     plan = platform.prepare(top, name="top")
     assert "EHXPLLL" in plan.files["top.il"]
-    assert "uart" in plan.files["top.lpf"].lower() or "LOCATE" in plan.files["top.lpf"]
+    lpf = plan.files["top.lpf"]
+    if spec.usb:  # the CDC-ACM device on the USB pins, its clocks from the same PLL
+        assert top.divisor is None and {"usb_0__d_p", "usb_0__d_n", "usb_0__pullup"} <= set(
+            re.findall(r'LOCATE COMP "(\w+?)(?:__io)?"', lpf)), lpf
+        assert {n: o["f_out"] for n, o in top.pll["secondary"].items()} == USB_CLOCKS
+        assert top.f_mhz == spec.target_mhz
+    else:
+        assert re.search(r'LOCATE COMP "uart_0__rx', lpf), lpf
 
 
 @pytest.mark.parametrize("name", ["icebreaker", "upduino_v3"])
@@ -129,10 +157,6 @@ def test_up5k_program_fits_and_elaborates_on_the_ultraplus(name, quick_tiny_up5k
             config.codebook_bits) == (4, 2, False, 0)
     report = require_fit(spec, program, config)
     assert (report["spram_blocks"], report["dsp"]) == (4, 6) and report["bram_blocks"] <= 30
-    if spec.uart is None:
-        with pytest.raises(FireforgeError, match="no UART bridge"):
-            BoardTop(spec, config, program, 12, spec.target_mhz)
-        return
     platform = spec.platform_class()()
     top = BoardTop(spec, config, program, 12, spec.target_mhz)
     plan = platform.prepare(top, name="top")

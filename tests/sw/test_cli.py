@@ -235,7 +235,7 @@ def test_bench_refusals_are_one_line(quick_tiny_program, capsys):
     # (refused before the default program is made or a simulator starts)
     assert main(["bench", "--board", "orangecrab-85f"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no UART link to simulate" in err[0]
+    assert len(err) == 1 and "link is USB CDC-ACM" in err[0] and "UART links only" in err[0]
     assert main(["bench", "--board", "ulx3s-85f", "--program", str(quick_tiny_program)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "runs --config ecp5 (8 x 8)" in err[0]
