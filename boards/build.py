@@ -171,7 +171,8 @@ def build_board(spec: BoardSpec, program, out_dir: Path, seed: int = 1,
     if place_only:  # (the packer packs an unrouted design without complaint: not a bitstream)
         for name in ("top.bit", "top.svf", "top.bin", "top.config", "top.asc"):
             (out_dir / name).unlink(missing_ok=True)
-    res = tech.resources(out_dir)
+    res = tech.resources(out_dir, {name: out["f_out"]
+                                   for name, out in top.pll.get("secondary", {}).items()})
     perf = estimate(config, program)
     cycles = perf["cycles_per_inference"]
     fmax = res.pop("fmax_mhz")

@@ -69,10 +69,12 @@ class Family:
         """Flip-flops in use (nextpnr's count, unless the family counts them otherwise)."""
         return util.get(self.cells["ff"], {}).get("used", 0)
 
-    def resources(self, build_dir: Path) -> dict:
-        """Used and available LUT, FF, BRAM, SPRAM, DSP, the achieved Fmax of ``sync`` (MHz,
-        None when nextpnr reports none) and of any other clock (``other_clocks``: name ->
-        ``fmax_mhz``, ``target_mhz``) from ``nextpnr.json`` in ``build_dir``."""
+    def resources(self, build_dir: Path, clocks: dict[str, float] | None = None) -> dict:
+        """Used and available LUT, FF, BRAM, SPRAM, DSP and the achieved Fmax of ``sync`` (MHz,
+        None when nextpnr reports none) from ``nextpnr.json`` in ``build_dir``. ``clocks``:
+        the design's other domains (name -> MHz); nextpnr names a clock net after any of its
+        aliases, so each is found by its constraint, and reported in ``other_clocks`` (name ->
+        ``fmax_mhz``, ``target_mhz``)."""
         report = json.loads((build_dir / "nextpnr.json").read_text())
         util = report.get("utilization", {})
 
@@ -83,15 +85,15 @@ class Family:
 
         out = {kind: used(kind) for kind in ("lut", "ff", "bram", "spram", "dsp")}
         out["ff"] = (self.flip_flops(build_dir, util), out["ff"][1] or out["lut"][1])
-        # per clock net: the sync domain's is the top's "clk" ("$glbnet$clk" once global);
-        # other domains' (a USB core's) are "<domain>_clk"
-        clocks = {name.removeprefix("$glbnet$"): v for name, v in report.get("fmax", {}).items()}
-        sync = clocks.pop("clk", None)
-        out["fmax_mhz"] = sync["achieved"] if sync else min(
-            (v["achieved"] for v in clocks.values()), default=None)
-        out["other_clocks"] = {name: {"fmax_mhz": round(v["achieved"], 2),
-                                      "target_mhz": round(v["constraint"], 3)}
-                               for name, v in clocks.items()} if sync else {}
+        nets = list(report.get("fmax", {}).values())
+        other = {}
+        for name, mhz in (clocks or {}).items():
+            net = min(nets, key=lambda v: abs(v["constraint"] - mhz), default=None)
+            if net is not None and abs(net["constraint"] - mhz) < 0.01 * mhz:
+                nets.remove(net)
+                other[name] = {"fmax_mhz": round(net["achieved"], 2), "target_mhz": mhz}
+        out["fmax_mhz"] = min((v["achieved"] for v in nets), default=None)
+        out["other_clocks"] = other
         return out
 
     def no_pll(self, f_in: float, f_out: float, extra: dict[str, float] | None = None):

@@ -2,8 +2,8 @@
 simulated board runs it as it is.
 
 Ports: ``rx``/``tx`` (the UART lines, idle high; or, built without a UART, the link's byte
-streams) and ``leds``: bit 0 running, bit 1 result ready (``done``), bit 2 a model is loaded,
-bit 3 toggles on every error reply.
+streams, for a board's USB bridge or a simulation) and ``leds``: bit 0 running, bit 1 result
+ready (``done``), bit 2 a model is loaded, bit 3 toggles on every error reply.
 """
 
 
@@ -23,7 +23,8 @@ LEDS = ("busy", "done", "model", "error")
 
 class FireforgeSoC(wiring.Component):
     """``divisor``: clock cycles per UART bit; ``None`` builds the chip without its UART, the
-    link's byte streams as ``rx`` and ``tx`` (a simulation that feeds whole bytes)."""
+    link's byte streams as ``rx`` and ``tx`` (for :class:`~.usb.USBSerialBridge`, or a
+    simulation that feeds whole bytes)."""
 
     def __init__(self, config: AcceleratorConfig, program, divisor: int | None,
                  board: str = "sim"):

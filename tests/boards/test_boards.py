@@ -102,15 +102,16 @@ def test_family_reads_nextpnr_report(tmp_path):
                                         "other_clocks": {}}
     ice = ICE40.resources(tmp_path)
     assert ice["ff"] == (15, 5280) and ice["spram"] == (4, 4) and ice["lut"] == (4000, 5280)
-    # a USB board's three clocks: Fmax is sync's, the others are reported beside it
+    # a USB board's three clocks, their nets named after whichever alias nextpnr kept: each
+    # domain's is found by its constraint; Fmax is sync's, the others are reported beside it
     (tmp_path / "nextpnr.json").write_text(json.dumps({"utilization": {}, "fmax": {
-        "$glbnet$usb_clk": {"achieved": 150.0, "constraint": 12.0},
+        "reset_usb.async_ff_clk": {"achieved": 150.0, "constraint": 12.0},
         "$glbnet$clk": {"achieved": 97.25, "constraint": 96.0},
-        "$glbnet$usb_io_clk": {"achieved": 45.0, "constraint": 48.0}}}))
-    res = ECP5.resources(tmp_path)
+        "reset_usb_io.async_ff_clk": {"achieved": 45.0, "constraint": 48.001}}}))
+    res = ECP5.resources(tmp_path, USB_CLOCKS)
     assert res["fmax_mhz"] == 97.25 and res["other_clocks"] == {
-        "usb_clk": {"fmax_mhz": 150.0, "target_mhz": 12.0},
-        "usb_io_clk": {"fmax_mhz": 45.0, "target_mhz": 48.0}}
+        "usb": {"fmax_mhz": 150.0, "target_mhz": 12.0},
+        "usb_io": {"fmax_mhz": 45.0, "target_mhz": 48.0}}
     for family in (ECP5, ICE40):
         assert set(tool_env(family)) >= {"YOSYS", *(t.var for t in family.tools)}
 
