@@ -84,7 +84,8 @@ class SerialTransport(Transport):
             self.port = serial.serial_for_url(url, baudrate=baudrate, timeout=0.05)
         except (serial.SerialException, ValueError, OSError) as e:
             hint = (" (is `fireforge simboard` running on that port?)" if url.startswith(
-                "socket://") else " (is the board plugged in? which /dev/tty* is its UART?)")
+                "socket://") else " (is the board plugged in? which /dev/tty* is its link: ttyUSB* "
+                "behind a USB-serial bridge, ttyACM* on an OrangeCrab?)")
             raise BoardError(f"cannot open {url}: {e}{hint}") from None
 
     def write(self, data: bytes) -> None:
