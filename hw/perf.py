@@ -22,7 +22,8 @@ from .fifo import BLOCK_FIFO_EXTRA_LATENCY
 from .isa import Op
 from .requant import REQUANT_LATENCY, requant_latency
 
-__all__ = ["layer_cycles", "estimate", "utilization", "sequencer_cycles_per_layer", "CYCLES"]
+__all__ = ["layer_cycles", "avgpool_cycles", "estimate", "utilization",
+           "sequencer_cycles_per_layer", "CYCLES"]
 
 
 def sequencer_cycles_per_layer(config: AcceleratorConfig) -> int:
@@ -85,8 +86,16 @@ def _maxpool_cycles(config: AcceleratorConfig, d) -> int:
             + _read_registers(config))
 
 
-def _avgpool_cycles(config: AcceleratorConfig, d) -> int:
-    return d.in_h * d.in_w * d.in_c + _POOL_TAIL + _read_registers(config)
+def avgpool_cycles(config: AcceleratorConfig, d) -> int:
+    """A global sum: a channel a position a cycle with one-byte words; with words of ``rows``
+    channels, a word a position a cycle, and after each word its sums leave one a cycle while
+    the walker waits (and the next read's latency)."""
+    if config.rows == 1:
+        return d.in_h * d.in_w * d.in_c + _POOL_TAIL + _read_registers(config)
+    # (each word: its positions, the read latency of its last, its channels' writes; and the
+    # unit's start and done)
+    words = math.ceil(d.in_c / config.rows)
+    return words * (d.in_h * d.in_w + act_read_latency(config)) + d.in_c + 2
 
 
 def _add_cycles(config: AcceleratorConfig, d) -> int:
@@ -94,7 +103,7 @@ def _add_cycles(config: AcceleratorConfig, d) -> int:
 
 
 #: each operation's cycles (what the per-layer counter records) from its descriptor
-CYCLES = {Op.CONV: _conv_cycles, Op.MAXPOOL: _maxpool_cycles, Op.AVGPOOL: _avgpool_cycles,
+CYCLES = {Op.CONV: _conv_cycles, Op.MAXPOOL: _maxpool_cycles, Op.AVGPOOL: avgpool_cycles,
           Op.ADD: _add_cycles}
 
 

@@ -1,7 +1,8 @@
 """The element-wise units: the pool (max pool and global sum) and the bypass add.
 
-They work on the activation memory one byte per cycle (the add: two reads per element) and
-need no multiplier in their address arithmetic: every address moves by a stride, and the
+They read the activation memory a word a cycle (the max pool and the global sum: a word of
+``lanes`` channels; the add: a byte, two reads per element) and need no multiplier in their
+address arithmetic: every address moves by a stride, and the
 products of layer sizes come from the sequencer (:data:`~.isa.LayerConstants`). They are not
 counted in MAC-array utilization.
 """
@@ -74,8 +75,9 @@ class Pool(wiring.Component):
       A window's first column is its left neighbour's last: the maximum of that column is
       kept, so every window but a row's first reads 6 positions, not 9.
     * ``AVGPOOL``: one window, the whole map (the descriptor's output is 1x1). The int32 sum of
-      each channel goes to the result memory at ``out_addr + c``; one channel at a time (the
-      byte of the word it is in).
+      each channel goes to the result memory at ``out_addr + c``. With ``lanes`` > 1 a word's
+      channels are summed together, one word a cycle; then the walker waits while their sums
+      go to the result memory, one a cycle (:func:`~.perf.avgpool_cycles` counts it).
     """
 
     def __init__(self, aw: int, res_aw: int, read_latency: int = 1, lanes: int = 1):
@@ -108,22 +110,25 @@ class Pool(wiring.Component):
         outpix, outrow = Signal(aw), Signal(aw)
         reuse = Signal()  # this window starts at column 1: column 0 was its neighbour's 2
         running = Signal()
+        # (lanes > 1) a word's sums are going to the result memory: the walker waits
+        draining = Signal()
+        issuing = running & ~draining
         # issue stage -> data stage
         v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
         reuse1, col2_1, row0_1 = Signal(), Signal(), Signal()
-        waddr1, lane1, mask1 = Signal(aw), Signal(max(1, lr)), Signal(R)
-        acc = Signal(ACC_BITS)  # the sum so far; with one lane also the maximum (8 bits)
+        waddr1, mask1 = Signal(aw), Signal(R)
+        acc = Signal(ACC_BITS)  # (one lane) the sum so far, or the maximum (8 bits)
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
         first = (ky == 0) & (kx == reuse)
         last = ky_end & kx_end
-        c_byte = Mux(is_sum, c, c << lr) if R > 1 else c  # the channel's byte offset
+        c_byte = c << lr  # the first channel of the word
         m.d.comb += self.act_raddr.eq((kaddr + c_byte)[lr:self._aw])
-        stage = [(v1, running), (first1, first), (last1, last), (inb1, inb),
+        stage = [(v1, issuing), (first1, first), (last1, last), (inb1, inb),
                  (waddr1, outpix + c_byte), (reuse1, reuse), (col2_1, kx_end),
                  (row0_1, ky == 0)]
         if R > 1:
-            stage += [(lane1, c_byte[:lr]), (mask1, Mux(c_end, last_mask, (1 << R) - 1))]
+            stage += [(mask1, Mux(c_end, last_mask, (1 << R) - 1))]
         pending = _read_stage(m, self.read_latency, stage)
         values = [Mux(inb1, self.act_rdata.word_select(r, ACT_BITS), 0) for r in range(R)]
         # the maximum of the window's last column, per lane: the next window's first column
@@ -143,11 +148,10 @@ class Pool(wiring.Component):
                 m.d.sync += acc.eq(Mux(first1, starts[0], total))
         else:
             bests = [Signal(ACT_BITS, name=f"best{r}") for r in range(R)]
-            value = Mux(inb1, self.act_rdata.word_select(lane1, ACT_BITS), 0)
             with m.If(v1):
-                m.d.sync += acc.eq(Mux(first1, value, acc + value))
                 m.d.sync += [b.eq(Mux(first1, start, vmax(b, v)))
                              for b, v, start in zip(bests, values, starts, strict=True)]
+            self._word_sums(m, values, v1 & is_sum, first1, last1, mask1, waddr1, draining)
         # The window's result is written a cycle later, from the accumulator: the memory's
         # read data, the comparison or sum, and the write data in one cycle would be the
         # UP5K's critical path.
@@ -157,12 +161,13 @@ class Pool(wiring.Component):
             m.d.sync += mask2.eq(mask1)
         m.d.comb += [self.act_we.eq(Mux(write & ~is_sum, mask2, 0)),
                      self.act_waddr.eq(waddr2[lr:self._aw]),
-                     self.act_wdata.eq(Cat(bests)),
-                     self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr2),
-                     self.res_wdata.eq(acc)]
+                     self.act_wdata.eq(Cat(bests))]
+        if R == 1:
+            m.d.comb += [self.res_we.eq(write & is_sum), self.res_waddr.eq(waddr2),
+                         self.res_wdata.eq(acc)]
         base = d.in_addr + d.in_offset
         sums = d.op == Op.AVGPOOL
-        n_words = Mux(sums, d.in_c, (d.in_c + (R - 1)) >> lr) if R > 1 else d.in_c
+        n_words = (d.in_c + (R - 1)) >> lr if R > 1 else d.in_c
         # (a window of one pixel: a global sum of a 1x1 map)
         load = [is_sum.eq(sums), kx_last.eq(Mux(sums, d.in_w - 1, 2)),
                 ky_last.eq(Mux(sums, d.in_h - 1, 2)), kx_end.eq(sums & (d.in_w == 1)),
@@ -178,7 +183,9 @@ class Pool(wiring.Component):
                                                        (Const(1, R + 1) << d.in_c[:lr]) - 1))]
 
         def step():
-            with m.If(~kx_end):
+            with m.If(draining):
+                pass
+            with m.Elif(~kx_end):
                 m.d.sync += [kx.eq(kx + 1), kx_end.eq(kx + 1 == kx_last),
                              kaddr.eq(kaddr + stride)]
             with m.Else():
@@ -209,9 +216,35 @@ class Pool(wiring.Component):
                                          outrow.eq(outpix + d.out_stride)]
                             with m.If(oy_end):
                                 m.d.sync += running.eq(0)
+                    if R > 1:  # a word's last position: wait for its sums to be written
+                        with m.If(is_sum):
+                            m.d.sync += draining.eq(1)
 
-        _control(m, self, running, ~Cat(v1, write, *pending).any(), load, step, setup=False)
+        _control(m, self, running, ~Cat(v1, write, draining, *pending).any(), load, step,
+                 setup=False)
         return m
+
+    def _word_sums(self, m: Module, values, valid, first, last, mask, waddr, draining):
+        """A global sum over words of ``lanes`` channels: each channel's sum accumulates as its
+        word is read (``valid``, ``first``, ``last``: the read data's flags); after the last
+        position the sums of the word's channels (``mask``) go to the result memory from
+        ``waddr`` on, one a cycle, and ``draining`` falls with the last."""
+        R = self.lanes
+        sums = [Signal(ACC_BITS, name=f"sum{r}") for r in range(R)]
+        out = [Signal(ACC_BITS, name=f"out{r}") for r in range(R)]  # shifted out from out[0]
+        left = Signal(R)  # the channels still to write, as a mask shifted with ``out``
+        addr = Signal.like(waddr)
+        with m.If(valid):
+            m.d.sync += [s.eq(Mux(first, v, s + v)) for s, v in zip(sums, values, strict=True)]
+        with m.If(valid & last):
+            m.d.sync += [*(o.eq(s + v) for o, s, v in zip(out, sums, values, strict=True)),
+                         left.eq(mask), addr.eq(waddr)]
+        with m.Elif(left[0]):
+            m.d.sync += [*(a.eq(b) for a, b in zip(out, out[1:], strict=False)),
+                         left.eq(left >> 1), addr.eq(addr + 1)]
+            with m.If(left[1:] == 0):
+                m.d.sync += draining.eq(0)
+        m.d.comb += [self.res_we.eq(left[0]), self.res_waddr.eq(addr), self.res_wdata.eq(out[0])]
 
 
 class BypassAdd(wiring.Component):

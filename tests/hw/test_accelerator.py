@@ -219,6 +219,18 @@ def test_input_lanes_cycle_model_exact(tmp_path):
     _assert_exact(config, program, x)
 
 
+@pytest.mark.parametrize("classes, rows, registers", [(10, 4, True), (13, 8, False)])
+def test_global_sum_of_channel_words(tmp_path, classes, rows, registers):
+    """The global sum takes a word of ``rows`` channels a cycle, its last word partly full:
+    bit-exact, and the cycle model equals the RTL's counters."""
+    config = LANES_CONFIG.replace(rows=rows, requant_lanes=4, memory_registers=registers)
+    net = SqueezeNetConfig(8, 3, 1, 1, (FireSpec(8, 8, 8),), (0,), num_classes=classes,
+                           in_channels=1, input_size=8)
+    program, x = compile_random(net, 5, 4, tmp_path, images=1, lanes=rows)
+    assert program.descriptors[-1].op == Op.AVGPOOL and classes % rows
+    _assert_exact(config, program, x)
+
+
 def test_input_lanes_pad_an_unaligned_concatenation_and_refuse_other_programs(tmp_path):
     """expand1x1 of 3 on 4 lanes is padded to 4 (sw/padding.py); a program compiled for one
     lane is refused by the 4-lane accelerator."""

@@ -48,6 +48,13 @@ def test_pools_and_add():
     gap = _d(op=Op.AVGPOOL, in_c=10, in_h=4, in_w=4, out_c=10, out_h=1, out_w=1)
     assert layer_cycles(cfg, gap) - 10 * 4 * 4 == layer_cycles(
         cfg, _d(op=Op.AVGPOOL, in_c=1, in_h=1, in_w=1, out_c=1, out_h=1, out_w=1)) - 1
+    # with eight channels a word, a word a position a cycle; then each of its channels' sums a
+    # cycle, and the next word's first read waits out the read latency (ecp5: 4 cycles)
+    wide = _d(op=Op.AVGPOOL, in_c=16, in_h=4, in_w=4, out_c=16, out_h=1, out_w=1)
+    assert layer_cycles(lanes, wide) - layer_cycles(lanes, _d(**{**_fields(wide), "in_c": 8,
+                                                                 "out_c": 8})) == 16 + 4 + 8
+    imagenet = _d(op=Op.AVGPOOL, in_c=1000, in_h=13, in_w=13, out_c=1000, out_h=1, out_w=1)
+    assert layer_cycles(lanes, imagenet) < layer_cycles(cfg, imagenet) / 7
     add = _d(op=Op.ADD, in_c=4, in_h=2, in_w=2, out_c=4, out_h=2, out_w=2)
     assert layer_cycles(cfg, add) - layer_cycles(
         cfg, _d(op=Op.ADD, in_c=4, in_h=1, in_w=2, out_c=4, out_h=1, out_w=2)) == 4 * 2 * 2
