@@ -140,12 +140,13 @@ class USBHost:
         return pid, body
 
     async def _retry(self, ctx, step, what: str):
+        """``step()`` (a transaction: its PID and data) again while the device answers NAK."""
         for _ in range(100):
-            pid, *rest = await step()
+            pid, data = await step()
             if pid != self.PID.NAK:
                 if pid is None or pid == self.PID.STALL or pid & self.PID.PID_INVALID:
                     raise USBError(f"{what}: the device answered {pid!r}")
-                return (pid, *rest)
+                return pid, data
         raise USBError(f"{what}: NAK a hundred times")
 
     async def control(self, ctx, request_type: int, request: int, value: int = 0,
@@ -168,11 +169,11 @@ class USBHost:
                 if len(body) < USB_MAX_PACKET:
                     break
             self.toggle[(0, "out")] = P.DATA1
-            await self._retry(ctx, lambda: self._pair(self.out_packet(ctx, 0, b"")), what)
+            await self._retry(ctx, lambda: self._no_data(self.out_packet(ctx, 0, b"")), what)
         else:
             for at in range(0, len(data), USB_MAX_PACKET):
                 chunk = data[at:at + USB_MAX_PACKET]
-                await self._retry(ctx, lambda c=chunk: self._pair(self.out_packet(ctx, 0, c)),
+                await self._retry(ctx, lambda c=chunk: self._no_data(self.out_packet(ctx, 0, c)),
                                   what)
             self.toggle[(0, "in")] = P.DATA1
             _, body = await self._retry(ctx, lambda: self.in_packet(ctx, 0), what)
@@ -181,8 +182,9 @@ class USBHost:
         return bytes(got)
 
     @staticmethod
-    async def _pair(coro):
-        return (await coro,)
+    async def _no_data(coro):
+        """An OUT transaction's handshake, shaped as an IN's (PID, data) for :meth:`_retry`."""
+        return await coro, None
 
     async def enumerate(self, ctx, address: int = 1) -> dict:
         """What an operating system does when the device appears: its descriptors, an address,
