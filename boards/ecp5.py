@@ -11,8 +11,9 @@ from .family import Family, Tool
 __all__ = ["ECP5"]
 
 
-#: the EHXPLLL's secondary outputs, in the order :meth:`_ECP5.clock` gives them to domains
-_SECONDARY = ("CLKOS", "CLKOS2", "CLKOS3")
+#: the EHXPLLL's secondary outputs, in the order :meth:`_ECP5.clock` gives them to domains,
+#: each with the letter of its output divider
+_SECONDARY = {"CLKOS": "B", "CLKOS2": "C", "CLKOS3": "D"}
 
 
 class _ECP5(Family):
@@ -58,11 +59,11 @@ class _ECP5(Family):
         secondary = {}
         for port, (domain, out) in zip(_SECONDARY, pll.get("secondary", {}).items(),
                                        strict=False):
-            mux = {"CLKOS": "MUXB", "CLKOS2": "MUXC", "CLKOS3": "MUXD"}[port]
+            divider = _SECONDARY[port]
             secondary.update({
                 f"p_{port}_ENABLE": "ENABLED", f"p_{port}_DIV": out["div"],
                 f"p_{port}_CPHASE": out["div"] - 1, f"p_{port}_FPHASE": 0,
-                f"p_OUTDIVIDER_{mux}": f"DIV{mux[-1]}",
+                f"p_OUTDIVIDER_MUX{divider}": f"DIV{divider}",
                 f"i_EN{port}": Const(0), f"o_{port}": ClockSignal(domain)})
         m.submodules.pll = Instance(
             "EHXPLLL",

@@ -117,7 +117,6 @@ class Pool(wiring.Component):
         v1, first1, last1, inb1 = Signal(), Signal(), Signal(), Signal()
         reuse1, col2_1, row0_1 = Signal(), Signal(), Signal()
         waddr1, mask1 = Signal(aw), Signal(R)
-        acc = Signal(ACC_BITS)  # (one lane) the sum so far, or the maximum (8 bits)
         iy, ix = (oy << 1) + ky, (ox << 1) + kx
         inb = (iy < d.in_h) & (ix < d.in_w)
         first = (ky == 0) & (kx == reuse)
@@ -142,6 +141,7 @@ class Pool(wiring.Component):
                                                                           strict=True)]
         starts = [Mux(reuse1, vmax(k, v), v) for k, v in zip(col2s, values, strict=True)]
         if R == 1:
+            acc = Signal(ACC_BITS)  # the sum so far, or the maximum (8 bits)
             bests = [acc[:ACT_BITS]]
             total = Mux(is_sum, acc + values[0], vmax(bests[0], values[0]))
             with m.If(v1):

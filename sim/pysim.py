@@ -17,7 +17,7 @@ from ..hw.config import AcceleratorConfig
 from ..hw.link import RX_BYTE_CYCLES, HostLink
 from ..hw.protocol import LOAD_ORDER, Transport
 
-__all__ = ["PySimResult", "simulate", "LinkTransport"]
+__all__ = ["PySimResult", "simulate", "SimTransport", "LinkTransport"]
 
 
 @dataclass
@@ -109,54 +109,32 @@ async def load_model(ctx, dut: Accelerator, program) -> None:
     ctx.set(dut.commit, 0)
 
 
-class LinkTransport(Transport):
-    """A :class:`~fireforge.hw.protocol.Transport` into :class:`~fireforge.hw.link.HostLink` +
-    :class:`~fireforge.hw.accelerator.Accelerator` running in Amaranth's simulator on a thread:
-    the driver's whole protocol, byte for byte, without Verilog (the UART is tested on its own).
-    """
+class SimTransport(Transport):
+    """A :class:`~fireforge.hw.protocol.Transport` into a design running in Amaranth's simulator
+    on a thread: the driver's bytes go into ``_in`` and the design's into ``_out``, both
+    moved by the subclass's testbench; an exception there reaches the next ``read``."""
 
-    def __init__(self, config: AcceleratorConfig, program, board: str = "pysim",
-                 byte_gap: int = RX_BYTE_CYCLES - 1):
-        from amaranth.hdl import Module
-        from amaranth.lib import wiring
-
-        acc = Accelerator(config, program)
-        self.link = link = HostLink(acc, board)
-        top = Module()
-        top.submodules.acc, top.submodules.link = acc, link
-        wiring.connect(top, link.acc, acc)
+    def __init__(self):
         self._in: queue.Queue[int] = queue.Queue()
         self._out: queue.Queue[int] = queue.Queue()
         self._stop = threading.Event()
         self.error: BaseException | None = None
-        sim = Simulator(top)
-        sim.add_clock(1e-8)
 
-        async def bench(ctx):
-            ctx.set(link.tx.ready, 1)
-            gap = 0
-            while not self._stop.is_set():
-                if gap == 0 and not self._in.empty():
-                    ctx.set(link.rx.payload, self._in.get())
-                    ctx.set(link.rx.valid, 1)
-                    gap = byte_gap
-                else:
-                    ctx.set(link.rx.valid, 0)
-                    gap = max(0, gap - 1)
-                if ctx.get(link.tx.valid):
-                    self._out.put(ctx.get(link.tx.payload))
-                await ctx.tick()
-
-        sim.add_testbench(bench)
+    def _start(self, sim: Simulator) -> None:
+        """Run ``sim`` on a thread until :meth:`close`."""
 
         def run():
             try:
                 sim.run()
             except BaseException as e:  # noqa: BLE001 - handed to the reader
                 self.error = e
+                self._failed()
 
         self._thread = threading.Thread(target=run, daemon=True)
         self._thread.start()
+
+    def _failed(self) -> None:
+        """Called on the simulation's thread when it ends with ``self.error``."""
 
     def write(self, data: bytes) -> None:
         for b in data:
@@ -177,3 +155,42 @@ class LinkTransport(Transport):
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+class LinkTransport(SimTransport):
+    """A :class:`~fireforge.hw.protocol.Transport` into :class:`~fireforge.hw.link.HostLink` +
+    :class:`~fireforge.hw.accelerator.Accelerator` running in Amaranth's simulator on a thread:
+    the driver's whole protocol, byte for byte, without Verilog (the UART is tested on its own).
+    """
+
+    def __init__(self, config: AcceleratorConfig, program, board: str = "pysim",
+                 byte_gap: int = RX_BYTE_CYCLES - 1):
+        from amaranth.hdl import Module
+        from amaranth.lib import wiring
+
+        acc = Accelerator(config, program)
+        self.link = link = HostLink(acc, board)
+        top = Module()
+        top.submodules.acc, top.submodules.link = acc, link
+        wiring.connect(top, link.acc, acc)
+        super().__init__()
+        sim = Simulator(top)
+        sim.add_clock(1e-8)
+
+        async def bench(ctx):
+            ctx.set(link.tx.ready, 1)
+            gap = 0
+            while not self._stop.is_set():
+                if gap == 0 and not self._in.empty():
+                    ctx.set(link.rx.payload, self._in.get())
+                    ctx.set(link.rx.valid, 1)
+                    gap = byte_gap
+                else:
+                    ctx.set(link.rx.valid, 0)
+                    gap = max(0, gap - 1)
+                if ctx.get(link.tx.valid):
+                    self._out.put(ctx.get(link.tx.payload))
+                await ctx.tick()
+
+        sim.add_testbench(bench)
+        self._start(sim)

@@ -12,9 +12,7 @@ and the operating system's CDC-ACM driver. The packets come from LUNA's test hel
 
 from __future__ import annotations
 
-import queue
 import threading
-import time
 
 from amaranth.sim import Simulator
 
@@ -22,8 +20,8 @@ from ..hw.accelerator import Accelerator
 from ..hw.config import AcceleratorConfig
 from ..hw.errors import FireforgeError
 from ..hw.link import HostLink
-from ..hw.protocol import Transport
 from ..hw.usb import USB_CLOCKS, USB_MAX_PACKET, USBSerialBridge
+from .pysim import SimTransport
 
 __all__ = ["USBHost", "USBLinkTransport", "DATA_ENDPOINT"]
 
@@ -202,7 +200,7 @@ class USBHost:
         return {"device": device, "configuration": config}
 
 
-class USBLinkTransport(Transport):
+class USBLinkTransport(SimTransport):
     """A :class:`~fireforge.hw.protocol.Transport` into the chip through its USB bridge, in
     Amaranth's simulator on a thread: the USB host (:class:`USBHost`) enumerates the device,
     then moves the driver's bytes in bulk OUT packets and polls bulk IN for the replies, as a
@@ -224,11 +222,8 @@ class USBLinkTransport(Transport):
         wiring.connect(top, link.acc, acc)
         wiring.connect(top, bridge.rx, link.rx)
         wiring.connect(top, link.tx, bridge.tx)
-        self._in: queue.Queue[int] = queue.Queue()
-        self._out: queue.Queue[int] = queue.Queue()
-        self._stop = threading.Event()
+        super().__init__()
         self._enumerated = threading.Event()
-        self.error: BaseException | None = None
         self.descriptors: dict = {}
         #: every non-empty bulk IN packet's bytes, in order (where the bridge ended packets)
         self.in_packets: list[bytes] = []
@@ -259,16 +254,10 @@ class USBLinkTransport(Transport):
                     raise USBError(f"bulk IN: the device answered {pid!r}")
 
         sim.add_testbench(bench)
+        self._start(sim)
 
-        def run():
-            try:
-                sim.run()
-            except BaseException as e:  # noqa: BLE001 - handed to the reader
-                self.error = e
-                self._enumerated.set()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
+    def _failed(self) -> None:
+        self._enumerated.set()  # (wait_enumerated raises the error)
 
     def wait_enumerated(self, timeout: float = 120.0) -> dict:
         """The descriptors, once the host has configured the device."""
@@ -277,23 +266,3 @@ class USBLinkTransport(Transport):
         if self.error is not None:
             raise self.error
         return self.descriptors
-
-    def write(self, data: bytes) -> None:
-        for b in data:
-            self._in.put(b)
-
-    def read(self, size: int, timeout: float) -> bytes:
-        out = bytearray()
-        deadline = time.monotonic() + timeout
-        while len(out) < size:
-            try:
-                out.append(self._out.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        if self.error is not None:
-            raise self.error
-        return bytes(out)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
