@@ -80,6 +80,12 @@ def act_read_latency(config: AcceleratorConfig) -> int:
     return 1 + (2 + BANK_LATENCY) * config.memory_registers
 
 
+def done_cycles(config: AcceleratorConfig) -> int:
+    """Cycles from a unit's done to the sequencer's next step: its register, with
+    ``memory_registers``."""
+    return int(config.memory_registers)
+
+
 def fetch_cycles(config: AcceleratorConfig) -> int:
     """Cycles to fetch one descriptor: one per program word, and the last word's read latency
     (one more with ``memory_registers``: the word is registered before it is stored)."""
@@ -405,10 +411,14 @@ class Accelerator(wiring.Component):
         m.d.comb += [prog_rd.rd_addr.eq(pc_word + fetch_i + rd_base[Space.PROGRAM]),
                      self.layer.eq(pc), self.total_cycles.eq(total),
                      cnt_wr.addr.eq(pc), cnt_wr.data.eq(layer_cycles), cnt_wr.en.eq(0)]
-        with m.Switch(desc.op):
-            for u, ops in units:
-                with m.Case(*ops):
-                    m.d.comb += unit_done.eq(u.done)
+        # Only the started unit pulses its done, so their OR is the layer's: no decode of the
+        # opcode. With memory_registers it is registered (from a unit's drain through the
+        # sequencer's enables was an 85F failing path), a cycle per layer: done_cycles.
+        any_done = Cat(u.done for u, _ in units).any()
+        if cfg.memory_registers:
+            m.d.sync += unit_done.eq(any_done)
+        else:
+            m.d.comb += unit_done.eq(any_done)
 
         # Layer constants: one shift-add multiplier, each product in a load cycle and one
         # cycle per operand bit (the operands are at most _CONSTANT_OPERAND_BITS wide).
@@ -470,9 +480,10 @@ class Accelerator(wiring.Component):
                     for u, ops in units:
                         with m.Case(*ops):
                             m.d.comb += u.start.eq(1)
-                # layer_cycles counts this cycle and the done cycle ahead: the counter write
-                # takes it as it is
-                m.d.sync += [running.eq(1), layer_cycles.eq(2), total.eq(total + 1)]
+                # layer_cycles counts this cycle and the unit's done cycle ahead, not the
+                # registered done's: the counter write takes it as it is
+                m.d.sync += [running.eq(1), layer_cycles.eq(2 - done_cycles(cfg)),
+                             total.eq(total + 1)]
                 m.next = "WAIT"
             with m.State("WAIT"):
                 m.d.comb += self.busy.eq(1)

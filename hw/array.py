@@ -84,18 +84,26 @@ class MACArray(wiring.Component):
     named ``*_bcast*``; the board build marks them ``keep``, as yosys would merge identical
     registers.
 
+    ``late_weights`` (with ``broadcast`` > 1): the weights come a cycle after their step's
+    other inputs, in the broadcast stage's cycle, instead of the array delaying them. The caller
+    spends that cycle on them: the codebook lookup after a register beside it, not after an
+    index register wherever the placer put it.
+
     ``registered_multipliers``: each product is a :class:`~.dsp.RegisteredMultiplier` (operand
     and product registers inside the ECP5's DSP block), one stage more.
     """
 
     def __init__(self, columns: int, broadcast: int = 1, rows: int = 1,
-                 registered_multipliers: bool = False):
+                 registered_multipliers: bool = False, late_weights: bool = False):
         if broadcast < 1 or columns % broadcast:
             raise ValueError(f"broadcast={broadcast}: a divisor of columns={columns}")
+        if late_weights and broadcast == 1:
+            raise ValueError("late_weights: only with a broadcast stage (broadcast > 1)")
         self.columns = columns
         self.rows = rows
         self.broadcast = broadcast
         self.registered_multipliers = registered_multipliers
+        self.late_weights = late_weights
         super().__init__({
             "valid": In(1),
             "first": In(1),
@@ -114,14 +122,17 @@ class MACArray(wiring.Component):
         inputs = (self.valid, self.first, self.last, self.act)
         if groups > 1:
             # the broadcast stage: a copy of the shared inputs per group, the weights delayed
+            # (or arriving late)
             shared = []
             for k in range(groups):
                 copy = [Signal.like(x, name=f"{n}_bcast{k}") for n, x in zip(
                     ("valid", "first", "last", "act"), inputs, strict=True)]
                 m.d.sync += [c.eq(x) for c, x in zip(copy, inputs, strict=True)]
                 shared.append(copy)
-            weights = [Signal(signed(WEIGHT_BITS), name=f"w_d{i}") for i in range(R * C)]
-            m.d.sync += [w.eq(self.weights[i]) for i, w in enumerate(weights)]
+            weights = [self.weights[i] for i in range(R * C)]
+            if not self.late_weights:
+                weights = [Signal(signed(WEIGHT_BITS), name=f"w_d{i}") for i in range(R * C)]
+                m.d.sync += [w.eq(self.weights[i]) for i, w in enumerate(weights)]
         else:
             shared = [inputs]
             weights = [self.weights[i] for i in range(R * C)]

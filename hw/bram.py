@@ -31,8 +31,9 @@ from amaranth.lib import memory
 
 __all__ = ["simple_dual_port", "BRAM_SHAPES", "BANK_LATENCY", "bram_blocks", "bank_depth"]
 
-#: cycles a banked memory's read takes beyond the block RAM's own: the register after each bank
-BANK_LATENCY = 1
+#: cycles a banked memory's read takes beyond the block RAM's own: the registers after each bank
+#: (:func:`~.memories.dual_port`)
+BANK_LATENCY = 2
 
 #: (width, depth) arrangements of one block RAM: ECP5 DP16KD (16Kx1 .. 512x36), iCE40 EBR
 #: (2Kx2 .. 256x16)

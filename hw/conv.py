@@ -458,8 +458,10 @@ class ConvEngine(wiring.Component):
         C, R, N = self._C, self._R, self._N
         # Index extraction, then the codebook lookup; with memory_registers the indices (and
         # the step's control and activation) are registered between the two.
+        broadcast = array_broadcast(cfg)
         m.submodules.array = s.array = MACArray(
-            C, array_broadcast(cfg), R, registered_multipliers=cfg.memory_registers)
+            C, broadcast, R, registered_multipliers=cfg.memory_registers,
+            late_weights=broadcast > 1)
         act = Mux(s.s1.pad, s.pad_value.replicate(R), s.act_rdata)
         word = s.w_rdata
         if cfg.sparse_weights:
@@ -523,6 +525,14 @@ class ConvEngine(wiring.Component):
             idxs = regs
             act2, = self._delay(m, s, 1, act)
             s.s2 = s.chain[-1]
+        if broadcast > 1:
+            # The array's broadcast stage takes the weights a cycle late: the indices go
+            # through a second register, which the placer puts beside the codebook multiplexer
+            # (from the first, wherever it sat, through the multiplexer to the weight register
+            # was an 85F failing path).
+            regs = [Signal(8, name=f"idx{j}_d") for j in range(N)]
+            m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
+            idxs = regs
         for j, idx in enumerate(idxs):
             wj = Signal(signed(WEIGHT_BITS), name=f"w{j}")
             cb_regs = s.cb_sets[j * s.copies // N]

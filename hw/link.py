@@ -647,7 +647,11 @@ class HostLink(wiring.Component):
         activations' ``act_read_latency``), and registered there. Every reply is a view of its
         protocol layout, filled by field name."""
         acc, cfg, idx, body = self.acc, self.config, r.idx, r.body
-        info_rd = r.info_rd
+        # The info memory's address is registered: REPLY_LATCH comes two cycles after idx
+        # at the earliest, and from idx through the offset's adder and the memory to its
+        # read register was an 85F failing path.
+        info_addr, info_data = Signal.like(r.info_rd.addr, name="info_raddr"), r.info_rd.data
+        m.d.sync += r.info_rd.addr.eq(info_addr)
         state_flags = Signal(StateFlags)
         m.d.comb += [state_flags.busy.eq(acc.busy), state_flags.paused.eq(acc.paused),
                      state_flags.done.eq(acc.done), state_flags.model_valid.eq(self.model_valid),
@@ -671,19 +675,19 @@ class HostLink(wiring.Component):
             ResultHeader.size // 8
         ch = CountersHeader.size // 8
         info_base = Mux(acc.slot, _INFO_BYTES, 0)  # the active slot's ModelInfo
-        m.d.comb += [info_rd.addr.eq(info_base), acc.host_addr.eq(r.mem_at)]
+        m.d.comb += [info_addr.eq(info_base), acc.host_addr.eq(r.mem_at)]
         with m.Switch(r.cmd):
             with m.Case(Cmd.INFO):
-                m.d.comb += info_rd.addr.eq(idx - ih + info_base)
-                m.d.comb += body.eq(Mux(idx < ih, _byte_at(info_reply, idx, ih), info_rd.data))
+                m.d.comb += info_addr.eq(idx - ih + info_base)
+                m.d.comb += body.eq(Mux(idx < ih, _byte_at(info_reply, idx, ih), info_data))
             with m.Case(Cmd.STATUS):
                 m.d.comb += body.eq(_byte_at(status_reply, idx))
             with m.Case(Cmd.READ_RESULT):
-                m.d.comb += [info_rd.addr.eq(idx - rh + info_base),
+                m.d.comb += [info_addr.eq(idx - rh + info_base),
                              acc.res_addr.eq((idx - ResultHeader.size // 8) >> 2)]
                 m.d.comb += body.eq(
                     Mux(idx < rh, _byte_at(result_head, idx, rh),
-                        Mux(idx < ResultHeader.size // 8, info_rd.data,
+                        Mux(idx < ResultHeader.size // 8, info_data,
                             acc.res_data.as_unsigned().word_select(
                                 (idx - ResultHeader.size // 8)[:2], 8))))
             with m.Case(Cmd.READ_COUNTERS):

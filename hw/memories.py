@@ -50,11 +50,13 @@ def dual_port(m: Module, name: str, width: int, depth: int, init=(),
     """Block RAM (initialised by the bitstream): a read and a write in the same cycle, a read
     of the word being written undefined (:mod:`.bram`); the data the next cycle.
 
-    ``banked``: the data a cycle later (:data:`BANK_LATENCY`), from banks of block RAMs side
-    by side (:func:`~.bram.bank_depth`), each bank's output registered beside it before the
-    multiplexer of the banks. An ECP5 block RAM's output comes 5.8 ns after the clock; through
-    the multiplexer yosys puts after blocks stacked in depth, to a register across the 85F, it
-    was the last failing path."""
+    ``banked``: the data :data:`BANK_LATENCY` cycles later, from banks of block RAMs side
+    by side (:func:`~.bram.bank_depth`), each bank's output through that many registers before
+    the multiplexer of the banks. An ECP5 block RAM's output comes 5.8 ns after the clock;
+    through the multiplexer yosys puts after blocks stacked in depth, to a register across the
+    85F, it was a failing path, and so was one register after it, pulled 50 rows away from its
+    block toward the multiplexer: the first register stays beside the block, the second
+    travels."""
     lanes = max(1, width // 8)
     port = MemoryPort(name, width, depth, lanes)
     init = list(init)
@@ -70,8 +72,8 @@ def dual_port(m: Module, name: str, width: int, depth: int, init=(),
               else port.wr_en)
         m.d.comb += [rd.addr.eq(port.rd_addr[:ab]), wr.addr.eq(port.wr_addr[:ab]),
                      wr.data.eq(port.wr_data), wr.en.eq(en)]
-        if banked:
-            q = Signal(width, name=f"{name}_bank{b}_q", reset_less=True)
+        for k in range(BANK_LATENCY if banked else 0):
+            q = Signal(width, name=f"{name}_bank{b}_q{k}", reset_less=True)
             m.d.sync += q.eq(rd_data)
             rd_data = q
         datas.append(rd_data)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-from .accelerator import CONSTANT_CYCLES, act_read_latency, fetch_cycles
+from .accelerator import CONSTANT_CYCLES, act_read_latency, done_cycles, fetch_cycles
 from .array import array_latency
 from .config import AcceleratorConfig
 from .conv import MEMORY_REGISTER_STAGES, array_broadcast, sparse_stages
@@ -27,8 +27,9 @@ __all__ = ["layer_cycles", "avgpool_cycles", "estimate", "utilization",
 
 
 def sequencer_cycles_per_layer(config: AcceleratorConfig) -> int:
-    """Descriptor fetch and layer constants (not in the per-layer counters)."""
-    return fetch_cycles(config) + CONSTANT_CYCLES
+    """Descriptor fetch, layer constants and the unit's registered done (not in the per-layer
+    counters)."""
+    return fetch_cycles(config) + CONSTANT_CYCLES + done_cycles(config)
 
 #: pipeline drain after the last step: fetch, decode, product, accumulate, FIFO, requantizer
 #: (and the memory registers' stages, where configured)

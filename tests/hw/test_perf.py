@@ -4,6 +4,7 @@ in tests/hw/test_accelerator.py and tests/sim/test_rtl.py.)"""
 
 from types import SimpleNamespace
 
+from fireforge.hw.accelerator import act_read_latency
 from fireforge.hw.config import config_by_name
 from fireforge.hw.isa import Op, pack_descriptor, unpack_descriptor
 from fireforge.hw.perf import estimate, layer_cycles, sequencer_cycles_per_layer, utilization
@@ -49,10 +50,10 @@ def test_pools_and_add():
     assert layer_cycles(cfg, gap) - 10 * 4 * 4 == layer_cycles(
         cfg, _d(op=Op.AVGPOOL, in_c=1, in_h=1, in_w=1, out_c=1, out_h=1, out_w=1)) - 1
     # with eight channels a word, a word a position a cycle; then each of its channels' sums a
-    # cycle, and the next word's first read waits out the read latency (ecp5: 4 cycles)
+    # cycle, and the next word's first read waits out the activations' read latency
     wide = _d(op=Op.AVGPOOL, in_c=16, in_h=4, in_w=4, out_c=16, out_h=1, out_w=1)
     assert layer_cycles(lanes, wide) - layer_cycles(lanes, _d(**{**_fields(wide), "in_c": 8,
-                                                                 "out_c": 8})) == 16 + 4 + 8
+                                                                 "out_c": 8})) == 16 + act_read_latency(lanes) + 8
     imagenet = _d(op=Op.AVGPOOL, in_c=1000, in_h=13, in_w=13, out_c=1000, out_h=1, out_w=1)
     assert layer_cycles(lanes, imagenet) < layer_cycles(cfg, imagenet) / 7
     add = _d(op=Op.ADD, in_c=4, in_h=2, in_w=2, out_c=4, out_h=2, out_w=2)
