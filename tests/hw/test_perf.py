@@ -52,8 +52,9 @@ def test_pools_and_add():
     # with eight channels a word, a word a position a cycle; then each of its channels' sums a
     # cycle, and the next word's first read waits out the activations' read latency
     wide = _d(op=Op.AVGPOOL, in_c=16, in_h=4, in_w=4, out_c=16, out_h=1, out_w=1)
-    assert layer_cycles(lanes, wide) - layer_cycles(lanes, _d(**{**_fields(wide), "in_c": 8,
-                                                                 "out_c": 8})) == 16 + act_read_latency(lanes) + 8
+    narrow = _d(**{**_fields(wide), "in_c": 8, "out_c": 8})
+    assert layer_cycles(lanes, wide) - layer_cycles(lanes, narrow) == \
+        16 + act_read_latency(lanes) + 8
     imagenet = _d(op=Op.AVGPOOL, in_c=1000, in_h=13, in_w=13, out_c=1000, out_h=1, out_w=1)
     assert layer_cycles(lanes, imagenet) < layer_cycles(cfg, imagenet) / 7
     add = _d(op=Op.ADD, in_c=4, in_h=2, in_w=2, out_c=4, out_h=2, out_w=2)
