@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from ..hw.accelerator import check_program, codebook_bits_needed
 from ..hw.bram import bram_blocks
-from ..hw.config import AcceleratorConfig
+from ..hw.config import RX_FIFO_BYTES, AcceleratorConfig
 from ..hw.conv import mask_parts, weight_parts
 from ..hw.errors import FireforgeError
 from ..hw.isa import ACC_BITS, ACT_BITS, CHANNEL_PARAMS_BYTES, MULT_BITS, Op, mask_word_bytes
@@ -75,6 +75,8 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         result_entries=max(16, program.num_classes),
         # one raw image in the link, so the next crosses the link during a run
         stage_bytes=_round(math.prod(program.input_shape)),
+        # requests in flight: the next image's requests arrive while the link answers
+        rx_fifo_bytes=RX_FIFO_BYTES,
         # the sparse decoder and its mask memory where the program has sparse layers
         sparse_weights=bool(images["masks.bin"]),
         mask_entries=(_round(len(images["masks.bin"]) // mask_word_bytes(rows, columns))
@@ -98,7 +100,7 @@ def board_config(spec: BoardSpec, program, slots: int | None = None) -> Accelera
         # codebook decoder only as wide as the program needs (none for int8 weights)
         return base.replace(act_bytes=2 * SPRAM_BYTES, act_memory="spram",
                             weight_memory="spram", weight_bytes=SPRAM_DEPTH * columns,
-                            model_slots=1, fifo_depth=2, fifo_memory="bram",
+                            model_slots=1, fifo_depth=2, fifo_memory="bram", rx_fifo_bytes=0,
                             codebook_bits=codebook_bits_needed(program))
     if slots is not None:
         return base.replace(model_slots=slots)
@@ -131,6 +133,8 @@ def memories(config: AcceleratorConfig) -> list[MemoryUse]:
         MemoryUse("counters", 32, config.program_entries),
         MemoryUse("link buffer", 8, 1 << (MAX_FRAME - 1).bit_length()),
         *([MemoryUse("image stage", 8, config.stage_bytes)] if config.stage_bytes else []),
+        *([MemoryUse("receive FIFO", 8, config.rx_fifo_bytes)] if config.rx_fifo_bytes
+          else []),
     ]
 
 

@@ -23,7 +23,11 @@ from .isa import (
 from .protocol import Space
 from .spram import SPRAM_BYTES, SPRAM_DEPTH, SPRAM_WIDTH
 
-__all__ = ["AcceleratorConfig", "CONFIGS", "DEFAULT_CONFIG", "config_by_name"]
+__all__ = ["AcceleratorConfig", "CONFIGS", "DEFAULT_CONFIG", "RX_FIFO_BYTES", "config_by_name"]
+
+#: the receive FIFO of the link on block RAM devices: one ECP5 DP16KD (2048 x 9), more than
+#: an image's WRITE_PIXELS requests and the requests that read its result and start the next
+RX_FIFO_BYTES = 2048
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,11 @@ class AcceleratorConfig:
         :data:`~.isa.SPARSE_CHUNK` MACs.
     mask_entries
         Steps the mask memory holds (one mask word of ``rows * columns`` bits each).
+    rx_fifo_bytes
+        The link's receive FIFO (block RAM, a power of two; 0: none): bytes that arrive while
+        the link executes or answers a request wait there instead of being dropped, so a host
+        keeps that many request bytes in flight (INFO reports it) and the link is busy both
+        ways at once.
     """
 
     columns: int = 8
@@ -116,6 +125,7 @@ class AcceleratorConfig:
     stage_bytes: int = 0
     sparse_weights: bool = False
     mask_entries: int = 1
+    rx_fifo_bytes: int = 0
 
     def __post_init__(self):
         def positive(name):
@@ -125,7 +135,8 @@ class AcceleratorConfig:
                                      f"{value!r}")
 
         for f in dataclasses.fields(self):
-            if f.type == "int" and f.name not in ("codebook_bits", "stage_bytes"):
+            if f.type == "int" and f.name not in ("codebook_bits", "stage_bytes",
+                                                   "rx_fifo_bytes"):
                 positive(f.name)
         for name in ("bypass_add", "memory_registers", "sparse_weights"):
             if not isinstance(getattr(self, name), bool):
@@ -178,6 +189,10 @@ class AcceleratorConfig:
         if not isinstance(self.stage_bytes, int) or self.stage_bytes < 0:
             raise FireforgeError(f"stage_bytes={self.stage_bytes!r}: 0 (no image stage) or "
                                  f"the bytes of the largest raw image it holds")
+        if (not isinstance(self.rx_fifo_bytes, int) or self.rx_fifo_bytes < 0
+                or self.rx_fifo_bytes & (self.rx_fifo_bytes - 1)):
+            raise FireforgeError(f"rx_fifo_bytes={self.rx_fifo_bytes!r}: 0 (no receive FIFO) "
+                                 f"or a power of two")
         if self.sparse_weights:
             try:
                 sparse_chunks(self.rows, self.columns)
@@ -242,11 +257,11 @@ class AcceleratorConfig:
 CONFIGS: dict[str, AcceleratorConfig] = {
     # Block RAM everywhere, 8 columns: the tiny preset in simulation and on small ECP5 parts.
     "small": AcceleratorConfig(columns=8, act_bytes=32 * 1024, weight_bytes=64 * 1024,
-                               stage_bytes=4096),
+                               stage_bytes=4096, rx_fifo_bytes=RX_FIFO_BYTES),
     # iCE40 UltraPlus (5,280 LUTs, 30 EBR, 4 SPRAM, 8 SB_MAC16): 4 columns, activations in two
     # SPRAM banks, uncompressed int8 weights in two SPRAMs (loaded over the link; no codebook
-    # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, and
-    # the group FIFO in block RAM.
+    # decoder: logic, not memory, is what the UP5K runs out of), one slot, no bypass add, the
+    # group FIFO in block RAM, and no receive FIFO (requests in turn).
     "up5k": AcceleratorConfig(columns=4, act_bytes=2 * SPRAM_BYTES, weight_bytes=64 * 1024,
                               codebook_bits=0,
                               act_memory="spram", weight_memory="spram", bypass_add=False,
@@ -260,7 +275,8 @@ CONFIGS: dict[str, AcceleratorConfig] = {
                               weight_bytes=256 * 1024, param_entries=4096,
                               codebook_entries=2048, program_entries=128, fifo_depth=16,
                               fifo_memory="bram", memory_registers=True, stage_bytes=4096,
-                              sparse_weights=True, mask_entries=16384),
+                              sparse_weights=True, mask_entries=16384,
+                              rx_fifo_bytes=RX_FIFO_BYTES),
 }
 # ECP5-85F: 128 MACs, 8 input lanes x 16 columns (128 of the 85F's 156 MULT18X18Ds, 16 for
 # the 8 requantizers, 2 for the bypass add); the weight word is 128 bytes. No board's default:

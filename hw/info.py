@@ -15,7 +15,7 @@ __all__ = ["CONFIG_FIELDS", "info_fields", "config_from_info"]
 #: configuration fields INFO carries as they are
 CONFIG_FIELDS = ("columns", "rows", "requant_lanes", "model_slots", "codebook_bits", "act_bytes",
                  "weight_bytes", "codebook_entries", "param_entries", "program_entries",
-                 "result_entries", "stage_bytes", "mask_entries")
+                 "result_entries", "stage_bytes", "mask_entries", "rx_fifo_bytes")
 
 
 def info_fields(config: AcceleratorConfig) -> dict:

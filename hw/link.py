@@ -6,7 +6,8 @@ of three phases: *receive* a frame into the frame buffer (:class:`~.frame.FrameR
 checking CRC as the bytes arrive), *execute* it (argument checks, then byte copies into
 activation or model memory), and *reply* (bytes from registers or memories, through
 :class:`~.frame.FrameTx`, which escapes and appends the CRC). Bytes that arrive outside *receive*
-are dropped up to the next ``END``.
+wait in the receive FIFO where the configuration has one (``rx_fifo_bytes``), so requests
+arrive while the link answers; without one they are dropped up to the next ``END``.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -15,6 +16,7 @@ from amaranth.lib.wiring import In, Out
 
 from .accelerator import Accelerator
 from .errors import FireforgeError
+from .fifo import BlockFIFO
 from .frame import BUFFER_DEPTH, FrameRx, FrameTx
 from .info import info_fields
 from .placer import PixelPlacer
@@ -111,6 +113,8 @@ class _State:
         self.status = Signal(Status)
         #: start the engine (a pulse, from a register)
         self.start = Signal()
+        #: READ_RESULT answered OK since the engine last started (RunArgs.after_read)
+        self.result_read = Signal()
         #: the byte being read, copied, placed or sent
         self.idx = Signal(range(max(BUFFER_DEPTH, cfg.stage_bytes) + 1))
         #: where the request's data starts in the frame, and how many bytes it has
@@ -174,7 +178,10 @@ class HostLink(wiring.Component):
         # ------------------------------------------------------------ framing
         m.submodules.frame_rx = frx = FrameRx()
         m.submodules.frame_tx = ftx = FrameTx()
-        wiring.connect(m, wiring.flipped(self.rx), frx.rx)
+        if cfg.rx_fifo_bytes:
+            self._rx_fifo(m, frx)
+        else:
+            wiring.connect(m, wiring.flipped(self.rx), frx.rx)
         wiring.connect(m, ftx.tx, wiring.flipped(self.tx))
         # one CRC unit for the frame being received and the reply being sent (one at a time),
         # and one for the model load, which runs over many frames
@@ -216,6 +223,25 @@ class HostLink(wiring.Component):
                 m.d.comb += [self.acc.host_addr.eq(r.placer.addr),
                              self.acc.host_wdata.eq(r.placer.data), self.acc.host_we.eq(1)]
         return m
+
+    def _rx_fifo(self, m: Module, frx) -> None:
+        """The receive FIFO: every byte in, and out to the frame receiver while the link
+        receives, one at most every :data:`RX_BYTE_CYCLES` cycles (the pace the shared CRC
+        unit's hand-over from the reply to the next frame allows), from a register (a block
+        RAM's output through the SLIP decoder into the CRC would be one long path). A byte
+        that finds the FIFO full is lost: its frame's CRC fails, and the host sends again."""
+        m.submodules.rx_fifo = q = BlockFIFO(8, self.config.rx_fifo_bytes)
+        m.d.comb += [q.w_en.eq(self.rx.valid), q.w_data.eq(self.rx.payload)]
+        held, byte = Signal(), Signal(8)  # the next byte, out of the FIFO
+        gap = Signal(range(RX_BYTE_CYCLES))  # cycles until the receiver may take a byte
+        give = held & frx.receiving & (gap == 0)
+        m.d.comb += [q.r_en.eq(~held), frx.rx.valid.eq(give), frx.rx.payload.eq(byte)]
+        with m.If(q.r_rdy & ~held):
+            m.d.sync += [held.eq(1), byte.eq(q.r_data)]
+        with m.If(give):
+            m.d.sync += [held.eq(0), gap.eq(RX_BYTE_CYCLES - 1)]
+        with m.Elif(gap != 0):
+            m.d.sync += gap.eq(gap - 1)
 
     # ---------------------------------------------------------------------------- checks
     def _checks(self, m: Module, r: _State, load_crc) -> None:
@@ -309,6 +335,8 @@ class HostLink(wiring.Component):
         # critical path)
         m.d.sync += r.start.eq(0)
         m.d.comb += self.acc.start.eq(r.start)
+        with m.If(r.start):
+            m.d.sync += r.result_read.eq(0)
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
 
         def reply(code, n=0):
@@ -409,7 +437,7 @@ class HostLink(wiring.Component):
             with m.Case(Cmd.RUN):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
-                with m.Elif(acc.busy):
+                with m.Elif(acc.busy | (r.run.after_read & acc.done & ~r.result_read)):
                     reply(Status.BUSY)
                 with m.Elif(~self.model_valid):
                     reply(Status.NO_MODEL)
@@ -431,6 +459,7 @@ class HostLink(wiring.Component):
                 with m.Elif(acc.busy):
                     reply(Status.BUSY)
                 with m.Else():
+                    m.d.sync += r.result_read.eq(1)
                     reply(Status.OK, ResultHeader.size // 8 + (r.num_classes << 2))
             with m.Case(Cmd.READ_COUNTERS):
                 with m.If(args_bad):

@@ -13,9 +13,12 @@ everything before it, little-endian (so the receiver's CRC register ends on the 
   command's reply (:data:`InfoReply`, :data:`StatusReply`, ...), for an error nothing.
 
 The link answers every non-empty frame: a bad CRC, a bad escape, a frame too long or too short, an
-unknown command or an out-of-range argument each get an error status. Bytes that arrive while the
-link is answering are discarded up to the next ``END``, so a host that sends ``END`` before every
-frame always resynchronizes. Requests are strictly one at a time: a host waits for the reply.
+unknown command or an out-of-range argument each get an error status. Requests are answered in
+the order they arrive. Where the board has a receive FIFO (INFO's ``rx_fifo_bytes``), bytes that
+arrive while the link executes or answers a request wait there: a host may keep up to that many
+request bytes unanswered. Without one they are discarded up to the next ``END``, and a host waits
+for each reply before it sends the next request. Either way a host that sends ``END`` before every
+frame always resynchronizes.
 
 Loading a model
 ---------------
@@ -82,7 +85,7 @@ __all__ = [
     "layout_from_bytes",
 ]
 
-PROTOCOL_VERSION = 6
+PROTOCOL_VERSION = 7
 
 SLIP_END = 0xC0
 SLIP_ESC = 0xDB
@@ -139,7 +142,8 @@ class Status(enum.Enum, shape=8):
     #: an address, length or space out of range, a data length that disagrees with ``length``,
     #: or (RUN) a staged image shorter or longer than the model's input
     BAD_ARGUMENT = 0x05
-    #: the accelerator is running (or, for WRITE_IMAGE, paused): try again when it is idle
+    #: the accelerator is running (or, for WRITE_IMAGE, paused; for RUN with ``after_read``,
+    #: its last result is unread): try again when it is idle
     BUSY = 0x06
     #: no usable model: a load is open on a one-slot board, or a commit failed there
     NO_MODEL = 0x07
@@ -160,8 +164,9 @@ STATUS_MEANING = {
     Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, a "
                          "data length that disagrees with the arguments, or (RUN) a staged "
                          "image shorter or longer than the model's input",
-    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused); ask again when "
-                 "STATUS says it is idle",
+    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused; RUN with "
+                 "after_read: also while the last result is unread); ask again when STATUS "
+                 "says it is idle",
     Status.NO_MODEL: "no usable model: none loaded yet, a load is open on a one-slot board, or "
                      "a commit failed there",
     Status.LOAD_FAILED: "LOAD_COMMIT: the CRC over the written bytes differs; the load is "
@@ -203,7 +208,11 @@ MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
 #: a model memory is written by words of its own width (a descriptor, a weight word, ...):
 #: ``lane`` is the first byte within word ``word``; the bytes go on across words
 WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
-RunArgs = data.StructLayout({"step": 1, "reserved": 7})
+#: ``after_read``: start only if the last run's result has been read (READ_RESULT) since it
+#: finished, else BUSY as while it runs: a host with requests in flight sends READ_RESULT and
+#: RUN back to back, and a READ_RESULT answered BUSY cannot let the RUN behind it start over
+#: the unread result
+RunArgs = data.StructLayout({"step": 1, "after_read": 1, "reserved": 6})
 #: bytes of the raw image (``height x width x channels``, row after row, channel innermost)
 #: from byte ``offset`` of the image stage; the staged image ends where the last one ends
 PixelArgs = data.StructLayout({"offset": 32, "length": 16})
@@ -303,6 +312,7 @@ InfoReply = data.StructLayout({
     "result_entries": 32,
     "stage_bytes": 32,
     "mask_entries": 32,
+    "rx_fifo_bytes": 32,
     "n_layers": 16,
     "num_classes": 16,
     "info": ModelInfo,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
@@ -54,7 +55,8 @@ from ..hw.protocol import (
     slip_encode,
 )
 
-__all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "Transport", "SerialTransport",
+__all__ = ["Board", "BoardInfo", "BoardError", "BoardTimeout", "InFlightBroken", "Transport",
+           "SerialTransport",
            "Classification", "prepare_image", "load_image_file", "stages"]
 
 #: replies that say the frame was damaged on the way: worth sending again
@@ -69,6 +71,10 @@ def stages(stage_bytes: int, image: np.ndarray) -> bool:
 
 class BoardError(FireforgeError):
     """The board refused a request or the link failed."""
+
+
+class InFlightBroken(BoardError):
+    """A reply to a request in flight did not come or came damaged (:meth:`Board.in_flight`)."""
 
 
 class BoardTimeout(BoardError):
@@ -216,8 +222,10 @@ class Board:
         self._tag = 0
         self._deframer = _Deframer()
         self._pending: list = []
-        #: the board's image stage (WRITE_PIXELS) in bytes, 0 for none; known after INFO
+        #: the board's image stage (WRITE_PIXELS) and receive FIFO in bytes, 0 for none;
+        #: known after INFO
         self._stage_bytes: int | None = None
+        self._rx_fifo_bytes: int | None = None
 
     @classmethod
     def open(cls, url: str, baudrate: int = 115200, **kwargs) -> Board:
@@ -245,54 +253,110 @@ class Board:
             self._pending.extend(self._deframer.feed(data))
         return self._pending.pop(0)
 
-    def request(self, cmd: Cmd, data: bytes = b"", **args) -> bytes:
-        """Send ``cmd`` with its argument fields and data; return the OK reply's body."""
+    def _encode(self, cmd: Cmd, data: bytes, args: dict) -> tuple[int, bytes]:
+        """A new tag, and the request's SLIP frame."""
         layout = ARGUMENTS.get(cmd)
         arg_bytes = layout_bytes(layout, **args) if layout is not None else b""
+        self._tag = self._tag % 255 + 1  # never FRAME_ERROR_TAG
+        return self._tag, slip_encode(layout_bytes(RequestHeader, cmd=cmd, tag=self._tag)
+                                      + arg_bytes + data)
+
+    @staticmethod
+    def _parse_reply(frame: bytes) -> tuple[int, Status, bytes] | str:
+        """A reply frame's tag, status and body, or what is wrong with it."""
+        head_bytes = ReplyHeader.size // 8
+        if len(frame) < head_bytes + CRC_BYTES or crc32(frame[:-CRC_BYTES]) != \
+                int.from_bytes(frame[-CRC_BYTES:], "little"):
+            return "a corrupted reply"
+        try:
+            status = Status(frame[0])
+        except ValueError:
+            return f"an unknown status {frame[0]:#04x}"
+        return int(layout_from_bytes(ReplyHeader, frame).tag), status, \
+            frame[head_bytes:-CRC_BYTES]
+
+    @staticmethod
+    def _refused(cmd: Cmd, status: Status) -> BoardError:
+        return BoardError(f"{cmd.name} refused by the board: {status.name} "
+                          f"({STATUS_MEANING[status]}{_STATUS_HINTS.get(status, '')})")
+
+    def request(self, cmd: Cmd, data: bytes = b"", **args) -> bytes:
+        """Send ``cmd`` with its argument fields and data; return the OK reply's body."""
         problems = []
         for _ in range(self.retries + 1):
-            self._tag = self._tag % 255 + 1  # never FRAME_ERROR_TAG
-            payload = layout_bytes(RequestHeader, cmd=cmd, tag=self._tag) + arg_bytes + data
+            tag, frame = self._encode(cmd, data, args)
             self._pending.clear()
             self.transport.reset_input()
-            self.transport.write(slip_encode(payload))
+            self.transport.write(frame)
             deadline = time.monotonic() + self.timeout
             while True:
                 frame = self._read_frame(deadline)
                 if frame is None:
                     problems.append("no reply")
                     break
-                head_bytes = ReplyHeader.size // 8
-                if len(frame) < head_bytes + CRC_BYTES or crc32(frame[:-CRC_BYTES]) != \
-                        int.from_bytes(frame[-CRC_BYTES:], "little"):
-                    problems.append("a corrupted reply")
+                reply = self._parse_reply(frame)
+                if isinstance(reply, str):
+                    problems.append(reply)
                     continue
-                head = layout_from_bytes(ReplyHeader, frame)
-                tag = int(head.tag)
-                try:
-                    status = Status(frame[0])
-                except ValueError:
-                    problems.append(f"an unknown status {frame[0]:#04x}")
-                    continue
-                if tag != FRAME_ERROR_TAG and tag != self._tag:
+                got, status, body = reply
+                if got != FRAME_ERROR_TAG and got != tag:
                     continue  # a late reply to an earlier request
-                if tag == FRAME_ERROR_TAG or status in _RETRYABLE:
-                    # A damaged frame: ours, or line noise before it (our END closed it). The
-                    # board drops bytes while it answers, so our request was most likely lost
-                    # with it: our reply has a short while to come, then we send again.
+                if got == FRAME_ERROR_TAG or status in _RETRYABLE:
+                    # A damaged frame: ours, or line noise before it (our END closed it). A
+                    # board without a receive FIFO drops bytes while it answers, so our
+                    # request was most likely lost with it: our reply has a short while to
+                    # come, then we send again.
                     problems.append(f"the board saw {status.name}")
                     deadline = min(deadline, time.monotonic() + self.resync)
                     continue
                 if status != Status.OK:
-                    raise BoardError(f"{cmd.name} refused by the board: {status.name} "
-                                     f"({STATUS_MEANING[status]}"
-                                     f"{_STATUS_HINTS.get(status, '')})")
-                return frame[head_bytes:-CRC_BYTES]
+                    raise self._refused(cmd, status)
+                return body
         raise BoardTimeout(f"{cmd.name}: no valid reply after {self.retries + 1} tries "
                            f"({', '.join(problems)}); timeout {self.timeout} s. Is the board "
                            f"connected, configured with a fireforge bitstream, and at the same "
                            f"baud rate (fireforge boards lists each board's; --board NAME "
                            f"picks it)?")
+
+    def in_flight(self, requests) -> list[tuple[Status, bytes]]:
+        """Send ``requests`` (``(cmd, data, args)`` each) without waiting for each reply,
+        keeping at most as many request bytes unanswered as the board's receive FIFO holds
+        (one request at a time where it has none); return each reply's status and body, in
+        order. ``OK`` and ``BUSY`` are returned, another refusal raises :class:`BoardError`.
+        A reply that does not come, or comes damaged, raises :class:`InFlightBroken`: what the
+        board executed is then unknown, and the caller starts over one request at a time."""
+        if self._rx_fifo_bytes is None:
+            self.info()
+        window = self._rx_fifo_bytes
+        frames = [self._encode(cmd, data, args) for cmd, data, args in requests]
+        self._pending.clear()
+        self.transport.reset_input()
+        replies: list[tuple[Status, bytes]] = []
+        unanswered: deque[int] = deque()  # the sent requests' indices
+        held = sent = 0  # their bytes; requests sent
+        while len(replies) < len(frames):
+            while sent < len(frames) and (not unanswered
+                                          or held + len(frames[sent][1]) <= window):
+                self.transport.write(frames[sent][1])
+                unanswered.append(sent)
+                held += len(frames[sent][1])
+                sent += 1
+            i = unanswered[0]
+            cmd, (tag, frame) = requests[i][0], frames[i]
+            reply = self._read_frame(time.monotonic() + self.timeout)
+            reply = "no reply" if reply is None else self._parse_reply(reply)
+            if isinstance(reply, str):
+                raise InFlightBroken(f"{cmd.name}: {reply}")
+            got, status, body = reply
+            if got != tag:
+                raise InFlightBroken(f"{cmd.name}: the reply to tag {got} ({status.name}), "
+                                     f"not {tag}")
+            if status not in (Status.OK, Status.BUSY):
+                raise self._refused(cmd, status)
+            replies.append((status, body))
+            unanswered.popleft()
+            held -= len(frame)
+        return replies
 
     # ------------------------------------------------------------------ commands
     def info(self) -> BoardInfo:
@@ -305,6 +369,7 @@ class Board:
         model_hash, scale, placement = parse_model_info(r.info)
         board = int(r.board).to_bytes(BOARD_ID_BYTES, "little").rstrip(b"\0")
         self._stage_bytes = int(r.stage_bytes)
+        self._rx_fifo_bytes = int(r.rx_fifo_bytes)
         return BoardInfo(
             version=int(r.version), board=board.decode("ascii", "replace"),
             config=config_from_info(r), features=_flags(r.features), n_layers=int(r.n_layers),
@@ -348,14 +413,18 @@ class Board:
 
     def write_image(self, program: Program, image: np.ndarray) -> None:
         """``image``: uint8 ``(C, H, W)`` exactly the program's input shape."""
-        want = program.input_shape
-        if image.dtype != np.uint8 or tuple(image.shape) != want:
-            raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
-                             f"takes uint8 {want} (C, H, W): use prepare_image()")
+        self._check_image(program, image)
         if self._stages(image):
             self.write_pixels(image.transpose(1, 2, 0).tobytes())
         else:
             self.write_memory(*program.input_bytes(image))
+
+    @staticmethod
+    def _check_image(program: Program, image: np.ndarray) -> None:
+        want = program.input_shape
+        if image.dtype != np.uint8 or tuple(image.shape) != want:
+            raise BoardError(f"image of shape {tuple(image.shape)} ({image.dtype}); the model "
+                             f"takes uint8 {want} (C, H, W): use prepare_image()")
 
     def _stages(self, image: np.ndarray) -> bool:
         if self._stage_bytes is None:
@@ -371,10 +440,11 @@ class Board:
         self.request(Cmd.RUN, step=int(step))
 
     def wait(self, until=("done", "paused")) -> dict:
+        """STATUS until the board is idle with one of the flags ``until`` set (none: idle)."""
         deadline = time.monotonic() + self.run_timeout
         while True:
             s = self.status()
-            if not s["busy"] and any(s[k] for k in until):
+            if not s["busy"] and (not until or any(s[k] for k in until)):
                 return s
             if time.monotonic() > deadline:
                 raise BoardTimeout(f"the board was still busy after {self.run_timeout} s "
@@ -382,7 +452,10 @@ class Board:
             time.sleep(0.002)
 
     def read_result(self) -> tuple[np.ndarray, float]:
-        raw = self.request(Cmd.READ_RESULT)
+        return self._parse_result(self.request(Cmd.READ_RESULT))
+
+    @staticmethod
+    def _parse_result(raw: bytes) -> tuple[np.ndarray, float]:
         head = layout_from_bytes(ResultHeader, raw)
         n = int(head.num_classes)
         _, scale, _ = parse_model_info(head.info)
@@ -407,7 +480,9 @@ class Board:
     def classify_many(self, program: Program, images, top: int = 3):
         """Classify each of ``images`` in turn, yielding a :class:`Classification` for each.
         Where the board stages images, the next one crosses the link while the board runs
-        the current one (``seconds`` is then the time from one result to the next)."""
+        the current one (``seconds`` is then the time from one result to the next); where it
+        also has a receive FIFO, every request of an image is in flight at once
+        (:meth:`_classify_in_flight`)."""
         images = iter(images)
         first = next(images, None)
         if first is None:
@@ -415,6 +490,9 @@ class Board:
         if not self._stages(first):
             for image in chain([first], images):
                 yield self.classify(program, image, top)
+            return
+        if self._rx_fifo_bytes:
+            yield from self._classify_in_flight(program, chain([first], images), top)
             return
         t0 = time.perf_counter()
         self.write_image(program, first)
@@ -426,15 +504,64 @@ class Board:
             self.run()
         yield self._result(program, top, t0)
 
+    def _classify_in_flight(self, program: Program, images, top: int):
+        """Per image, its WRITE_PIXELS requests, then READ_RESULT and STATUS for the image
+        before it, then RUN with ``after_read``, all in flight (:meth:`in_flight`): the link
+        carries requests and replies at once. A READ_RESULT answered BUSY (the image before
+        still runs) refuses that RUN too; the driver then waits, reads and starts in turn. A
+        reply lost in flight leaves the board's state unknown: the image before runs again
+        in turn, and this one starts in turn."""
+        running = None  # the image the board runs, its result unread
+        t0 = time.perf_counter()
+        for image in images:
+            self._check_image(program, image)
+            raw = image.transpose(1, 2, 0).tobytes()
+            requests = [(Cmd.WRITE_PIXELS, raw[off:off + MAX_DATA],
+                         {"offset": off, "length": len(raw[off:off + MAX_DATA])})
+                        for off in range(0, len(raw), MAX_DATA)]
+            if running is not None:
+                requests += [(Cmd.READ_RESULT, b"", {}), (Cmd.STATUS, b"", {})]
+            requests.append((Cmd.RUN, b"", {"after_read": 1}))
+            try:
+                replies = self.in_flight(requests)
+            except InFlightBroken:
+                self.wait(())
+                if running is not None:
+                    yield self.classify(program, running, top)
+                t0 = time.perf_counter()
+                self.write_pixels(raw)
+                self.run()
+                running = image
+                continue
+            if running is not None:
+                (result, raw_result), (_, raw_status) = replies[-3:-1]
+                if result == Status.OK:
+                    cycles = int(layout_from_bytes(StatusReply, raw_status).total_cycles)
+                    yield self._classification(program, top, *self._parse_result(raw_result),
+                                               cycles, t0)
+                else:  # (still running; the RUN was refused with it)
+                    yield self._result(program, top, t0)
+                t0 = time.perf_counter()
+            if replies[-1][0] == Status.BUSY:
+                self.wait(())
+                self.run()
+            running = image
+        if running is not None:
+            yield self._result(program, top, t0)
+
     def _result(self, program: Program, top: int, t0: float) -> Classification:
         """The running image's classification, once the board is done."""
         s = self.wait(("done",))
-        sums, scale = self.read_result()
+        return self._classification(program, top, *self.read_result(), s["total_cycles"], t0)
+
+    @staticmethod
+    def _classification(program: Program, top: int, sums: np.ndarray, scale: float,
+                        cycles: int, t0: float) -> Classification:
         order = np.argsort(-sums, kind="stable")[:top]
         zero = program.manifest.logit_offset  # (the board reports sums; the program knows 0)
         return Classification(int(order[0]),
                               [(int(c), float((sums[c] - zero) * scale)) for c in order],
-                              sums, s["total_cycles"], time.perf_counter() - t0)
+                              sums, cycles, time.perf_counter() - t0)
 
     def verify(self, program: Program, image: np.ndarray, golden, index: int = 0) -> dict:
         """Run ``image`` a layer at a time, reading back every layer's output tensor and the

@@ -288,3 +288,73 @@ def test_images_stream_through_the_stage_while_the_board_runs(tmp_path):
             if not config.stage_bytes:
                 with pytest.raises(BoardError, match="UNKNOWN_COMMAND"):
                     board.request(Cmd.WRITE_PIXELS, b"\x01", offset=0, length=1)
+
+
+def test_requests_in_flight_wait_in_the_receive_fifo(programs):
+    """With a receive FIFO, requests sent back to back are all answered, in order; without
+    one, a request that arrives while the link answers is dropped up to its END. RUN with
+    after_read refuses to start over an unread result."""
+    (a, xa), _ = programs
+    frames = [slip_encode(layout_bytes(RequestHeader, cmd=cmd, tag=tag))
+              for tag, cmd in ((21, Cmd.STATUS), (22, Cmd.INFO), (23, Cmd.STATUS))]
+    for fifo in (0, 512):
+        with Board(LinkTransport(TEST_CONFIG.replace(rx_fifo_bytes=fifo), a), timeout=3.0,
+                   retries=1) as board:
+            assert board.info().config.rx_fifo_bytes == fifo
+            board.transport.write(b"".join(frames))
+            tags = []
+            while (reply := board._read_frame(time.monotonic() + 2.0)) is not None:
+                assert _status(reply) == Status.OK
+                tags.append(layout_from_bytes(ReplyHeader, reply).tag)
+            assert tags == ([21, 22, 23] if fifo else [21])
+            if fifo:
+                board.write_image(a, xa[0])
+                board.request(Cmd.RUN, after_read=1)
+                board.wait(("done",))
+                with pytest.raises(BoardError, match="BUSY"):
+                    board.request(Cmd.RUN, after_read=1)
+                board.read_result()
+                board.request(Cmd.RUN, after_read=1)
+                board.wait(("done",))
+
+
+class _LosesAReply:
+    """A transport that corrupts one byte of the ``n``-th reply frame it passes on."""
+
+    def __init__(self, inner, n: int):
+        self.inner, self.n, self.ends = inner, n, 0
+
+    def read(self, size: int, timeout: float) -> bytes:
+        data = bytearray(self.inner.read(size, timeout))
+        for i, b in enumerate(data):
+            if b == SLIP_END:
+                self.ends += 1
+            elif (self.ends + 1) // 2 == self.n and b not in (SLIP_ESC,):
+                data[i] ^= 0x01
+                self.n = -1
+        return bytes(data)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.parametrize("lose", [None, 3, 9])
+def test_classify_many_keeps_requests_in_flight(tmp_path, lose):
+    """A stream of images through the stage with every request of an image in flight, equal to
+    golden; a reply damaged on the way (the 3rd: an image's WRITE_PIXELS; the 9th: a
+    READ_RESULT, its image's RUN already started) costs a start-over in turn, not a result."""
+    a, xa = compile_random(NET, 1, 4, tmp_path / "a", images=4, lanes=4)
+    transport = LinkTransport(LANES_CONFIG.replace(rx_fifo_bytes=1024), a)
+    if lose:
+        transport = _LosesAReply(transport, lose)
+    with Board(transport, timeout=2.0, retries=1) as board:
+        calls = []
+        in_flight = board.in_flight
+        board.in_flight = lambda requests: calls.append(len(requests)) or in_flight(requests)
+        results = list(board.classify_many(a, xa))
+    assert [r.sums.tolist() for r in results] == run_golden(a, xa).sums.tolist()
+    assert all(r.cycles > 0 for r in results)
+    assert lose is None or transport.n == -1  # (the reply was damaged)
+    # per image its WRITE_PIXELS, READ_RESULT and STATUS for the one before, RUN
+    chunks = -(-xa[0].size // 256)
+    assert calls == [chunks + 1] + [chunks + 3] * 3
