@@ -37,6 +37,7 @@ from .protocol import (
     ModelInfo,
     PixelArgs,
     RequestHeader,
+    ResultArgs,
     ResultHeader,
     RunArgs,
     StateFlags,
@@ -98,6 +99,7 @@ class _State:
         self.mem = MemoryArgs(args[:MemoryArgs.size])
         self.weights = WeightArgs(args[:WeightArgs.size])
         self.run = RunArgs(args[:RunArgs.size])
+        self.result = ResultArgs(args[:ResultArgs.size])
         self.commit = CommitArgs(args[:CommitArgs.size])
         self.pixels = PixelArgs(args[:PixelArgs.size])
         #: the image stage's ports and the pixel placer (set in elaborate where the
@@ -113,8 +115,6 @@ class _State:
         self.status = Signal(Status)
         #: start the engine (a pulse, from a register)
         self.start = Signal()
-        #: READ_RESULT answered OK since the engine last started (RunArgs.after_read)
-        self.result_read = Signal()
         #: the byte being read, copied, placed or sent
         self.idx = Signal(range(max(BUFFER_DEPTH, cfg.stage_bytes) + 1))
         #: where the request's data starts in the frame, and how many bytes it has
@@ -335,8 +335,6 @@ class HostLink(wiring.Component):
         # critical path)
         m.d.sync += r.start.eq(0)
         m.d.comb += self.acc.start.eq(r.start)
-        with m.If(r.start):
-            m.d.sync += r.result_read.eq(0)
         arg_bytes = {cmd_: layout.size // 8 for cmd_, layout in ARGUMENTS.items()}
 
         def reply(code, n=0):
@@ -437,7 +435,7 @@ class HostLink(wiring.Component):
             with m.Case(Cmd.RUN):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
-                with m.Elif(acc.busy | (r.run.after_read & acc.done & ~r.result_read)):
+                with m.Elif(acc.busy):
                     reply(Status.BUSY)
                 with m.Elif(~self.model_valid):
                     reply(Status.NO_MODEL)
@@ -457,9 +455,9 @@ class HostLink(wiring.Component):
                 with m.If(args_bad):
                     reply(Status.BAD_ARGUMENT)
                 with m.Elif(acc.busy):
-                    reply(Status.BUSY)
+                    with m.If(~r.result.wait):  # (with wait, EXECUTE again next cycle)
+                        reply(Status.BUSY)
                 with m.Else():
-                    m.d.sync += r.result_read.eq(1)
                     reply(Status.OK, ResultHeader.size // 8 + (r.num_classes << 2))
             with m.Case(Cmd.READ_COUNTERS):
                 with m.If(args_bad):

@@ -55,6 +55,7 @@ __all__ = [
     "WeightArgs",
     "PixelArgs",
     "RunArgs",
+    "ResultArgs",
     "CommitArgs",
     "ModelInfo",
     "InputPlacement",
@@ -142,8 +143,7 @@ class Status(enum.Enum, shape=8):
     #: an address, length or space out of range, a data length that disagrees with ``length``,
     #: or (RUN) a staged image shorter or longer than the model's input
     BAD_ARGUMENT = 0x05
-    #: the accelerator is running (or, for WRITE_IMAGE, paused; for RUN with ``after_read``,
-    #: its last result is unread): try again when it is idle
+    #: the accelerator is running (or, for WRITE_IMAGE, paused): try again when it is idle
     BUSY = 0x06
     #: no usable model: a load is open on a one-slot board, or a commit failed there
     NO_MODEL = 0x07
@@ -164,9 +164,8 @@ STATUS_MEANING = {
     Status.BAD_ARGUMENT: "an address, length, space, layer or class count out of range, a "
                          "data length that disagrees with the arguments, or (RUN) a staged "
                          "image shorter or longer than the model's input",
-    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused; RUN with "
-                 "after_read: also while the last result is unread); ask again when STATUS "
-                 "says it is idle",
+    Status.BUSY: "the accelerator is running (WRITE_IMAGE: running or paused); ask again when "
+                 "STATUS says it is idle (READ_RESULT with wait: the reply waits instead)",
     Status.NO_MODEL: "no usable model: none loaded yet, a load is open on a one-slot board, or "
                      "a commit failed there",
     Status.LOAD_FAILED: "LOAD_COMMIT: the CRC over the written bytes differs; the load is "
@@ -208,11 +207,11 @@ MemoryArgs = data.StructLayout({"addr": 32, "length": 16})
 #: a model memory is written by words of its own width (a descriptor, a weight word, ...):
 #: ``lane`` is the first byte within word ``word``; the bytes go on across words
 WeightArgs = data.StructLayout({"space": Space, "word": 32, "lane": 16, "length": 16})
-#: ``after_read``: start only if the last run's result has been read (READ_RESULT) since it
-#: finished, else BUSY as while it runs: a host with requests in flight sends READ_RESULT and
-#: RUN back to back, and a READ_RESULT answered BUSY cannot let the RUN behind it start over
-#: the unread result
-RunArgs = data.StructLayout({"step": 1, "after_read": 1, "reserved": 6})
+RunArgs = data.StructLayout({"step": 1, "reserved": 7})
+#: ``wait``: while the accelerator runs, the reply waits for the run to end instead of being
+#: BUSY: a host with requests in flight sends READ_RESULT and the next RUN back to back, and
+#: the RUN then always finds the result read
+ResultArgs = data.StructLayout({"wait": 1, "reserved": 7})
 #: bytes of the raw image (``height x width x channels``, row after row, channel innermost)
 #: from byte ``offset`` of the image stage; the staged image ends where the last one ends
 PixelArgs = data.StructLayout({"offset": 32, "length": 16})
@@ -258,6 +257,7 @@ ARGUMENTS = {
     Cmd.WRITE_IMAGE: MemoryArgs,
     Cmd.READ_TENSOR: MemoryArgs,
     Cmd.RUN: RunArgs,
+    Cmd.READ_RESULT: ResultArgs,
     Cmd.WRITE_WEIGHTS: WeightArgs,
     Cmd.LOAD_COMMIT: CommitArgs,
     Cmd.WRITE_PIXELS: PixelArgs,

@@ -5,8 +5,10 @@ URL.
 
 Every request waits for its reply within ``timeout`` seconds. Lost or corrupted replies (and
 requests the board answers with ``BAD_CRC``/``BAD_FRAME``) are retried up to ``retries`` times;
-after that the error names what kept failing. A model mismatch, an image of the wrong size or a
-model too large for the board are refused before anything is sent.
+after that the error names what kept failing. On a board with a receive FIFO,
+:meth:`Board.classify_many` keeps the images' requests in flight (:meth:`Board.in_flight`),
+and starts over one request at a time where a reply is lost. A model mismatch, an image of the
+wrong size or a model too large for the board are refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -318,31 +320,56 @@ class Board:
                            f"baud rate (fireforge boards lists each board's; --board NAME "
                            f"picks it)?")
 
-    def in_flight(self, requests) -> list[tuple[Status, bytes]]:
-        """Send ``requests`` (``(cmd, data, args)`` each) without waiting for each reply,
-        keeping at most as many request bytes unanswered as the board's receive FIFO holds
-        (one request at a time where it has none); return each reply's status and body, in
-        order. ``OK`` and ``BUSY`` are returned, another refusal raises :class:`BoardError`.
-        A reply that does not come, or comes damaged, raises :class:`InFlightBroken`: what the
-        board executed is then unknown, and the caller starts over one request at a time."""
+    def in_flight(self, batches):
+        """Send the requests of ``batches`` (each a list of ``(cmd, data, args)``) in order
+        without waiting for each reply, keeping at most as many request bytes unanswered as
+        the board's receive FIFO holds (one request at a time where it has none), and yield
+        each batch's replies (status and body, in order) once all have come. A batch is taken
+        from ``batches`` only when the one before has been sent, so the next batch's requests
+        cross the link while the replies to the last one come back.
+
+        ``OK`` and ``BUSY`` are yielded, another refusal raises :class:`BoardError`. A reply
+        that does not come, or comes damaged, raises :class:`InFlightBroken`. Either way, and
+        where the caller stops early, what the board executed of the requests in flight is
+        unknown: their late replies are ignored by tag, and the caller starts over one request
+        at a time."""
         if self._rx_fifo_bytes is None:
             self.info()
-        window = self._rx_fifo_bytes
-        frames = [self._encode(cmd, data, args) for cmd, data, args in requests]
         self._pending.clear()
         self.transport.reset_input()
-        replies: list[tuple[Status, bytes]] = []
-        unanswered: deque[int] = deque()  # the sent requests' indices
-        held = sent = 0  # their bytes; requests sent
-        while len(replies) < len(frames):
-            while sent < len(frames) and (not unanswered
-                                          or held + len(frames[sent][1]) <= window):
-                self.transport.write(frames[sent][1])
-                unanswered.append(sent)
-                held += len(frames[sent][1])
-                sent += 1
-            i = unanswered[0]
-            cmd, (tag, frame) = requests[i][0], frames[i]
+        unanswered: deque = deque()  # (batch, cmd, tag, frame) of each request sent
+        try:
+            yield from self._send_in_flight(iter(batches), unanswered)
+        finally:  # (an error, or a caller that stops early)
+            self._drain(unanswered)
+
+    def _send_in_flight(self, batches, unanswered: deque):
+        window = self._rx_fifo_bytes
+        unsent: deque = deque()  # (batch, cmd, tag, frame) of each request encoded, in order
+        sizes: list[int] = []  # requests per batch
+        replies: list[tuple[Status, bytes]] = []  # the oldest unfinished batch's so far
+        held = 0  # request bytes unanswered
+        more = True
+        while True:
+            if not unsent and more:
+                batch = next(batches, None)
+                if batch is None:
+                    more = False
+                else:
+                    sizes.append(len(batch))
+                    unsent.extend((len(sizes) - 1, cmd, *self._encode(cmd, data, args))
+                                  for cmd, data, args in batch)
+                    continue
+            if unsent and (not unanswered or held + len(unsent[0][3]) <= window):
+                request = unsent.popleft()
+                self.transport.write(request[3])
+                unanswered.append(request)
+                held += len(request[3])
+                continue
+            if not unanswered:
+                return
+            k, cmd, tag, frame = unanswered.popleft()
+            held -= len(frame)
             reply = self._read_frame(time.monotonic() + self.timeout)
             reply = "no reply" if reply is None else self._parse_reply(reply)
             if isinstance(reply, str):
@@ -354,9 +381,23 @@ class Board:
             if status not in (Status.OK, Status.BUSY):
                 raise self._refused(cmd, status)
             replies.append((status, body))
-            unanswered.popleft()
-            held -= len(frame)
-        return replies
+            if len(replies) == sizes[k]:
+                yield replies
+                replies = []
+
+    def _drain(self, unanswered) -> None:
+        """Wait out the replies to the requests still in flight (``(batch, cmd, tag, frame)``
+        each), ignoring them, so that the next request is the next one answered; stop where
+        one does not come within the timeout."""
+        tags = {tag for _, _, tag, _ in unanswered}
+        unanswered.clear()
+        while tags:
+            frame = self._read_frame(time.monotonic() + self.timeout)
+            if frame is None:
+                return
+            reply = self._parse_reply(frame)
+            if not isinstance(reply, str):
+                tags.discard(reply[0])
 
     # ------------------------------------------------------------------ commands
     def info(self) -> BoardInfo:
@@ -505,49 +546,57 @@ class Board:
         yield self._result(program, top, t0)
 
     def _classify_in_flight(self, program: Program, images, top: int):
-        """Per image, its WRITE_PIXELS requests, then READ_RESULT and STATUS for the image
-        before it, then RUN with ``after_read``, all in flight (:meth:`in_flight`): the link
-        carries requests and replies at once. A READ_RESULT answered BUSY (the image before
-        still runs) refuses that RUN too; the driver then waits, reads and starts in turn. A
-        reply lost in flight leaves the board's state unknown: the image before runs again
-        in turn, and this one starts in turn."""
-        running = None  # the image the board runs, its result unread
+        """Per image, its WRITE_PIXELS requests, then READ_RESULT (``wait``: its reply waits
+        for the image before to finish) and STATUS for the image before, then RUN: a batch of
+        requests, all in flight (:meth:`in_flight`), the next image's batch behind it. The
+        link executes them in order, so an image's WRITE_PIXELS reach the stage after the RUN
+        before them has placed the image there, and each RUN finds the engine idle and the
+        result before it read. A RUN answered BUSY (the stream's first, behind a run this
+        driver did not start) or a lost reply leaves the stream behind: every image sent and
+        not yet classified runs again one request at a time, and the stream starts over after
+        them."""
+        sent = []  # the images whose batches were taken, from the first unclassified one
+
+        def batches():
+            for image in images:
+                self._check_image(program, image)
+                raw = image.transpose(1, 2, 0).tobytes()
+                requests = [(Cmd.WRITE_PIXELS, raw[off:off + MAX_DATA],
+                             {"offset": off, "length": len(raw[off:off + MAX_DATA])})
+                            for off in range(0, len(raw), MAX_DATA)]
+                if sent:
+                    requests += [(Cmd.READ_RESULT, b"", {"wait": 1}), (Cmd.STATUS, b"", {})]
+                sent.append(image)
+                yield requests + [(Cmd.RUN, b"", {})]
+
         t0 = time.perf_counter()
-        for image in images:
-            self._check_image(program, image)
-            raw = image.transpose(1, 2, 0).tobytes()
-            requests = [(Cmd.WRITE_PIXELS, raw[off:off + MAX_DATA],
-                         {"offset": off, "length": len(raw[off:off + MAX_DATA])})
-                        for off in range(0, len(raw), MAX_DATA)]
-            if running is not None:
-                requests += [(Cmd.READ_RESULT, b"", {}), (Cmd.STATUS, b"", {})]
-            requests.append((Cmd.RUN, b"", {"after_read": 1}))
-            try:
-                replies = self.in_flight(requests)
-            except InFlightBroken:
-                self.wait(())
-                if running is not None:
-                    yield self.classify(program, running, top)
-                t0 = time.perf_counter()
-                self.write_pixels(raw)
-                self.run()
-                running = image
-                continue
-            if running is not None:
-                (result, raw_result), (_, raw_status) = replies[-3:-1]
-                if result == Status.OK:
+        stream = self.in_flight(batches())
+        first = True  # (every batch but the stream's first reads the image before's result)
+        try:
+            for replies in stream:
+                if not first:
+                    (result, raw_result), (_, raw_status) = replies[-3:-1]
+                    if result != Status.OK:
+                        break  # (not with wait; kept: a BUSY result is no result)
                     cycles = int(layout_from_bytes(StatusReply, raw_status).total_cycles)
                     yield self._classification(program, top, *self._parse_result(raw_result),
                                                cycles, t0)
-                else:  # (still running; the RUN was refused with it)
+                    t0 = time.perf_counter()
+                    del sent[0]
+                first = False
+                if replies[-1][0] == Status.BUSY:
+                    break  # (a run this stream did not start: its image is not running)
+            else:
+                if sent:
                     yield self._result(program, top, t0)
-                t0 = time.perf_counter()
-            if replies[-1][0] == Status.BUSY:
-                self.wait(())
-                self.run()
-            running = image
-        if running is not None:
-            yield self._result(program, top, t0)
+                return
+        except InFlightBroken:
+            pass
+        stream.close()
+        self.wait(())
+        for image in sent:
+            yield self.classify(program, image, top)
+        yield from self._classify_in_flight(program, images, top)
 
     def _result(self, program: Program, top: int, t0: float) -> Classification:
         """The running image's classification, once the board is done."""

@@ -16,6 +16,9 @@ __all__ = ["BenchResult", "bench"]
 #: seconds to wait for the simulated board to build and listen, and for its statistics
 _START_SECONDS = 900
 _STATS_SECONDS = 60
+#: seconds to wait for each reply: the simulated board runs about a hundred times slower than
+#: the board, and a reply in flight waits behind the requests ahead of it
+_REPLY_SECONDS = 60.0
 
 
 @dataclass
@@ -151,7 +154,7 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
     with running(argv, ready, build_dir / "simboard.log", _START_SECONDS) as url:
         # first client: the model's check (and load where the bitstream has no weights),
         # not counted
-        with Board(SerialTransport(url, spec.baud)) as b:
+        with Board(SerialTransport(url, spec.baud), timeout=_REPLY_SECONDS) as b:
             if b.info().model_hash != prog.model_hash:
                 b.load(prog)
             b.check_model(prog)
@@ -159,7 +162,7 @@ def bench(board: str, program: str | Path | None = None, *, runs: str | Path = "
         counting = _Counting(SerialTransport(url, spec.baud))
         agree = 0
         n = 0
-        with Board(counting) as b:
+        with Board(counting, timeout=_REPLY_SECONDS) as b:
             try:  # (the next image crosses the link while the board runs one, where it can)
                 for r in b.classify_many(prog, x):
                     agree += bool(np.array_equal(r.sums, golden.sums[n]))

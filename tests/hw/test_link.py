@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 from fireforge.hw.protocol import (
+    MAX_DATA,
     PROTOCOL_VERSION,
     SLIP_END,
     SLIP_ESC,
@@ -292,8 +293,8 @@ def test_images_stream_through_the_stage_while_the_board_runs(tmp_path):
 
 def test_requests_in_flight_wait_in_the_receive_fifo(programs):
     """With a receive FIFO, requests sent back to back are all answered, in order; without
-    one, a request that arrives while the link answers is dropped up to its END. RUN with
-    after_read refuses to start over an unread result."""
+    one, a request that arrives while the link answers is dropped up to its END. READ_RESULT
+    with wait answers when the run ends, without it BUSY while it runs."""
     (a, xa), _ = programs
     frames = [slip_encode(layout_bytes(RequestHeader, cmd=cmd, tag=tag))
               for tag, cmd in ((21, Cmd.STATUS), (22, Cmd.INFO), (23, Cmd.STATUS))]
@@ -307,15 +308,13 @@ def test_requests_in_flight_wait_in_the_receive_fifo(programs):
                 assert _status(reply) == Status.OK
                 tags.append(layout_from_bytes(ReplyHeader, reply).tag)
             assert tags == ([21, 22, 23] if fifo else [21])
-            if fifo:
-                board.write_image(a, xa[0])
-                board.request(Cmd.RUN, after_read=1)
-                board.wait(("done",))
-                with pytest.raises(BoardError, match="BUSY"):
-                    board.request(Cmd.RUN, after_read=1)
+            board.write_image(a, xa[0])
+            board.run()
+            with pytest.raises(BoardError, match="BUSY"):
                 board.read_result()
-                board.request(Cmd.RUN, after_read=1)
-                board.wait(("done",))
+            sums, _ = board._parse_result(board.request(Cmd.READ_RESULT, wait=1))
+            assert not board.status()["busy"]
+            assert sums.tolist() == run_golden(a, xa[:1]).sums[0].tolist()
 
 
 class _LosesAReply:
@@ -348,13 +347,21 @@ def test_classify_many_keeps_requests_in_flight(tmp_path, lose):
     if lose:
         transport = _LosesAReply(transport, lose)
     with Board(transport, timeout=2.0, retries=1) as board:
-        calls = []
+        streams = []  # each stream's batches of commands
         in_flight = board.in_flight
-        board.in_flight = lambda requests: calls.append(len(requests)) or in_flight(requests)
+
+        def spy(batches):
+            streams.append([])
+            return in_flight(streams[-1].append([c for c, _, _ in b]) or b for b in batches)
+        board.in_flight = spy
         results = list(board.classify_many(a, xa))
     assert [r.sums.tolist() for r in results] == run_golden(a, xa).sums.tolist()
     assert all(r.cycles > 0 for r in results)
-    assert lose is None or transport.n == -1  # (the reply was damaged)
     # per image its WRITE_PIXELS, READ_RESULT and STATUS for the one before, RUN
-    chunks = -(-xa[0].size // 256)
-    assert calls == [chunks + 1] + [chunks + 3] * 3
+    pixels = [Cmd.WRITE_PIXELS] * -(-xa[0].size // MAX_DATA)
+    assert streams[0][0] == pixels + [Cmd.RUN]
+    if lose is None:
+        assert streams == [[pixels + [Cmd.RUN]]
+                           + [pixels + [Cmd.READ_RESULT, Cmd.STATUS, Cmd.RUN]] * 3]
+    else:  # (the images in flight in turn, then a new stream for the rest)
+        assert transport.n == -1 and len(streams) == 2
