@@ -43,9 +43,10 @@ class BenchResult(Result):
     bytes_to_board: float
     bytes_from_board: float
     #: the link alone: inferences/s if it carried nothing but those bytes, both ways at once
+    #: (requests in flight: a board with a receive FIFO)
     link_fps: float
-    #: the same with each request after the last reply, as the protocol runs them now (the
-    #: bytes both ways one after the other)
+    #: the same with each request after the last reply (the bytes both ways one after the
+    #: other: a board without a receive FIFO)
     link_fps_in_turn: float
     images: int
     #: cycles the simulated board worked for the stream (requests, replies and runs; not its
