@@ -518,9 +518,9 @@ class ConvEngine(wiring.Component):
                                                           strict=True)]
         s.s2, act2 = s.chain[-1], act
         if cfg.memory_registers:
-            # (with a reset: without one, yosys 0.70's abc9 fails an assertion,
-            # ABC_OPS_REINTEGRATE "GetSize(conn.first) == GetSize(conn.second)", on the 85F)
-            regs = [Signal(8, name=f"idx{j}_r") for j in range(N)]
+            # (no reset: the domain's reset into these registers' LSR inputs was the 85F's
+            # worst placement group; the abc9 assertion that once needed it no longer occurs)
+            regs = [Signal(8, name=f"idx{j}_r", reset_less=True) for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
             act2, = self._delay(m, s, 1, act)
@@ -530,7 +530,7 @@ class ConvEngine(wiring.Component):
             # through a second register, which the placer puts beside the codebook multiplexer
             # (from the first, wherever it sat, through the multiplexer to the weight register
             # was an 85F failing path).
-            regs = [Signal(8, name=f"idx{j}_d") for j in range(N)]
+            regs = [Signal(8, name=f"idx{j}_d", reset_less=True) for j in range(N)]
             m.d.sync += [r.eq(i) for r, i in zip(regs, idxs, strict=True)]
             idxs = regs
         for j, idx in enumerate(idxs):
