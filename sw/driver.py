@@ -435,12 +435,17 @@ class Board:
                              f"with `fireforge load --port URL --program {program.path}`")
         return info
 
+    @staticmethod
+    def _chunks(cmd: Cmd, data: bytes, at: str, start: int = 0) -> list:
+        """``data`` as ``(cmd, data, args)`` requests of at most MAX_DATA bytes, each at
+        ``start`` plus its offset in argument ``at``."""
+        return [(cmd, data[off:off + MAX_DATA],
+                 {at: start + off, "length": len(data[off:off + MAX_DATA])})
+                for off in range(0, len(data), MAX_DATA)]
+
     def _write(self, cmd: Cmd, data: bytes, at: str, start: int = 0) -> None:
-        """``data`` in requests of at most MAX_DATA bytes, each at ``start`` plus its offset
-        in argument ``at``."""
-        for off in range(0, len(data), MAX_DATA):
-            chunk = data[off:off + MAX_DATA]
-            self.request(cmd, chunk, **{at: start + off}, length=len(chunk))
+        for cmd_, chunk, args in self._chunks(cmd, data, at, start):
+            self.request(cmd_, chunk, **args)
 
     def write_memory(self, addr: int, data: bytes) -> None:
         self._write(Cmd.WRITE_IMAGE, data, "addr", addr)
@@ -456,9 +461,14 @@ class Board:
         """``image``: uint8 ``(C, H, W)`` exactly the program's input shape."""
         self._check_image(program, image)
         if self._stages(image):
-            self.write_pixels(image.transpose(1, 2, 0).tobytes())
+            self.write_pixels(self._pixels(image))
         else:
             self.write_memory(*program.input_bytes(image))
+
+    @staticmethod
+    def _pixels(image: np.ndarray) -> bytes:
+        """The raw image the stage takes: ``H x W x C`` bytes."""
+        return image.transpose(1, 2, 0).tobytes()
 
     @staticmethod
     def _check_image(program: Program, image: np.ndarray) -> None:
@@ -560,10 +570,7 @@ class Board:
         def batches():
             for image in images:
                 self._check_image(program, image)
-                raw = image.transpose(1, 2, 0).tobytes()
-                requests = [(Cmd.WRITE_PIXELS, raw[off:off + MAX_DATA],
-                             {"offset": off, "length": len(raw[off:off + MAX_DATA])})
-                            for off in range(0, len(raw), MAX_DATA)]
+                requests = self._chunks(Cmd.WRITE_PIXELS, self._pixels(image), "offset")
                 if sent:
                     requests += [(Cmd.READ_RESULT, b"", {"wait": 1}), (Cmd.STATUS, b"", {})]
                 sent.append(image)

@@ -328,7 +328,7 @@ class _LosesAReply:
         for i, b in enumerate(data):
             if b == SLIP_END:
                 self.ends += 1
-            elif (self.ends + 1) // 2 == self.n and b not in (SLIP_ESC,):
+            elif (self.ends + 1) // 2 == self.n and b != SLIP_ESC:
                 data[i] ^= 0x01
                 self.n = -1
         return bytes(data)
